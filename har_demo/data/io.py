@@ -1,0 +1,115 @@
+"""Robust image decoding: every photo that reaches a model went through ``load_image``.
+
+* EXIF orientation applied; any PIL mode (CMYK, I;16, P, LA, RGBA, 1, ...) converted to RGB
+  (transparency composited on white); first frame of animated / multi-page files.
+* A clear ``ImageLoadError`` naming the file for missing, empty, truncated, non-image files,
+  files over ``MAX_FILE_BYTES`` and images over ``MAX_PIXELS`` (decompression bombs).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import ImageLoadError
+
+MAX_PIXELS = int(os.environ.get("HAR_MAX_PIXELS", 40_000_000))  # ~ 6300 x 6300
+MAX_FILE_BYTES = int(os.environ.get("HAR_MAX_FILE_BYTES", 25 * 1024 * 1024))
+MIN_SIDE = 1
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+ImageSource = Union[str, Path, bytes, Image.Image, np.ndarray]
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode == "RGB":
+        return im
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+        return Image.fromarray(arr.astype(np.uint8)).convert("RGB")
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        im = im.convert("RGBA")
+        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        return Image.alpha_composite(bg, im).convert("RGB")
+    return im.convert("RGB")
+
+
+def _check_size(w: int, h: int, label: str) -> None:
+    if w < MIN_SIDE or h < MIN_SIDE:
+        raise ImageLoadError(f"{label}: image has no pixels ({w}x{h})")
+    if w * h > MAX_PIXELS:
+        raise ImageLoadError(
+            f"{label}: image is {w}x{h} = {w * h / 1e6:.0f} megapixels, over the {MAX_PIXELS / 1e6:.0f} MP limit "
+            "(possible decompression bomb); resize it first"
+        )
+
+
+def load_image(source: ImageSource, name: str | None = None) -> Image.Image:
+    """Decode ``source`` (path, bytes, PIL image or HxWx{1,3,4} uint8 array) to an RGB PIL image."""
+    label = name or (str(source) if isinstance(source, (str, Path)) else "image")
+    if isinstance(source, np.ndarray):
+        arr = source
+        if arr.ndim == 2:
+            arr = np.stack([arr] * 3, axis=-1)
+        if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+            raise ImageLoadError(f"{label}: array of shape {arr.shape} is not an image")
+        _check_size(arr.shape[1], arr.shape[0], label)
+        if arr.dtype != np.uint8:
+            arr = np.clip(arr, 0, 255).astype(np.uint8)
+        if arr.shape[2] == 1:
+            arr = np.repeat(arr, 3, axis=2)
+        return _to_rgb(Image.fromarray(arr))
+    if isinstance(source, Image.Image):
+        _check_size(*source.size, label)
+        return _to_rgb(ImageOps.exif_transpose(source) or source)
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.exists():
+            raise ImageLoadError(f"{label}: file not found")
+        if not path.is_file():
+            raise ImageLoadError(f"{label}: not a file")
+        size = path.stat().st_size
+        if size == 0:
+            raise ImageLoadError(f"{label}: file is empty (0 bytes)")
+        if size > MAX_FILE_BYTES:
+            raise ImageLoadError(f"{label}: file is {size / 2**20:.1f} MiB, over the {MAX_FILE_BYTES / 2**20:.0f} MiB limit")
+        data = path.read_bytes()
+    elif isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+        if not data:
+            raise ImageLoadError(f"{label}: file is empty (0 bytes)")
+        if len(data) > MAX_FILE_BYTES:
+            raise ImageLoadError(f"{label}: file is {len(data) / 2**20:.1f} MiB, over the {MAX_FILE_BYTES / 2**20:.0f} MiB limit")
+    else:
+        raise ImageLoadError(f"{label}: unsupported input type {type(source).__name__}")
+    return _decode(data, label)
+
+
+def _decode(data: bytes, label: str) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+            _check_size(*im.size, label)  # header only: nothing decoded yet
+            im.seek(0)
+            im.load()
+            im = ImageOps.exif_transpose(im) or im
+            return _to_rgb(im)
+    except ImageLoadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageLoadError(f"{label}: image is too large (possible decompression bomb)") from None
+    except UnidentifiedImageError:
+        raise ImageLoadError(f"{label}: not a recognised image file (JPEG, PNG, GIF, BMP, WebP, TIFF)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        raise ImageLoadError(f"{label}: image is corrupt or truncated ({err})") from None

@@ -1,0 +1,17 @@
+"""Model zoo: one registry (registry.py), one file per family, checkpoints in checkpoint.py.
+Never imports explain/, training/ or ui/."""
+
+from .base import HarModel, ViTSpec
+from .registry import MODELS, ModelSpec, availability, build_model, get_spec, load_model, model_names
+
+__all__ = [
+    "HarModel",
+    "ViTSpec",
+    "MODELS",
+    "ModelSpec",
+    "availability",
+    "build_model",
+    "get_spec",
+    "load_model",
+    "model_names",
+]

@@ -1,0 +1,133 @@
+"""The one small interface every registry model implements.
+
+A ``HarModel`` is an ``nn.Module`` whose ``forward`` maps a preprocessed batch to logits over
+``labels.CLASSES``. It also tells explainers what to hook:
+
+* ``cam_layer()`` - the conv layer Grad-CAM uses (CNNs), or ``None``;
+* ``vit_spec()`` - the transformer blocks LeGrad / rollout / ViT-Grad-CAM use, or ``None``.
+
+Hooks themselves live in ``explain/`` (one wrapper); models only point at their layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, to_batch
+from ..labels import CLASSES
+
+
+@dataclass
+class ViTSpec:
+    """Where a vision transformer keeps what attention-based explainers need.
+
+    blocks:       residual blocks, in order.
+    attn:         each block's attention module (``nn.MultiheadAttention`` for open_clip,
+                  ``timm.models.vision_transformer.Attention`` for timm).
+    norm1:        each block's pre-attention norm (ViT-Grad-CAM hooks the last one).
+    num_prefix_tokens: class/register tokens before the patch tokens.
+    patch_size:   pixels per patch side; the grid is input_size // patch_size.
+    tokens_batch_first: False for open_clip blocks that run (L, B, D).
+    """
+
+    blocks: Sequence[nn.Module]
+    attn: Sequence[nn.Module]
+    norm1: Sequence[nn.Module]
+    num_prefix_tokens: int
+    patch_size: int
+    tokens_batch_first: bool = True
+    set_input_size: Callable[[int], None] | None = None  # interpolates position embeddings
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def grid(self, input_size: int) -> tuple[int, int]:
+        g = input_size // self.patch_size
+        return g, g
+
+
+class HarModel(nn.Module):
+    """Base class. Subclasses set ``name``, ``family`` and implement ``forward``."""
+
+    name: str = "base"
+    family: str = "generic"  # cnn | mlp | effnet | clip | vit
+    classes: tuple[str, ...] = CLASSES
+
+    def __init__(self, input_size: int = 224, mean=IMAGENET_MEAN, std=IMAGENET_STD, config: dict | None = None):
+        super().__init__()
+        self.input_size = int(input_size)
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        # Everything needed to rebuild this architecture (saved in the checkpoint card).
+        self.config: dict = dict(config or {})
+        # Temperature for calibrated probabilities (fitted on validation by the trainer).
+        self.register_buffer("temperature", torch.ones(()), persistent=True)
+        self._transform = None
+
+    # --- preprocessing -------------------------------------------------------------------------
+    @property
+    def transform(self):
+        if self._transform is None:
+            self._transform = eval_transform(self.input_size, self.mean, self.std)
+        return self._transform
+
+    def set_input_size(self, size: int) -> None:
+        self.input_size = int(size)
+        self._transform = None
+
+    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """RGB PIL images -> normalised (B, 3, S, S) float tensor on the model's device."""
+        return to_batch(images, self.transform).to(self.device)
+
+    def preprocessing_card(self) -> dict:
+        return {"resize": [self.input_size, self.input_size], "crop": None, "mean": list(self.mean), "std": list(self.std)}
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    # --- inference -----------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @torch.inference_mode()
+    def predict_proba(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
+        """Calibrated class probabilities, shape (N, n_classes)."""
+        was_training = self.training
+        self.eval()
+        out = []
+        for i in range(0, len(images), batch_size):
+            logits = self(self.preprocess(images[i : i + batch_size]))
+            out.append(torch.softmax(logits.float() / self.temperature, dim=-1).cpu().numpy())
+        self.train(was_training)
+        return np.concatenate(out, axis=0) if out else np.zeros((0, len(self.classes)), np.float32)
+
+    # --- what explainers hook -----------------------------------------------------------------
+    def cam_layer(self) -> nn.Module | None:
+        return None
+
+    def vit_spec(self) -> ViTSpec | None:
+        return None
+
+    # --- training support --------------------------------------------------------------------
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Named parameter groups for the optimiser: 'head' (new layers) and 'backbone'
+        (pretrained layers, which get a smaller LR). Models without a backbone put all in 'head'."""
+        return {"head": [p for p in self.parameters() if p.requires_grad], "backbone": []}
+
+    def describe(self) -> dict:
+        n_params = sum(p.numel() for p in self.parameters())
+        return {
+            "name": self.name,
+            "family": self.family,
+            "classes": list(self.classes),
+            "input_size": self.input_size,
+            "parameters": n_params,
+            "config": dict(self.config),
+        }

@@ -1,0 +1,121 @@
+"""Checkpoints: ``model.safetensors`` + ``card.json`` in one directory. Nothing is ever unpickled.
+
+The card records what is needed to rebuild the architecture (``model`` + ``config``), the class
+names (checked on load), preprocessing, calibration temperature, and free-form provenance (data,
+metrics, seed, command) written by the trainer.
+
+A *partial* checkpoint (``"partial": true``) stores only the tensors that differ from the named
+pretrained base weights (e.g. a CLIP fine-tune's head); the base is fetched by the builder.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..errors import CheckpointError
+from ..labels import CLASSES
+from .base import HarModel
+
+CARD_FILE = "card.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT_VERSION = 1
+
+
+def read_card(directory: str | Path) -> dict:
+    path = Path(directory) / CARD_FILE
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint card not found: {path}")
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"checkpoint card {path} is not valid JSON: {err}") from None
+    if not isinstance(card, dict) or "model" not in card:
+        raise CheckpointError(f"checkpoint card {path} has no 'model' field")
+    classes = card.get("classes")
+    if classes != list(CLASSES):
+        raise CheckpointError(
+            f"checkpoint card {path} has classes {classes}, expected {list(CLASSES)} (wrong or reordered class names)"
+        )
+    return card
+
+
+def save_checkpoint(
+    model: HarModel,
+    directory: str | Path,
+    card: dict | None = None,
+    partial_keys: list[str] | None = None,
+    half: bool = False,
+) -> Path:
+    """Write ``model.safetensors`` + ``card.json``. ``partial_keys`` stores only those tensors
+    (relative to pretrained base weights); ``half`` stores float tensors as fp16."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = model.state_dict()
+    if partial_keys is not None:
+        state = {k: state[k] for k in partial_keys}
+    tensors = {}
+    for k, v in state.items():
+        v = v.detach().cpu().contiguous()
+        if half and v.is_floating_point() and k != "temperature":
+            v = v.half()
+        tensors[k] = v
+    save_file(tensors, str(directory / WEIGHTS_FILE), metadata={"format": "pt"})
+    full_card = {
+        "format_version": FORMAT_VERSION,
+        "model": model.name,
+        "family": model.family,
+        "config": model.config,
+        "classes": list(CLASSES),
+        "preprocessing": model.preprocessing_card(),
+        "temperature": float(model.temperature),
+        "partial": partial_keys is not None,
+        "dtype": "float16" if half else "float32",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    full_card.update(card or {})
+    (directory / CARD_FILE).write_text(json.dumps(full_card, indent=2, default=str) + "\n", encoding="utf-8")
+    return directory
+
+
+def load_checkpoint(directory: str | Path, expected_name: str | None = None) -> HarModel:
+    """Rebuild the model named in the card and load its weights strictly."""
+    from .registry import build_model  # registry imports this module lazily too
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"checkpoint directory not found: {directory}")
+    card = read_card(directory)
+    name = card["model"]
+    if expected_name and name != expected_name:
+        raise CheckpointError(f"checkpoint {directory} holds model {name!r}, not {expected_name!r}")
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"checkpoint weights not found: {weights}")
+    try:
+        tensors = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"cannot read checkpoint weights {weights}: {err}") from None
+    partial = bool(card.get("partial"))
+    model = build_model(name, pretrained=partial, **card.get("config", {}))
+    own = model.state_dict()
+    problems = [k for k in tensors if k not in own]
+    problems += [f"{k} {tuple(tensors[k].shape)} vs {tuple(own[k].shape)}" for k in tensors if k in own and tensors[k].shape != own[k].shape]
+    if not partial:
+        problems += [f"missing {k}" for k in own if k not in tensors]
+    if problems:
+        shown = "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else "")
+        raise CheckpointError(f"checkpoint {weights} does not fit model {name!r}: {shown}")
+    with torch.no_grad():
+        for k, v in tensors.items():
+            own[k].copy_(v.to(own[k].dtype))
+    if "temperature" not in tensors and "temperature" in card:
+        model.temperature.fill_(float(card["temperature"]))
+    model.card = card
+    model.eval()
+    return model
