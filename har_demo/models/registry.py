@@ -43,6 +43,15 @@ class ModelSpec:
         module, func = ref.split(":")
         return getattr(importlib.import_module(f"har_demo.models.{module}"), func)
 
+    def unavailable_reason(self, **config) -> str | None:
+        """None when the pretrained weights can be had here, else one line saying why not."""
+        if not self.check:
+            return None
+        try:
+            return self.resolve(self.check)(**config)
+        except ImportError as err:
+            return f"a package it needs is not installed ({err})"
+
 
 MODELS: dict[str, ModelSpec] = {}
 
@@ -79,8 +88,8 @@ def get_spec(name: str) -> ModelSpec:
 def build_model(name: str, pretrained: bool = True, **config) -> HarModel:
     """Build a registry model (fresh head). Raises ModelUnavailable when weights can't be had."""
     spec = get_spec(name)
-    if pretrained and spec.check:
-        reason = spec.resolve(spec.check)(**config)
+    if pretrained:
+        reason = spec.unavailable_reason(**config)
         if reason:
             raise ModelUnavailable(f"{name}: {reason}")
     model = spec.resolve(spec.builder)(pretrained=pretrained, **config)
@@ -103,19 +112,20 @@ def availability(name: str, checkpoint: str | Path | None = None) -> tuple[bool,
             card = read_card(ckpt)
         except Exception as err:  # noqa: BLE001 - reported, not raised
             return False, str(err)
-        if card.get("partial") and spec.check:
-            reason = spec.resolve(spec.check)(**card.get("config", {}))
+        if card.get("partial"):
+            reason = spec.unavailable_reason(**card.get("config", {}))
             if reason:
                 return False, f"checkpoint needs base weights: {reason}"
         return True, f"checkpoint {ckpt}"
     if checkpoint:
         return False, f"no checkpoint at {ckpt} (needs {CARD_FILE} and {WEIGHTS_FILE})"
     if spec.needs_training:
-        return False, f"no trained checkpoint at {ckpt}; train one with `python train.py --models {name} ...`"
-    if spec.check:
-        reason = spec.resolve(spec.check)()
-        if reason:
-            return False, reason
+        msg = f"no trained checkpoint at {ckpt}; train one with `python train.py --models {name} ...`"
+        reason = spec.unavailable_reason()
+        return False, f"{reason} (and {msg})" if reason else msg
+    reason = spec.unavailable_reason()
+    if reason:
+        return False, reason
     return True, "pretrained weights (no training needed)"
 
 

