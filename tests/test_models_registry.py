@@ -1,0 +1,37 @@
+import pytest
+
+from har_demo.errors import ModelUnavailable, UnknownName
+from har_demo.models.base import HarModel
+from har_demo.models.registry import MODELS, availability, build_model, get_spec, load_model
+
+EXPECTED = ["cnn_base", "cnn_gen", "fnn", "effnet_lite0", "clip_zeroshot", "clip_cs", "clip_em", "clip_ft", "siglip_ft", "vit"]
+
+
+def test_registry_holds_the_designed_zoo():
+    assert list(MODELS) == EXPECTED
+
+
+def test_unknown_model_lists_the_valid_names():
+    with pytest.raises(UnknownName, match="cnn_base"):
+        get_spec("cnn_bse")
+
+
+def test_built_models_carry_their_registry_name():
+    m = build_model("fnn", input_size=16, hidden=[8])
+    assert isinstance(m, HarModel) and m.name == "fnn" and m.describe()["name"] == "fnn"
+
+
+def test_trainable_models_without_checkpoint_are_unavailable_with_reason(tmp_path, monkeypatch):
+    monkeypatch.setenv("HAR_CHECKPOINT_DIR", str(tmp_path))
+    ok, why = availability("cnn_base")
+    assert not ok and "train.py" in why
+    with pytest.raises(ModelUnavailable, match="no trained checkpoint"):
+        load_model("cnn_base")
+
+
+def test_availability_never_raises_for_any_entry(tmp_path, monkeypatch):
+    monkeypatch.setenv("HAR_CHECKPOINT_DIR", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for name in MODELS:
+        ok, why = availability(name)
+        assert isinstance(ok, bool) and why and "\n" not in why
