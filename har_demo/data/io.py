@@ -2,8 +2,10 @@
 
 * EXIF orientation applied; any PIL mode (CMYK, I;16, P, LA, RGBA, 1, ...) converted to RGB
   (transparency composited on white); first frame of animated / multi-page files.
-* A clear ``ImageLoadError`` naming the file for missing, empty, truncated, non-image files,
+* A clear ``ImageLoadError`` naming the file for missing, unreadable, empty, truncated, non-image files,
   files over ``MAX_FILE_BYTES`` and images over ``MAX_PIXELS`` (decompression bombs).
+* Only the decoders in ``DECODE_FORMATS`` are used (never EPS, which would run Ghostscript).
+* Float arrays with values in [0, 1] are scaled to 0..255.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ MAX_PIXELS = int(os.environ.get("HAR_MAX_PIXELS", 40_000_000))  # ~ 6300 x 6300
 MAX_FILE_BYTES = int(os.environ.get("HAR_MAX_FILE_BYTES", 25 * 1024 * 1024))
 MIN_SIDE = 1
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+# Only these decoders are ever tried (no EPS/Ghostscript, no exotic plugins); MPO is opened by JPEG.
+DECODE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
 
 ImageSource = Union[str, Path, bytes, Image.Image, np.ndarray]
 
@@ -65,13 +69,19 @@ def load_image(source: ImageSource, name: str | None = None) -> Image.Image:
             raise ImageLoadError(f"{label}: array of shape {arr.shape} is not an image")
         _check_size(arr.shape[1], arr.shape[0], label)
         if arr.dtype != np.uint8:
-            arr = np.clip(arr, 0, 255).astype(np.uint8)
+            arr = np.asarray(arr, dtype=np.float64)
+            if arr.size and np.issubdtype(source.dtype, np.floating) and float(np.nanmax(arr)) <= 1.0:
+                arr = arr * 255.0  # float images in [0, 1]
+            arr = np.clip(np.nan_to_num(arr), 0, 255).astype(np.uint8)
         if arr.shape[2] == 1:
             arr = np.repeat(arr, 3, axis=2)
         return _to_rgb(Image.fromarray(arr))
     if isinstance(source, Image.Image):
         _check_size(*source.size, label)
-        return _to_rgb(ImageOps.exif_transpose(source) or source)
+        try:  # a lazily opened PIL image may still fail to decode here
+            return _to_rgb(ImageOps.exif_transpose(source) or source)
+        except (OSError, SyntaxError, ValueError, EOFError) as err:
+            raise ImageLoadError(f"{label}: image is corrupt or truncated ({err})") from None
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.exists():
@@ -83,7 +93,10 @@ def load_image(source: ImageSource, name: str | None = None) -> Image.Image:
             raise ImageLoadError(f"{label}: file is empty (0 bytes)")
         if size > MAX_FILE_BYTES:
             raise ImageLoadError(f"{label}: file is {size / 2**20:.1f} MiB, over the {MAX_FILE_BYTES / 2**20:.0f} MiB limit")
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise ImageLoadError(f"{label}: cannot read file ({err.strerror or err})") from None
     elif isinstance(source, (bytes, bytearray)):
         data = bytes(source)
         if not data:
@@ -99,7 +112,7 @@ def _decode(data: bytes, label: str) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
+            im = Image.open(io.BytesIO(data), formats=DECODE_FORMATS)
             _check_size(*im.size, label)  # header only: nothing decoded yet
             im.seek(0)
             im.load()
