@@ -78,7 +78,7 @@ def test_zero_test_fraction():
     assert sp["test"] == [] and sp["val"]
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30, deadline=None, database=None)
 @given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 15)), min_size=1, max_size=60), st.integers(0, 5))
 def test_split_property_no_group_straddles(pairs, seed):
     samples = [Sample(f"/p/{i}.jpg", CLASSES[c], f"g{g}") for i, (c, g) in enumerate(pairs)]
