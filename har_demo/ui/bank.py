@@ -1,0 +1,191 @@
+"""The models the app serves: loaded once at start-up, shared by every request.
+
+``ModelBank.load()`` walks ``models.registry.MODELS``; each model is either loaded (``load_model``)
+or kept as *unavailable* with the one-line reason from ``availability`` (or the load error) plus a
+how-to-enable hint. Nothing here knows a model by name. Explanation methods come from the
+``explain`` registry (``applicable_methods`` / ``default_method``).
+
+Explainers attach hooks and change a model's mode while they run, so each model has a lock:
+concurrent requests take turns per model (different models still run in parallel).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping
+
+from ..errors import HarError
+from ..models.base import HarModel
+from ..models.registry import MODELS, ModelSpec, availability, load_model
+from .gpu import on_zero_gpu
+from .text import enable_hint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelEntry:
+    """One registry model as the app sees it."""
+
+    name: str
+    family: str
+    summary: str
+    model: HarModel | None = None
+    source: str = ""  # where the weights came from (available) or why not (unavailable)
+    hint: str = ""  # how to enable (unavailable only)
+    methods: list[str] = field(default_factory=list)
+    default_method: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def available(self) -> bool:
+        return self.model is not None
+
+
+def explain_methods(model: HarModel) -> tuple[list[str], str | None]:
+    """(applicable methods in registry order, the default one) - from the explain registry.
+
+    Methods whose module cannot be imported here are left out rather than breaking the app."""
+    try:
+        from ..explain import base as explain_base
+    except ImportError as err:  # explain layer not installed: predictions only
+        log.warning("explanations unavailable: %s", err)
+        return [], None
+    methods = []
+    for name in explain_base.EXPLAINERS:
+        try:
+            if explain_base.get_explainer(name).applies_to(model):
+                methods.append(name)
+        except ImportError as err:
+            log.warning("explanation method %s unavailable: %s", name, err)
+    if not methods:
+        return [], None
+    try:
+        default = explain_base.default_method(model)
+    except (HarError, ImportError):
+        default = methods[0]
+    return methods, default if default in methods else methods[0]
+
+
+def _device() -> str:
+    """``$HAR_DEVICE``, else CUDA when present (incl. ZeroGPU Spaces), else CPU."""
+    env = os.environ.get("HAR_DEVICE")
+    if env:
+        return env
+    if on_zero_gpu():
+        return "cuda"
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except Exception:  # noqa: BLE001 - never fail start-up over device probing
+        return "cpu"
+
+
+class ModelBank:
+    """Name -> ``ModelEntry`` for every registry model, in registry order."""
+
+    def __init__(self, entries: Iterable[ModelEntry]) -> None:
+        self.entries: dict[str, ModelEntry] = {e.name: e for e in entries}
+        self.load_seconds: float = 0.0
+
+    # --- construction -----------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        names: Iterable[str] | None = None,
+        loader: Callable[[str], HarModel] = load_model,
+        device: str | None = None,
+    ) -> "ModelBank":
+        """Load every (or the named) registry model that is available here; never raises for a
+        model that cannot load - it becomes an unavailable entry with its reason."""
+        start = time.perf_counter()
+        device = device or _device()
+        entries = []
+        for name in names or MODELS:
+            spec = MODELS[name]
+            entries.append(cls._load_one(spec, loader, device))
+        bank = cls(entries)
+        bank.load_seconds = time.perf_counter() - start
+        log.info("model bank: %d/%d available in %.1f s", len(bank.available_names()), len(bank.entries), bank.load_seconds)
+        return bank
+
+    @staticmethod
+    def _load_one(spec: ModelSpec, loader: Callable[[str], HarModel], device: str) -> ModelEntry:
+        entry = ModelEntry(spec.name, spec.family, spec.summary)
+        try:
+            ok, detail = availability(spec.name)
+        except Exception as err:  # noqa: BLE001 - a broken check must not stop the app
+            ok, detail = False, f"availability check failed ({type(err).__name__}: {err})"
+        if ok:
+            try:
+                model = loader(spec.name)
+                model.eval()
+                model.to(device)
+                entry.model = model
+            except HarError as err:
+                ok, detail = False, str(err)
+            except Exception as err:  # noqa: BLE001 - logged; the model is shown as unavailable
+                log.exception("loading %s failed", spec.name)
+                ok, detail = False, f"loading failed ({type(err).__name__}: {err})"
+        entry.source = detail
+        if ok:
+            entry.methods, entry.default_method = explain_methods(entry.model)
+        else:
+            entry.hint = enable_hint(spec.family, spec.name)
+        return entry
+
+    @classmethod
+    def from_models(cls, models: Mapping[str, HarModel], unavailable: Mapping[str, str] | None = None) -> "ModelBank":
+        """A bank from ready models (tests, benchmarks); ``unavailable`` maps name -> reason."""
+        entries = []
+        for name, model in models.items():
+            spec = MODELS.get(name)
+            model.eval()
+            entry = ModelEntry(name, getattr(model, "family", ""), spec.summary if spec else "", model, "given")
+            entry.methods, entry.default_method = explain_methods(model)
+            entries.append(entry)
+        for name, reason in (unavailable or {}).items():
+            spec = MODELS.get(name)
+            family = spec.family if spec else ""
+            entries.append(ModelEntry(name, family, spec.summary if spec else "", None, reason, enable_hint(family, name)))
+        return cls(entries)
+
+    # --- lookups --------------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        return list(self.entries)
+
+    def available_names(self) -> list[str]:
+        return [n for n, e in self.entries.items() if e.available]
+
+    def unavailable(self) -> list[ModelEntry]:
+        return [e for e in self.entries.values() if not e.available]
+
+    def get(self, name: str) -> ModelEntry:
+        try:
+            return self.entries[name]
+        except KeyError:
+            from ..errors import UnknownName
+
+            raise UnknownName(f"unknown model {name!r}; this app serves: {', '.join(self.entries)}") from None
+
+    def require(self, name: str) -> ModelEntry:
+        """The entry of an *available* model, else a one-line ``ModelUnavailable``."""
+        entry = self.get(name)
+        if not entry.available:
+            from ..errors import ModelUnavailable
+
+            raise ModelUnavailable(f"{name} is not available here: {entry.source}")
+        return entry
+
+    def select(self, names: Iterable[str] | None) -> list[ModelEntry]:
+        """Available entries for ``names`` (None/empty = every available model), registry order."""
+        wanted = list(names or [])
+        for n in wanted:
+            self.get(n)  # unknown names -> UnknownName
+        chosen = set(wanted) if wanted else set(self.available_names())
+        return [e for n, e in self.entries.items() if n in chosen and e.available]
