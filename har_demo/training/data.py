@@ -1,0 +1,93 @@
+"""Training data: every image decoded once per run, kept as resized uint8 tensors per input size.
+
+``eval_transform`` / ``train_transform`` start with ``ToImage`` + ``Resize((S, S))``; the cache
+stores exactly that output, so applying the *same* transforms to the cached tensor (the resize is
+then a no-op) gives the same tensors as preprocessing the photo directly - training, validation and
+``HarModel.preprocess`` at inference see identical pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Iterable, Sequence
+
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2 as T
+
+from ..data.datasets import Sample
+from ..data.io import load_image
+from ..data.transforms import eval_transform, train_transform
+from ..labels import CLASSES
+
+log = logging.getLogger(__name__)
+
+
+class ImageCache:
+    """Decoded, square-resized uint8 images (3, S, S) for a fixed list of samples, per size ``S``.
+
+    ``prepare(sizes)`` decodes every image once and fills all sizes at once; a size asked for later
+    decodes again (logged) - pass every size up front."""
+
+    def __init__(self, samples: Sequence[Sample]):
+        self.samples: list[Sample] = list(samples)
+        self.index: dict[str, int] = {s.path: i for i, s in enumerate(self.samples)}
+        self._tensors: dict[int, torch.Tensor] = {}
+        self.decodes = 0  # how many times the image files were read (tests check it stays 1)
+
+    def prepare(self, sizes: Iterable[int]) -> None:
+        todo = sorted({int(s) for s in sizes} - set(self._tensors))
+        if not todo:
+            return
+        if self.decodes:
+            log.info("decoding %d images again for input size(s) %s", len(self.samples), todo)
+        resizers = {s: T.Compose([T.ToImage(), T.Resize((s, s), antialias=True)]) for s in todo}
+        out = {s: torch.empty((len(self.samples), 3, s, s), dtype=torch.uint8) for s in todo}
+        for i, sample in enumerate(self.samples):
+            im = load_image(sample.path)
+            for s in todo:
+                out[s][i] = resizers[s](im).as_subclass(torch.Tensor)
+        self.decodes += 1
+        self._tensors.update(out)
+
+    def tensors(self, size: int, samples: Sequence[Sample] | None = None) -> torch.Tensor:
+        """(N, 3, S, S) uint8 for ``samples`` (default: all), in that order."""
+        size = int(size)
+        if size not in self._tensors:
+            self.prepare([size])
+        full = self._tensors[size]
+        if samples is None:
+            return full
+        try:
+            idx = torch.tensor([self.index[s.path] for s in samples], dtype=torch.long)
+        except KeyError as err:
+            raise KeyError(f"sample {err} is not in this image cache") from None
+        return full[idx]
+
+
+class CachedDataset(torch.utils.data.Dataset):
+    """``(transform(uint8 image), class index)`` over cached tensors."""
+
+    def __init__(self, images: torch.Tensor, samples: Sequence[Sample], transform: Callable[[torch.Tensor], torch.Tensor]):
+        if len(images) != len(samples):
+            raise ValueError(f"{len(images)} images for {len(samples)} samples")
+        self.images = images
+        self.samples = list(samples)
+        self.targets = torch.tensor([CLASSES.index(s.label) for s in self.samples], dtype=torch.long)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        x = self.transform(tv_tensors.Image(self.images[i]))
+        return x.as_subclass(torch.Tensor), self.targets[i]
+
+
+def make_datasets(cache: ImageCache, splits: dict[str, Sequence[Sample]], size: int, mean, std, augment: Sequence[str] = ()) -> dict[str, CachedDataset]:
+    """One dataset per split: ``train`` augmented with ``augment``, the others with the eval transform."""
+    out = {}
+    for name, samples in splits.items():
+        tf = train_transform(size, augment, mean, std) if name == "train" else eval_transform(size, mean, std)
+        out[name] = CachedDataset(cache.tensors(size, samples), samples, tf)
+    return out

@@ -1,0 +1,182 @@
+"""The run's data: load samples (folder / manifest / COCO), make or reuse the ONE saved split every
+model and seed of a run shares, and summarise it for checkpoint cards.
+
+Split files in the run directory (both readable by ``data.splits.load_splits``):
+
+* ``splits.json``        train / val / test (test: in-source, group-aware, stratified);
+* ``splits_cross.json``  with ``--holdout-source``: the same train / val, test = the held-out sources.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from ..data.datasets import Sample, load_dataset
+from ..data.splits import holdout_source_split, load_splits, save_splits, split_samples
+from ..errors import DataError
+from ..labels import CLASSES
+
+SPLITS_FILE = "splits.json"
+CROSS_SPLITS_FILE = "splits_cross.json"
+EVAL_SPLITS = ("test", "test_cross")  # the splits a run reports test metrics on
+
+
+@dataclass
+class RunData:
+    """``splits``: train, val, test and (with held-out sources) test_cross; ``info``: for cards."""
+
+    splits: dict[str, list[Sample]]
+    info: dict = field(default_factory=dict)
+
+    @property
+    def all_samples(self) -> list[Sample]:
+        seen, out = set(), []
+        for part in self.splits.values():
+            for s in part:
+                if s.path not in seen:
+                    seen.add(s.path)
+                    out.append(s)
+        return out
+
+    @property
+    def eval_splits(self) -> list[str]:
+        return [k for k in EVAL_SPLITS if self.splits.get(k)]
+
+
+def load_samples(
+    data: str | None = None,
+    coco_images: str | None = None,
+    coco_captions: str | None = None,
+    coco_instances: str | None = None,
+    coco_keypoints: str | None = None,
+    coco_per_class: int = 95,
+    coco_single_person: bool = False,
+    coco_seed: int = 0,
+    out_dir: str | Path | None = None,
+) -> tuple[list[Sample], dict]:
+    """Samples from ``--data`` or the COCO options, plus a description of where they came from."""
+    if bool(data) == bool(coco_images or coco_captions):
+        raise DataError("give either --data PATH or --coco-images DIR --coco-captions JSON (not both, not neither)")
+    if data:
+        samples = load_dataset(data)
+        kind = "manifest" if str(data).lower().endswith(".csv") or (Path(data) / "manifest.csv").is_file() else "folder"
+        return samples, {"kind": kind, "path": str(data)}
+    if not (coco_images and coco_captions):
+        raise DataError("COCO data needs both --coco-images DIR and --coco-captions JSON")
+    from ..data.coco import build_coco_subset
+
+    manifest = Path(out_dir) / "coco_manifest.csv" if out_dir else None
+    samples = build_coco_subset(
+        coco_images,
+        coco_captions,
+        instances_json=coco_instances,
+        keypoints_json=coco_keypoints,
+        per_class=coco_per_class,
+        seed=coco_seed,
+        single_person=coco_single_person,
+        out_manifest=manifest,
+    )
+    info = {
+        "kind": "coco",
+        "path": str(coco_images),
+        "captions": str(coco_captions),
+        "instances": coco_instances,
+        "keypoints": coco_keypoints,
+        "per_class": coco_per_class,
+        "single_person": coco_single_person,
+        "selection_seed": coco_seed,
+        "manifest": str(manifest) if manifest else None,
+    }
+    return list(samples), info
+
+
+def _counts(samples: Sequence[Sample]) -> dict:
+    by_class = Counter(s.label for s in samples)
+    by_source = Counter(s.source or "(none)" for s in samples)
+    return {"n": len(samples), "per_class": {c: by_class.get(c, 0) for c in CLASSES}, "per_source": dict(sorted(by_source.items()))}
+
+
+def _fingerprint(splits: dict[str, list[Sample]]) -> str:
+    h = hashlib.sha256()
+    for k in sorted(splits):
+        for s in sorted(splits[k], key=lambda s: s.path):
+            h.update(f"{k}\t{os.path.basename(s.path)}\t{s.label}\t{s.group}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def make_run_data(
+    samples: Sequence[Sample],
+    out_dir: str | Path,
+    split_seed: int = 0,
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    holdout_sources: Sequence[str] = (),
+    splits_file: str | Path | None = None,
+    source_info: dict | None = None,
+    write: bool = True,
+) -> RunData:
+    """Make the run's split (or reuse ``splits_file`` / an existing ``out_dir/splits.json``, which
+    must have been made with the same options) and save it in ``out_dir``."""
+    out = Path(out_dir)
+    holdout = sorted(set(holdout_sources))
+    fractions = [float(f) for f in fractions]
+    wanted = {"seed": int(split_seed), "fractions": fractions, "holdout_sources": holdout}
+    existing = Path(splits_file) if splits_file else out / SPLITS_FILE
+    reused = None
+    if existing.is_file():
+        loaded = load_splits(existing)
+        meta = dict(getattr(loaded, "meta", {}))
+        have = {"seed": meta.get("seed"), "fractions": meta.get("fractions"), "holdout_sources": sorted(meta.get("holdout_sources", []))}
+        if not splits_file and have != wanted:
+            raise DataError(f"{existing} was made with {have}, not {wanted}; use another --out or the same split options")
+        splits: dict[str, list[Sample]] = {k: list(loaded[k]) for k in ("train", "val", "test")}
+        cross_path = existing.parent / CROSS_SPLITS_FILE
+        if meta.get("holdout_sources"):
+            if not cross_path.is_file():
+                raise DataError(f"{existing} holds out {meta['holdout_sources']} but {cross_path} is missing")
+            splits["test_cross"] = list(load_splits(cross_path)["test"])
+        holdout = sorted(meta.get("holdout_sources", []))
+        wanted = {**wanted, **{k: v for k, v in have.items() if v is not None}}
+        reused = str(existing)
+    elif splits_file:
+        raise DataError(f"{splits_file}: splits file not found")
+    elif holdout:
+        hs = holdout_source_split(samples, holdout, val_fraction=0.0, seed=split_seed)
+        inner = split_samples(hs["train"], fractions, seed=split_seed)
+        splits = {"train": list(inner["train"]), "val": list(inner["val"]), "test": list(inner["test"]), "test_cross": list(hs["test"])}
+        if not splits["val"]:
+            raise DataError("the validation split is empty: give a non-zero validation fraction (--split)")
+    else:
+        splits = {k: list(v) for k, v in split_samples(samples, fractions, seed=split_seed).items()}
+    if not splits["train"]:
+        raise DataError("the training split is empty")
+    if not splits["val"]:
+        raise DataError("the validation split is empty (early stopping and calibration need it): check --split")
+    meta = {"seed": int(split_seed), "fractions": wanted["fractions"], "holdout_sources": holdout, "method": "group_stratified"}
+    if write:
+        out.mkdir(parents=True, exist_ok=True)
+        save_splits({k: splits[k] for k in ("train", "val", "test")}, out / SPLITS_FILE, meta=meta)
+        if "test_cross" in splits:
+            save_splits(
+                {"train": splits["train"], "val": splits["val"], "test": splits["test_cross"]},
+                out / CROSS_SPLITS_FILE,
+                meta={**meta, "method": "holdout_source"},
+            )
+    info = {
+        **(source_info or {}),
+        "n_total": sum(len(v) for v in splits.values()),
+        "split_seed": int(split_seed),
+        "split_fractions": wanted["fractions"],
+        "split_method": "group-aware, label-stratified (data.splits.split_samples)",
+        "holdout_sources": holdout,
+        "splits_file": SPLITS_FILE,
+        "cross_splits_file": CROSS_SPLITS_FILE if "test_cross" in splits else None,
+        "splits_reused_from": reused,
+        "splits_fingerprint": _fingerprint(splits),
+        "splits": {k: _counts(v) for k, v in splits.items()},
+    }
+    return RunData(splits, info)

@@ -1,0 +1,67 @@
+"""Figures written next to the results tables (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..labels import CLASSES
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def confusion_png(confusion: Sequence[Sequence[int]], path: str | Path, title: str = "") -> Path:
+    """Counts (rows = true class, columns = predicted) with row-normalised shading; returns ``path``."""
+    plt = _pyplot()
+    cm = np.asarray(confusion, dtype=float)
+    rows = cm.sum(1, keepdims=True)
+    frac = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(4.6, 4.0), dpi=120)
+    ax.imshow(frac, cmap="Blues", vmin=0.0, vmax=1.0)
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, f"{int(cm[i, j])}\n{frac[i, j]:.0%}", ha="center", va="center", fontsize=8, color="white" if frac[i, j] > 0.6 else "black")
+    names = [c.replace("_", "/") for c in CLASSES]
+    ax.set_xticks(range(len(CLASSES)), names, rotation=20)
+    ax.set_yticks(range(len(CLASSES)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def history_png(history: Sequence[dict], path: str | Path, title: str = "") -> Path:
+    """Train loss and val macro-F1 per epoch."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=110)
+    ep = [h["epoch"] for h in history]
+    ax.plot(ep, [h.get("train_loss", np.nan) for h in history], "o-", label="train loss")
+    ax.plot(ep, [h.get("val_loss", np.nan) for h in history], "s-", label="val loss")
+    ax2 = ax.twinx()
+    ax2.plot(ep, [h.get("val_macro_f1", np.nan) for h in history], "^-", color="tab:green", label="val macro-F1")
+    ax2.set_ylim(0, 1)
+    ax.set_xlabel("epoch")
+    ax.legend(loc="upper left", fontsize=7)
+    ax2.legend(loc="upper right", fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

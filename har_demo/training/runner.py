@@ -1,0 +1,347 @@
+"""Seeds x models on one saved split: train, WiSE-FT, calibrate, test, save checkpoint + card.
+
+Layout of a run directory ``OUT``::
+
+    OUT/splits.json [splits_cross.json]       the one split every model and seed uses
+    OUT/results.md  results.json               per model: mean +- std over seeds, bootstrap CI
+    OUT/confusion_<label>[_cross].png          pooled over seeds
+    OUT/<label>/seed<k>/model.safetensors      checkpoint (loadable with --checkpoint OUT/<label>/seed<k>)
+    OUT/<label>/seed<k>/card.json              data, split sizes, seed, metrics, calibration, command
+    OUT/<label>/seed<k>/history.json           per-epoch train loss / val metrics
+    OUT/<label>/seed<k>/metrics.json           val/test reports + test predictions
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import HarError, ModelUnavailable
+from ..labels import CLASSES
+from ..models.base import HarModel
+from ..models.checkpoint import CARD_FILE, WEIGHTS_FILE, save_checkpoint
+from ..models.registry import build_model, get_spec
+from .calibration import calibration_summary, fit_temperature, softmax
+from .config import ConfigError, TrainConfig
+from .data import ImageCache, make_datasets
+from .dataprep import RunData
+from .evaluation import classification_report
+from .loop import FitResult, eval_loader, fit, predict_logits, split_metrics, state_copy
+from .seeding import seed_everything
+from .wise import choose_alpha
+
+log = logging.getLogger(__name__)
+
+HALF_ABOVE_BYTES = 10_000_000  # save_dtype "auto": fp16 when the fp32 tensors to store exceed this
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.json"
+
+
+@dataclass
+class Entry:
+    """One row of a results table: a registry model with its builder config and training options."""
+
+    label: str
+    model: str
+    config: dict = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    pretrained: bool = True
+    image_size: int | None = None  # --image-size: builder option input_size, else set_input_size
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def dirname(self) -> str:
+        return "".join(ch if ch.isalnum() or ch in "-_+." else "_" for ch in self.label)
+
+
+# ---- building ------------------------------------------------------------------------------------
+def unavailable_reason(entry: Entry) -> str | None:
+    """Why the entry's pretrained weights cannot be had here (None: they can, or none are needed)."""
+    if not entry.pretrained:
+        return None
+    return get_spec(entry.model).unavailable_reason(**entry.config)
+
+
+def build_entry_model(entry: Entry) -> HarModel:
+    """Build the entry's model (fresh head). Raises ModelUnavailable or ConfigError (one line)."""
+
+    def build(config: dict) -> HarModel:
+        try:
+            return build_model(entry.model, pretrained=entry.pretrained, **config)
+        except HarError:
+            raise
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{entry.label}: builder options {config} rejected: {err}") from None
+
+    if entry.image_size and "input_size" not in entry.config:
+        try:
+            return build({**entry.config, "input_size": int(entry.image_size)})
+        except ConfigError:
+            model = build(entry.config)
+            if model.input_size != entry.image_size:
+                model.set_input_size(int(entry.image_size))
+                note = f"--image-size {entry.image_size} applied with set_input_size (not a builder option of {entry.model}; not in the card config)"
+                if note not in entry.notes:
+                    entry.notes.append(note)
+            return model
+    return build(entry.config)
+
+
+def input_size_of(entry: Entry) -> int:
+    if entry.image_size:
+        return int(entry.image_size)
+    if "input_size" in entry.config:
+        return int(entry.config["input_size"])
+    return int(build_entry_model(entry).input_size)
+
+
+# ---- checkpoint storage policy -----------------------------------------------------------------
+def _float_bytes(state: dict[str, torch.Tensor], keys: Sequence[str]) -> int:
+    return sum(state[k].numel() * 4 for k in keys if state[k].is_floating_point())
+
+
+def partial_keys_for(model: HarModel, entry: Entry) -> tuple[list[str] | None, str]:
+    """Keys to store relative to the named base weights, or None for a full checkpoint; plus why.
+
+    Only models offering ``partial_state_keys()`` and built from pretrained weights qualify. The
+    base is rebuilt from ``model.config`` exactly as ``load_checkpoint`` will, and only tensors that
+    differ from it (plus the model's own partial keys and the temperature) are stored. When the base
+    is not reproducible (random init) every tensor differs and the checkpoint is full."""
+    if not callable(getattr(model, "partial_state_keys", None)) or not entry.pretrained:
+        return None, "full: the model is trained from scratch or from a local/tiny config"
+    base = build_model(entry.model, pretrained=True, **model.config).state_dict()
+    state = model.state_dict()
+    keys = set(model.partial_state_keys()) | {"temperature"}
+    for k, v in state.items():
+        b = base.get(k)
+        if b is None or b.shape != v.shape or not torch.equal(b, v.detach().cpu().to(b.dtype)):
+            keys.add(k)
+    ordered = [k for k in state if k in keys]
+    if len(ordered) >= len(state):
+        return None, "full: every tensor differs from the base weights"
+    return ordered, f"partial: {len(ordered)} of {len(state)} tensors differ from the base weights; the rest load from them"
+
+
+def _round_to_half(model: HarModel, keys: Sequence[str]) -> None:
+    """Round the stored float tensors to fp16 precision in place, so the metrics in the card are
+    those of the weights that ship."""
+    state = model.state_dict()
+    with torch.no_grad():
+        for k in keys:
+            t = state[k]
+            if t.is_floating_point() and k != "temperature":
+                t.copy_(t.half().to(t.dtype))
+
+
+# ---- one run -------------------------------------------------------------------------------------
+def _report(logits: np.ndarray, y: np.ndarray, temperature: float, samples) -> dict:
+    rep = classification_report(y, logits.argmax(1))
+    src = Counter(s.source or "(none)" for s in samples)
+    correct = logits.argmax(1) == y
+    rep["per_source"] = {
+        name: {"n": n, "accuracy": float(np.mean([c for c, s in zip(correct, samples) if (s.source or "(none)") == name]))}
+        for name, n in sorted(src.items())
+    }
+    rep["calibration"] = calibration_summary(logits, y, temperature)
+    return rep
+
+
+def _json_dump(obj, path: Path) -> None:
+    path.write_text(json.dumps(obj, indent=1, default=float) + "\n", encoding="utf-8")
+
+
+def run_is_complete(run_dir: Path) -> bool:
+    return all((run_dir / f).is_file() for f in (WEIGHTS_FILE, CARD_FILE, METRICS_FILE, HISTORY_FILE))
+
+
+def train_one(
+    entry: Entry,
+    data: RunData,
+    cache: ImageCache,
+    seed: int,
+    run_dir: Path,
+    accelerator,
+    command: str = "",
+    argv: Sequence[str] | None = None,
+    quiet: bool = False,
+) -> dict:
+    """Train one (entry, seed); write its checkpoint, card, history and metrics; return the metrics."""
+    started = time.perf_counter()
+    cfg = entry.train
+    spec = get_spec(entry.model)
+    if not spec.needs_training:
+        cfg = cfg.replace(epochs=0, lp_epochs=0)
+    generator = seed_everything(seed)
+    model = build_entry_model(entry)
+    eval_names = ["val", *data.eval_splits]
+    parts = {"train": data.splits["train"], **{k: data.splits[k] for k in eval_names}}
+    ds = make_datasets(cache, parts, model.input_size, model.mean, model.std, cfg.augment)
+    zeroshot = state_copy(model) if cfg.wise_ft else None
+
+    result: FitResult = fit(model, ds["train"], ds["val"], cfg, accelerator, generator, desc=f"{entry.label} seed {seed}", quiet=quiet)
+
+    def logits_of(split: str) -> tuple[np.ndarray, np.ndarray]:
+        loader = accelerator.prepare(eval_loader(ds[split], cfg.eval_batch_size, cfg.num_workers))
+        return predict_logits(model, loader, accelerator)
+
+    wise = None
+    if cfg.wise_ft and result.epochs_run > 0:
+        wise = choose_alpha(model, zeroshot, state_copy(model), cfg.wise_alphas, lambda m: split_metrics(*logits_of("val")))
+        wise["chosen_on"] = "val macro-F1 (ties: val loss, then larger alpha)"
+
+    partial, storage_note = partial_keys_for(model, entry)
+    state = model.state_dict()
+    stored = partial if partial is not None else list(state)
+    half = cfg.save_dtype == "float16" or (cfg.save_dtype == "auto" and _float_bytes(state, stored) > HALF_ABOVE_BYTES)
+    if half:
+        _round_to_half(model, stored)
+
+    logits = {k: logits_of(k) for k in eval_names}
+    temperature = fit_temperature(*logits["val"]) if cfg.calibrate else 1.0
+    model.temperature.fill_(temperature)
+    reports = {k: _report(z, y, temperature, data.splits[k]) for k, (z, y) in logits.items()}
+    predictions = {
+        k: {"y_true": y.tolist(), "probs": softmax(z, temperature).round(6).tolist(), "paths": [s.path for s in data.splits[k]]}
+        for k, (z, y) in logits.items()
+        if k != "val"
+    }
+    seconds = time.perf_counter() - started
+    metrics = {
+        "label": entry.label,
+        "model": entry.model,
+        "seed": seed,
+        "backbone_source": model.describe().get("backbone_source"),
+        "fit": result.to_dict(),
+        "temperature": temperature,
+        "wise_ft": wise,
+        "reports": reports,
+        "predictions": predictions,
+        "seconds": round(seconds, 2),
+    }
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        card = {
+            "label": entry.label,
+            "seed": seed,
+            "data": data.info,
+            "split_sizes": {k: len(v) for k, v in data.splits.items()},
+            "metrics": {k: {m: r[m] for m in ("n", "accuracy", "macro_precision", "macro_recall", "macro_f1", "per_class", "confusion", "per_source")} for k, r in reports.items()},
+            "calibration": {"method": "temperature scaling, LBFGS on val NLL", "temperature": temperature, **{k: r["calibration"] for k, r in reports.items()}},
+            "wise_ft": wise,
+            "training": {
+                **cfg.to_dict(),
+                **result.to_dict(),
+                "pretrained": entry.pretrained,
+                "precision": str(accelerator.mixed_precision),
+                "device": str(accelerator.device),
+                "processes": accelerator.num_processes,
+                "notes": list(entry.notes),
+            },
+            "weights": {"storage": storage_note, "stored_tensors": len(stored), "half": half, "description": model.describe().get("backbone_source")},
+            "command": command,
+            "argv": list(argv or []),
+            "environment": {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform()},
+        }
+        save_checkpoint(model, run_dir, card, partial_keys=partial, half=half)
+        _json_dump(result.history, run_dir / HISTORY_FILE)
+        _json_dump(metrics, run_dir / METRICS_FILE)
+    accelerator.wait_for_everyone()
+    return metrics
+
+
+# ---- an experiment -------------------------------------------------------------------------------
+@dataclass
+class EntryResult:
+    entry: Entry
+    runs: list[dict] = field(default_factory=list)
+    skipped: str | None = None
+    run_dirs: list[Path] = field(default_factory=list)
+
+
+def run_entries(
+    entries: Sequence[Entry],
+    data: RunData,
+    out_dir: str | Path,
+    seeds: Sequence[int],
+    accelerator,
+    cache: ImageCache | None = None,
+    command: str = "",
+    argv: Sequence[str] | None = None,
+    quiet: bool = False,
+    resume: bool = False,
+) -> list[EntryResult]:
+    """Every entry x seed. Entries whose weights are unavailable are returned with ``skipped`` set
+    (the reason goes into the table); nothing is skipped silently."""
+    out = Path(out_dir)
+    results = [EntryResult(e) for e in entries]
+    for r in results:
+        r.skipped = unavailable_reason(r.entry)
+    live = [r for r in results if not r.skipped]
+    sizes = set()
+    for r in live:
+        try:
+            sizes.add(input_size_of(r.entry))
+        except ModelUnavailable as err:
+            r.skipped = str(err)
+    cache = cache or ImageCache(data.all_samples)
+    cache.prepare(sizes)
+    for r in results:
+        if r.skipped:
+            if not quiet:
+                accelerator.print(f"[skip] {r.entry.label}: {r.skipped}")
+            continue
+        for seed in seeds:
+            run_dir = out / r.entry.dirname / f"seed{seed}"
+            r.run_dirs.append(run_dir)
+            if resume and run_is_complete(run_dir):
+                r.runs.append(json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8")))
+                continue
+            try:
+                m = train_one(r.entry, data, cache, seed, run_dir, accelerator, command, argv, quiet)
+            except ModelUnavailable as err:
+                r.skipped = str(err)
+                break
+            r.runs.append(m)
+            if not quiet:
+                test = m["reports"].get("test") or next(iter(m["reports"].values()))
+                accelerator.print(
+                    f"[done] {r.entry.label} seed {seed}: val F1 {m['reports']['val']['macro_f1']:.3f}  "
+                    f"test acc {test['accuracy']:.3f}  ({m['fit']['epochs_run']} epochs, best {m['fit']['best_epoch']}, {m['seconds']:.0f}s)"
+                )
+        accelerator.free_memory()  # release prepared models/loaders of this entry's seeds
+    return results
+
+
+def export_best(results: Sequence[EntryResult], dest_root: str | Path) -> dict[str, str]:
+    """Copy, per trained model, the seed with the best *validation* macro-F1 (never chosen on test)
+    to ``dest_root/<model>/`` (checkpoint, card, history). Returns model -> source run dir."""
+    dest_root = Path(dest_root)
+    chosen = {}
+    for r in results:
+        if r.skipped or not r.runs:
+            continue
+        best = max(range(len(r.runs)), key=lambda i: (r.runs[i]["reports"]["val"]["macro_f1"], -r.runs[i]["seed"]))
+        src = r.run_dirs[best]
+        dest = dest_root / r.entry.model
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in (WEIGHTS_FILE, HISTORY_FILE):
+            shutil.copy2(src / name, dest / name)
+        card = json.loads((src / CARD_FILE).read_text(encoding="utf-8"))
+        card["selected"] = {
+            "from": str(src),
+            "rule": "seed with the best validation macro-F1",
+            "val_macro_f1_by_seed": {str(m["seed"]): m["reports"]["val"]["macro_f1"] for m in r.runs},
+        }
+        (dest / CARD_FILE).write_text(json.dumps(card, indent=2, default=str) + "\n", encoding="utf-8")
+        chosen[r.entry.model] = str(src)
+    return chosen
