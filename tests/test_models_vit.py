@@ -164,3 +164,20 @@ def test_image_size_option_round_trips(tmp_path):
     x = torch.randn(1, 3, 48, 48)
     with torch.no_grad():
         assert torch.equal(model(x), load_checkpoint(tmp_path / "ck")(x))
+
+
+def test_cached_hub_weights_load_without_network(offline, tmp_path):
+    """A timm name whose weights sit in the local HF cache builds with the hub unreachable."""
+    torch.manual_seed(3)
+    ref = timm.create_model("test_vit", pretrained=False)  # timm's 0.4M-parameter test ViT
+    snap = tmp_path / "empty_hf_cache" / "models--timm--test_vit.r160_in1k"
+    (snap / "refs").mkdir(parents=True)
+    (snap / "refs" / "main").write_text("a" * 40)
+    (snap / "snapshots" / ("a" * 40)).mkdir(parents=True)
+    save_file(ref.state_dict(), str(snap / "snapshots" / ("a" * 40) / "model.safetensors"))
+
+    assert check_vit(model_name="test_vit") is None
+    model = build_model("vit", model_name="test_vit")
+    assert model.input_size == 160 and model.config["weights"] == "test_vit"
+    own = model.vit.state_dict()
+    assert all(torch.equal(v, own[k]) for k, v in ref.state_dict().items() if not k.startswith("head."))

@@ -92,7 +92,9 @@ def _tokenizer(src: sources.ClipSource, model_cfg: dict | None):
         kwargs = dict(text_cfg.get("tokenizer_kwargs", {}))
         if text_cfg.get("hf_tokenizer_name"):
             with sources.hub_access():
-                return open_clip.HFTokenizer(text_cfg["hf_tokenizer_name"], context_length=ctx, **kwargs)
+                return open_clip.HFTokenizer(
+                    text_cfg["hf_tokenizer_name"], context_length=ctx, cache_dir=sources.hf_cache_dir(), **kwargs
+                )
         return _simple_tokenizer(ctx) if not kwargs else open_clip.SimpleTokenizer(context_length=ctx, **kwargs)
     with sources.hub_access():
         return open_clip.get_tokenizer(src.model_name, cache_dir=sources.hf_cache_dir())

@@ -243,7 +243,9 @@ def build_vit(pretrained: bool | str = True, **config) -> TimmViT:
             if reason:
                 raise ModelUnavailable(f"vit: {reason}")
             with sources.hub_access():
-                net = timm.create_model(arch, pretrained=True, num_classes=len(CLASSES), **kwargs)
+                net = timm.create_model(
+                    arch, pretrained=True, num_classes=len(CLASSES), cache_dir=sources.hf_cache_dir(), **kwargs
+                )
         else:
             net = timm.create_model(arch, pretrained=False, num_classes=len(CLASSES), **kwargs)
             if pretrained and src.kind == "file":
