@@ -1,0 +1,170 @@
+"""Numbers that say how good a map is.
+
+* Faithfulness - deletion / insertion AUC (Petsiuk et al., RISE 2018): pixels of the model input
+  are removed (set to the mean colour) or inserted (into a blurred copy) in the map's order,
+  most relevant first, in ``steps`` equal chunks; the curve is the calibrated probability of the
+  explained class, the score its area over the fraction [0, 1]. Lower deletion / higher
+  insertion = more faithful. A random map (i.i.d. uniform pixels, seeded) is the baseline.
+* Background drift - share of the map's energy (sum of values) inside the person (COCO person
+  mask or a user box): near 1 = looks at the person; a model that looks at the bench scores low.
+* Pose ambiguity - margin between the top two class probabilities; flagged when the two are
+  sitting and standing and the margin is under a threshold.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+from torchvision.transforms.v2 import functional as TF
+
+from ..data.io import ImageSource, load_image
+from ..errors import HarError
+from ..labels import CLASSES
+from ..models.base import HarModel
+from .vit_hooks import explain_mode
+
+DEFAULT_STEPS = 16
+AMBIGUITY_THRESHOLD = 0.15
+CONFUSABLE = ("sitting", "standing")
+
+
+# ---- faithfulness ------------------------------------------------------------------------------
+def random_map(shape: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """i.i.d. uniform ``HxW`` float32 map (the baseline a real map should beat)."""
+    return np.random.default_rng(seed).random(shape, dtype=np.float32)
+
+
+def auc(curve: Sequence[float]) -> float:
+    """Area under a curve sampled at equally spaced fractions of [0, 1] (trapezoid rule)."""
+    y = np.asarray(curve, dtype=np.float64)
+    if y.size < 2:
+        raise ValueError("an AUC needs at least two points")
+    return float(np.trapezoid(y, dx=1.0 / (y.size - 1)))
+
+
+def _blur(x: torch.Tensor) -> torch.Tensor:
+    sigma = max(1.0, x.shape[-1] / 32.0)
+    k = int(4 * sigma) | 1
+    return TF.gaussian_blur(x, kernel_size=[k, k], sigma=[sigma, sigma])
+
+
+def _masks(saliency: np.ndarray, size: int, steps: int) -> torch.Tensor:
+    """(steps+1, 1, S, S) bool: the top ``k/steps`` fraction of pixels by saliency for each k."""
+    sal = cv2.resize(np.asarray(saliency, dtype=np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+    order = np.argsort(-sal.ravel(), kind="stable")
+    ranks = np.empty(size * size, dtype=np.int64)
+    ranks[order] = np.arange(size * size)
+    counts = np.round(np.linspace(0, size * size, steps + 1)).astype(np.int64)
+    return torch.from_numpy(ranks.reshape(1, 1, size, size) < counts.reshape(-1, 1, 1, 1))
+
+
+def perturbation_curves(
+    model: HarModel,
+    image: ImageSource,
+    saliencies: Sequence[np.ndarray],
+    target: int,
+    steps: int = DEFAULT_STEPS,
+    batch: int = 32,
+) -> dict[str, np.ndarray]:
+    """Deletion and insertion curves for several maps of one image: ``{"deletion": (M, steps+1),
+    "insertion": (M, steps+1)}`` probabilities of class ``target``. Forwards are batched."""
+    if steps < 1:
+        raise HarError("deletion/insertion need steps >= 1")
+    pil = load_image(image)
+    with explain_mode(model), torch.no_grad():
+        x = model.preprocess([pil])
+        size = int(x.shape[-1])
+        masks = [_masks(s, size, steps).to(x.device) for s in saliencies]
+        blurred = _blur(x)
+        zero = torch.zeros_like(x)
+        inputs = [torch.where(m, zero, x) for m in masks] + [torch.where(m, x, blurred) for m in masks]
+        stacked = torch.cat(inputs)
+        if getattr(model, "channels_last", False):
+            stacked = stacked.contiguous(memory_format=torch.channels_last)
+        probs = []
+        for i in range(0, stacked.shape[0], batch):
+            logits = model(stacked[i : i + batch]).float()
+            probs.append(torch.softmax(logits / model.temperature.float(), dim=-1)[:, target].cpu())
+        p = torch.cat(probs).numpy().reshape(2, len(saliencies), steps + 1)
+    return {"deletion": p[0], "insertion": p[1]}
+
+
+def faithfulness(
+    model: HarModel,
+    image: ImageSource,
+    saliency: np.ndarray,
+    target: int,
+    steps: int = DEFAULT_STEPS,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Deletion/insertion AUC of ``saliency`` and of a random map (same image, same class)."""
+    rnd = random_map(np.asarray(saliency).shape, seed)
+    curves = perturbation_curves(model, image, [saliency, rnd], target, steps)
+    return {
+        "deletion_auc": auc(curves["deletion"][0]),
+        "insertion_auc": auc(curves["insertion"][0]),
+        "deletion_auc_random": auc(curves["deletion"][1]),
+        "insertion_auc_random": auc(curves["insertion"][1]),
+    }
+
+
+# ---- background drift --------------------------------------------------------------------------
+def parse_box(text: str) -> tuple[float, float, float, float]:
+    """``"x0,y0,x1,y1"`` (pixels) -> a tuple; a one-line error otherwise."""
+    try:
+        parts = [float(v) for v in str(text).split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 4 or parts[2] <= parts[0] or parts[3] <= parts[1]:
+        raise HarError(f"box {text!r} must be x0,y0,x1,y1 in pixels with x1 > x0 and y1 > y0")
+    return parts[0], parts[1], parts[2], parts[3]
+
+
+def box_mask(shape: tuple[int, int], box: Sequence[float]) -> np.ndarray:
+    """``HxW`` bool mask of a pixel box ``(x0, y0, x1, y1)`` (clipped to the image)."""
+    h, w = int(shape[0]), int(shape[1])
+    x0, y0, x1, y1 = (float(v) for v in box)
+    mask = np.zeros((h, w), dtype=bool)
+    c0, c1 = int(np.clip(np.floor(x0), 0, w)), int(np.clip(np.ceil(x1), 0, w))
+    r0, r1 = int(np.clip(np.floor(y0), 0, h)), int(np.clip(np.ceil(y1), 0, h))
+    mask[r0:r1, c0:c1] = True
+    return mask
+
+
+def drift_score(saliency: np.ndarray, mask: np.ndarray) -> float:
+    """Share of the map's energy inside ``mask`` (resized to the map if needed), in [0, 1];
+    NaN for an all-zero map (no energy anywhere)."""
+    sal = np.clip(np.nan_to_num(np.asarray(saliency, dtype=np.float64)), 0.0, None)
+    m = np.asarray(mask)
+    if m.shape != sal.shape:
+        m = cv2.resize(m.astype(np.uint8), (sal.shape[1], sal.shape[0]), interpolation=cv2.INTER_NEAREST)
+    total = float(sal.sum())
+    if total <= 0.0:
+        return float("nan")
+    return float(sal[m.astype(bool)].sum() / total)
+
+
+# ---- pose ambiguity ----------------------------------------------------------------------------
+def pose_ambiguity(
+    probs: Sequence[float],
+    threshold: float = AMBIGUITY_THRESHOLD,
+    classes: Sequence[str] = CLASSES,
+    confusable: Sequence[str] = CONFUSABLE,
+) -> dict:
+    """Top-2 margin and the sitting<->standing flag (both on top, margin under ``threshold``)."""
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 1 or p.size < 2 or p.size != len(classes):
+        raise HarError(f"pose ambiguity needs one probability per class ({len(classes)}), got shape {p.shape}")
+    first, second = (int(i) for i in np.argsort(-p, kind="stable")[:2])
+    margin = float(p[first] - p[second])
+    pair = {classes[first], classes[second]} == set(confusable)
+    return {
+        "top1": classes[first],
+        "top2": classes[second],
+        "margin": margin,
+        "threshold": float(threshold),
+        "flag": bool(pair and margin < threshold),
+    }

@@ -1,0 +1,117 @@
+"""One parametrised test over registry models (tiny configs) x applicable methods, plus the
+registry/interface contract (errors, defaults, model left unchanged)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from har_demo.errors import HarError, UnknownName
+from har_demo.explain.base import (
+    EXPLAINERS,
+    applicable_methods,
+    default_method,
+    explain,
+    explain_full,
+    get_explainer,
+)
+from tests.test_explain_toys import CHEAP_OPTS, RegionCNN, registry_models, sample_image
+
+MODELS = dict(registry_models())
+_cache: dict[str, torch.nn.Module] = {}
+
+
+def model_for(name: str):
+    if name not in _cache:
+        torch.manual_seed(0)
+        _cache[name] = MODELS[name]().eval()
+    return _cache[name]
+
+
+CASES = [
+    pytest.param(model_name, method, id=f"{model_name}-{method}")
+    for model_name in MODELS
+    for method in applicable_methods(model_for(model_name))
+]
+
+
+def input_gradients_differ(model, image) -> bool:
+    x = model.preprocess([image]).requires_grad_(True)
+    logits = model(x)
+    g0, g1 = (torch.autograd.grad(logits[0, c], x, retain_graph=True)[0] for c in (0, 1))
+    return not torch.allclose(g0, g1)
+
+
+@pytest.mark.parametrize("model_name, method", CASES)
+def test_map_shape_range_alignment_and_class(model_name, method):
+    model = model_for(model_name)
+    image = sample_image(45, 30)  # non-square: the map must come back at 30 x 45
+    opts = CHEAP_OPTS.get(method, {})
+    maps = {c: explain_full(model, image, method, c, **opts) for c in (0, 1)}
+    for c, e in maps.items():
+        assert e.saliency.shape == (30, 45)
+        assert e.saliency.dtype == np.float32
+        assert 0.0 <= e.saliency.min() and e.saliency.max() <= 1.0
+        assert e.target == c
+        assert e.probs.shape == (3,) and abs(float(e.probs.sum()) - 1.0) < 1e-5
+    # a class with only negative evidence may get an all-zero map (ReLU / positive part), not both
+    assert max(e.saliency.max() for e in maps.values()) > 0.0
+    if input_gradients_differ(model, image):
+        assert not np.allclose(maps[0].saliency, maps[1].saliency, atol=1e-4)
+
+
+def test_method_names_and_applicability():
+    assert list(EXPLAINERS) == ["gradcam", "legrad", "rollout", "vit_gradcam", "integrated_gradients", "occlusion"]
+    assert applicable_methods(model_for("cnn_base")) == ["gradcam", "integrated_gradients", "occlusion"]
+    assert applicable_methods(model_for("fnn")) == ["integrated_gradients", "occlusion"]
+    assert applicable_methods(model_for("vit")) == ["legrad", "rollout", "vit_gradcam", "integrated_gradients", "occlusion"]
+
+
+def test_default_method_from_registry_spec_else_first_applicable():
+    assert default_method(model_for("cnn_base")) == "gradcam"
+    assert default_method(model_for("fnn")) == "integrated_gradients"  # ModelSpec.default_method
+    assert default_method(model_for("clip_ft")) == "legrad"
+    assert default_method(RegionCNN()) == "gradcam"  # not registered: first applicable
+
+
+def test_predicted_class_when_no_target():
+    model = model_for("cnn_base")
+    e = explain_full(model, sample_image(), "gradcam")
+    assert e.target == e.predicted
+    assert np.array_equal(explain(model, sample_image(), "gradcam", e.predicted), e.saliency)
+    named = explain_full(model, sample_image(), "gradcam", model.classes[2])
+    assert named.target == 2
+
+
+def test_errors_are_one_line():
+    model = model_for("cnn_base")
+    with pytest.raises(UnknownName, match="unknown method 'nope'; available: gradcam"):
+        get_explainer("nope")
+    with pytest.raises(HarError, match="does not apply to model 'cnn_base'"):
+        explain(model, sample_image(), "legrad")
+    with pytest.raises(UnknownName, match="unknown class 'lying'"):
+        explain(model, sample_image(), "gradcam", "lying")
+    with pytest.raises(UnknownName, match="out of range"):
+        explain(model, sample_image(), "gradcam", 7)
+    with pytest.raises(HarError, match="has no option window"):
+        explain(model, sample_image(), "gradcam", window=3)
+    for err in (UnknownName("x"), HarError("y")):
+        assert "\n" not in str(err)
+
+
+@pytest.mark.parametrize("model_name", ["cnn_gen", "vit", "clip_ft"])
+def test_model_left_unchanged(model_name):
+    model = MODELS[model_name]()
+    model.train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    for method in applicable_methods(model):
+        explain(model, sample_image(), method, 1, **CHEAP_OPTS.get(method, {}))
+    assert all(m.training for m in model.modules())
+    assert all(p.grad is None for p in model.parameters())
+    for m in model.modules():
+        assert not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks
+        assert "forward" not in m.__dict__
+    after = model.state_dict()
+    assert after.keys() == state.keys()
+    assert all(torch.equal(after[k], v) for k, v in state.items())

@@ -1,0 +1,130 @@
+"""Deletion/insertion AUC vs a random map, background drift, pose ambiguity."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from har_demo.errors import HarError
+from har_demo.explain.metrics import (
+    auc,
+    box_mask,
+    drift_score,
+    faithfulness,
+    parse_box,
+    perturbation_curves,
+    pose_ambiguity,
+    random_map,
+)
+from har_demo.models.base import HarModel
+from tests.test_explain_toys import sample_image
+
+
+class QuadrantEnergy(HarModel):
+    """Class-0 logit = mean squared (normalised) value of the top-left quadrant; others 0. High
+    on high-contrast detail there, ~0 on the mean colour, low on a blurred copy."""
+
+    def __init__(self):
+        super().__init__(32)
+
+    def forward(self, x):
+        s = x.shape[-1] // 2
+        q = x[:, :, :s, :s].pow(2).mean(dim=(1, 2, 3)) * 2.0
+        return torch.stack([q, torch.zeros_like(q), torch.zeros_like(q)], dim=1)
+
+
+def _noise(w=48, h=40):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    return Image.fromarray((rng.integers(0, 2, size=(h, w, 3)) * 255).astype(np.uint8))
+
+
+def _perfect(h=40, w=48):
+    m = np.zeros((h, w), np.float32)
+    m[: h // 2, : w // 2] = 1.0
+    return m
+
+
+def test_auc_of_simple_curves():
+    assert auc([1, 1, 1]) == pytest.approx(1.0)
+    assert auc([1, 0]) == pytest.approx(0.5)
+    assert auc([0, 0.5, 1.0, 1.0, 1.0]) == pytest.approx(0.75)
+
+
+def test_perfect_map_beats_random_map():
+    model = QuadrantEnergy().eval()
+    scores = faithfulness(model, _noise(), _perfect(), target=0, steps=8)
+    assert scores["deletion_auc"] < scores["deletion_auc_random"] - 0.1
+    assert scores["insertion_auc"] > scores["insertion_auc_random"] + 0.1
+
+
+def test_curves_start_and_end_where_they_should():
+    model = QuadrantEnergy().eval()
+    img = _noise()
+    curves = perturbation_curves(model, img, [_perfect(), random_map((40, 48))], target=0, steps=4)
+    assert curves["deletion"].shape == (2, 5)
+    with torch.no_grad():
+        p_full = torch.softmax(model(model.preprocess([img])), -1)[0, 0].item()
+    assert np.allclose(curves["deletion"][:, 0], p_full, atol=1e-5)  # nothing removed yet
+    assert np.allclose(curves["insertion"][:, -1], p_full, atol=1e-5)  # everything inserted
+    assert p_full > 0.8
+    assert np.allclose(curves["deletion"][:, -1], 1 / 3, atol=1e-5)  # all mean colour: logits 0
+    assert curves["deletion"][0, 1] == pytest.approx(1 / 3, abs=1e-5)  # quadrant gone after 1/4
+    assert curves["deletion"][1, 1] > 0.5  # a random quarter leaves most of it
+
+
+def test_random_map_is_seeded():
+    assert np.array_equal(random_map((5, 6), 1), random_map((5, 6), 1))
+    assert not np.array_equal(random_map((5, 6), 1), random_map((5, 6), 2))
+
+
+def test_drift_inside_box_is_one_outside_zero():
+    sal = np.zeros((40, 60), np.float32)
+    sal[10:20, 10:30] = 1.0
+    assert drift_score(sal, box_mask(sal.shape, (5, 5, 35, 25))) == pytest.approx(1.0)
+    assert drift_score(sal, box_mask(sal.shape, (40, 0, 60, 40))) == pytest.approx(0.0)
+    assert drift_score(sal, box_mask(sal.shape, (10, 10, 20, 20))) == pytest.approx(0.5)
+    assert math.isnan(drift_score(np.zeros((4, 4)), np.ones((4, 4), bool)))
+
+
+def test_drift_with_a_mask_of_another_size():
+    sal = np.zeros((40, 60), np.float32)
+    sal[:, :30] = 1.0
+    mask = np.zeros((20, 30), bool)
+    mask[:, :15] = True
+    assert drift_score(sal, mask) == pytest.approx(1.0)
+
+
+def test_box_parsing_and_clipping():
+    assert parse_box("1,2,30,40") == (1.0, 2.0, 30.0, 40.0)
+    for bad in ("1,2,3", "a,b,c,d", "10,10,5,20"):
+        with pytest.raises(HarError, match="x0,y0,x1,y1"):
+            parse_box(bad)
+    assert box_mask((10, 10), (-5, -5, 100, 3)).sum() == 30
+
+
+def test_pose_ambiguity_flags_only_close_sitting_standing():
+    close = pose_ambiguity([0.45, 0.40, 0.15])
+    assert close["flag"] and close["margin"] == pytest.approx(0.05)
+    assert {close["top1"], close["top2"]} == {"sitting", "standing"}
+    assert not pose_ambiguity([0.45, 0.15, 0.40])["flag"]  # sitting vs walking: not this confusion
+    assert not pose_ambiguity([0.80, 0.15, 0.05])["flag"]  # clear margin
+    assert pose_ambiguity([0.30, 0.50, 0.20], threshold=0.25)["flag"]
+    with pytest.raises(HarError):
+        pose_ambiguity([1.0])
+
+
+def test_faithfulness_on_a_real_map_runs_on_any_image_size():
+    from har_demo.explain.base import explain_full
+    from tests.test_explain_toys import RegionCNN
+
+    model = RegionCNN().eval()
+    img = sample_image(45, 30)
+    e = explain_full(model, img, "gradcam", 0)
+    scores = faithfulness(model, img, e.saliency, e.target, steps=4)
+    assert set(scores) == {"deletion_auc", "insertion_auc", "deletion_auc_random", "insertion_auc_random"}
+    assert all(0.0 <= v <= 1.0 for v in scores.values())

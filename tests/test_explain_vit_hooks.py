@@ -1,0 +1,121 @@
+"""The one hook/surgery wrapper: exact outputs, explicit attention probabilities, clean restore,
+LeGrad's one-backward per-layer gradients, and temporary input sizes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from har_demo.errors import HarError
+from har_demo.explain.base import explain
+from har_demo.explain.legrad import LeGrad
+from har_demo.explain.vit_hooks import ViTHooks, explain_mode, input_size_override
+from har_demo.models.base import HarModel, ViTSpec
+from tests.test_explain_toys import registry_models, sample_image
+
+VITS = {name: f for name, f in registry_models() if name in ("vit", "clip_ft", "siglip_ft", "clip_em")}
+
+
+@pytest.fixture(scope="module", params=sorted(VITS))
+def vit_model(request):
+    torch.manual_seed(0)
+    return VITS[request.param]().eval()
+
+
+def _x(model):
+    return model.preprocess([sample_image(40, 40)])
+
+
+def _no_surgery_left(model):
+    for m in model.modules():
+        assert "forward" not in m.__dict__
+        assert not m._forward_hooks and not m._forward_pre_hooks
+
+
+def test_explicit_attention_matches_the_model(vit_model):
+    x = _x(vit_model)
+    with torch.no_grad():
+        ref = vit_model(x)
+        with ViTHooks(vit_model) as hooks:
+            out = vit_model(x)
+    assert torch.allclose(out, ref, atol=1e-5)
+    spec = vit_model.vit_spec()
+    n_tokens = spec.num_prefix_tokens + (x.shape[-1] // spec.patch_size) ** 2
+    for probs in hooks.attn_probs:
+        assert probs.shape[0] == 1 and probs.shape[-2:] == (n_tokens, n_tokens)
+        assert torch.allclose(probs.sum(-1), torch.ones(()), atol=1e-5)
+    _no_surgery_left(vit_model)
+
+
+def test_restored_after_an_error(vit_model):
+    with pytest.raises(RuntimeError, match="boom"):
+        with ViTHooks(vit_model, norm1=True, readout_layers=range(len(vit_model.vit_spec().blocks))):
+            raise RuntimeError("boom")
+    _no_surgery_left(vit_model)
+
+
+def _naive_legrad(model, x, target):
+    """LeGrad the slow way: one forward+backward per layer, no detached block inputs."""
+    spec = model.vit_spec()
+    prefix, acc = spec.num_prefix_tokens, 0
+    for layer in range(len(spec.blocks)):
+        seen = {}
+        h1 = spec.blocks[layer].register_forward_hook(lambda m, i, o: seen.setdefault("out", o))
+        h2 = spec.blocks[-1].register_forward_hook(lambda m, i, o: seen["out"].mean(1, keepdim=True).expand_as(seen["out"]))
+        try:
+            with ViTHooks(model) as hooks:
+                score = model(x.clone().requires_grad_(True))[0, target]
+                (g,) = torch.autograd.grad(score, [hooks.attn_probs[layer]])
+        finally:
+            h1.remove(), h2.remove()
+        acc = acc + g.clamp(min=0).mean(1)[0].mean(0)[prefix:]
+    return acc
+
+
+def test_legrad_one_backward_equals_one_backward_per_layer(vit_model):
+    x = _x(vit_model)
+    with explain_mode(vit_model), torch.enable_grad():
+        raw, _logits, target = LeGrad().attribute(vit_model, x, 2)
+        naive = _naive_legrad(vit_model, x, 2)
+    assert target == 2
+    assert torch.allclose(raw.flatten(), naive, rtol=1e-4, atol=1e-8)
+    assert float(naive.abs().sum()) > 0
+
+
+def test_higher_input_resolution_is_temporary():
+    model = dict(registry_models())["vit"]().eval()
+    pos = {k: v.clone() for k, v in model.state_dict().items()}
+    sal = explain(model, sample_image(45, 30), "legrad", input_size=48)  # 6x6 patch grid
+    assert sal.shape == (30, 45)
+    assert model.input_size == 32
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in pos.items())
+    x = _x(model)
+    with input_size_override(model, 48):
+        assert model.preprocess([sample_image()]).shape[-1] == 48
+        with torch.no_grad():
+            assert model(model.preprocess([sample_image()])).shape == (1, 3)
+    assert model(x).shape == (1, 3)
+
+
+def test_fixed_size_model_refuses_another_input_size():
+    model = dict(registry_models())["fnn"]()
+    with pytest.raises(HarError, match="cannot run at input size 32"):
+        explain(model, sample_image(), "integrated_gradients", input_size=32, steps=2)
+    assert model.input_size == 16
+
+
+def test_unsupported_attention_module_is_a_one_line_error():
+    class Weird(nn.Module):
+        pass
+
+    class Odd(HarModel):
+        def vit_spec(self):
+            return ViTSpec([nn.Identity()], [Weird()], [nn.Identity()], 1, 8)
+
+    model = Odd()
+    with pytest.raises(HarError, match="Weird is not supported"):
+        with ViTHooks(model):
+            pass
+    _no_surgery_left(model)
