@@ -304,7 +304,7 @@ def _open_clip_cached(source: ClipSource) -> tuple[bool, str]:
         return False, f"open_clip weights {source.model_name}/{source.weights}"
     repo, files = _hub_files_for(cfg["hf_hub"], OPEN_CLIP_HUB_FILES)
     if not cached_hf_file(repo, files):
-        return False, f"open_clip weights {source.model_name}/{source.weights} (hub repo {repo})"
+        return False, f"open_clip weights {source.model_name}/{source.weights} ({repo})"
     tokenizer_repo = (open_clip.get_model_config(str(source.model_name)) or {}).get("text_cfg", {}).get("hf_tokenizer_name")
     if tokenizer_repo and not cached_hf_file(tokenizer_repo, ("tokenizer_config.json",)):
         return False, f"tokenizer {tokenizer_repo}"
@@ -340,9 +340,8 @@ def clip_unavailable(source: ClipSource) -> str | None:
     if cached or hub_reachable():
         return None
     return (
-        f"{missing} not found locally and the Hugging Face hub is not usable ({hub_state()}); "
-        f"set {source.env_weights} to a local weights file (and {source.env_model} to its architecture) "
-        f"or to a tag / hf-hub: id already in the cache, or go online once to fill the cache"
+        f"{missing} not in the local HF cache and hub offline ({hub_state()}); set {source.env_weights} to a "
+        f"local weights file ({source.env_model} = its architecture) or a cached tag / hf-hub: id"
     )
 
 
@@ -356,7 +355,7 @@ def _tokenizer_unavailable(source: ClipSource) -> str | None:
     repo = cfg.get("text_cfg", {}).get("hf_tokenizer_name")
     if not repo or cached_hf_file(repo, ("tokenizer_config.json",)) or hub_reachable():
         return None
-    return f"tokenizer {repo} not in the Hugging Face cache and the hub is not usable ({hub_state()}); go online once to fill the cache"
+    return f"tokenizer {repo} not in the local HF cache and hub offline ({hub_state()}); run once online to cache it"
 
 
 # ---- timm ViT --------------------------------------------------------------------------------
@@ -421,7 +420,6 @@ def vit_unavailable(source: VitSource) -> str | None:
     if cached_hf_file(repo, files) or hub_reachable():
         return None
     return (
-        f"timm weights {source.model_name} (hub repo {repo}) not found locally and the Hugging Face hub is not usable "
-        f"({hub_state()}); set {source.env_weights} to a local weights file (.safetensors) or a timm name already "
-        f"in the cache, or go online once to fill the cache"
+        f"timm weights {source.model_name} ({repo}) not in the local HF cache and hub offline ({hub_state()}); "
+        f"set {source.env_weights} to a local .safetensors file or a cached timm name"
     )
