@@ -1,0 +1,287 @@
+"""What the compare tab computes, without any Gradio: one photo -> one card per model.
+
+Every number comes from the library: ``explain.explain_full`` (map + calibrated probabilities of
+the same forward pass), ``explain.overlay`` (blending), ``explain.metrics`` (pose ambiguity,
+background drift). The result (``Analysis``) keeps the working image and the *raw* maps so the
+opacity slider and the person box only re-blend / re-score, never re-run a model.
+
+The photo is decoded with ``data.io.load_image`` and reduced to ``WORK_SIDE`` px on its long
+side before the models see it (the models squash-resize to <= 448 px anyway); a person box is
+given in the original photo's pixels and scaled here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from ..data.io import ImageSource, load_image
+from ..errors import HarError
+from ..labels import CLASSES
+from .bank import ModelBank, ModelEntry
+from .text import msg
+
+log = logging.getLogger(__name__)
+
+WORK_SIDE = 640  # long side of the image the UI runs, stores and shows
+PREDICTED = None  # target_class value meaning "each model's predicted class"
+BOX_COLOUR = (255, 255, 255)
+
+
+@dataclass
+class CardResult:
+    """One model's answer for one photo (``error`` set instead when it failed)."""
+
+    name: str
+    probs: dict[str, float] = field(default_factory=dict)
+    method: str | None = None
+    target: str | None = None  # class the map explains
+    saliency: np.ndarray | None = None  # (h, w) float16 in [0, 1], working-image size
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def label(self) -> str | None:
+        return max(self.probs, key=self.probs.get) if self.probs else None
+
+    def summary(self) -> dict:
+        """JSON-friendly view (API)."""
+        out: dict = {"model": self.name}
+        if self.error:
+            out["error"] = self.error
+            return out
+        out.update(label=self.label, probs={k: round(v, 6) for k, v in self.probs.items()}, method=self.method, target=self.target)
+        return out
+
+
+@dataclass
+class Analysis:
+    """State of the compare tab for one photo: working image, original size, per-model cards."""
+
+    image: np.ndarray  # (h, w, 3) uint8 RGB, long side <= WORK_SIDE
+    size: tuple[int, int]  # original (W, H)
+    cards: dict[str, CardResult] = field(default_factory=dict)
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        h, w = self.image.shape[:2]
+        return w / self.size[0], h / self.size[1]
+
+    def to_work_box(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """A box in original-photo pixels -> working-image pixels."""
+        sx, sy = self.scale
+        x0, y0, x1, y1 = box
+        return round(x0 * sx), round(y0 * sy), max(round(x1 * sx), round(x0 * sx) + 1), max(round(y1 * sy), round(y0 * sy) + 1)
+
+
+# ---- image ------------------------------------------------------------------------------------
+def working_image(source: ImageSource) -> tuple[Image.Image, tuple[int, int]]:
+    """Robustly decoded RGB image reduced to ``WORK_SIDE``, and the original (W, H)."""
+    pil = load_image(source, name=_source_name(source))
+    size = pil.size
+    if max(size) > WORK_SIDE:
+        pil = pil.copy()
+        pil.thumbnail((WORK_SIDE, WORK_SIDE), Image.LANCZOS)
+    return pil, size
+
+
+def _source_name(source: ImageSource) -> str | None:
+    if isinstance(source, str):
+        return source.replace("\\", "/").rsplit("/", 1)[-1]  # the file name, not the server path
+    return None
+
+
+# ---- one model --------------------------------------------------------------------------------
+def run_card(entry: ModelEntry, image: Image.Image, method: str | None, target: str | None) -> CardResult:
+    """Prediction + map for one model; failures become ``CardResult.error`` (one line)."""
+    start = time.perf_counter()
+    result = CardResult(entry.name)
+    try:
+        result = _run_card(entry, image, method, target)
+    except HarError as err:
+        result.error = str(err)
+    except Exception as err:  # noqa: BLE001 - logged with traceback, user sees one line
+        log.exception("model %s failed", entry.name)
+        result.error = msg("unexpected", action=f"running {entry.name}", kind=type(err).__name__)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _run_card(entry: ModelEntry, image: Image.Image, method: str | None, target: str | None) -> CardResult:
+    model = entry.model
+    if model is None:
+        raise HarError(f"{entry.name} is not available here: {entry.source}")
+    if target is not None and target not in CLASSES:
+        raise HarError(f"unknown class {target!r}; expected one of: predicted, {', '.join(CLASSES)}")
+    method = method or entry.default_method
+    if method and method not in entry.methods:
+        raise HarError(f"method {method!r} does not apply to {entry.name}; choose one of: {', '.join(entry.methods) or 'none'}")
+    with entry.lock:
+        if method is None:  # no explanation method available: prediction only
+            probs = model.predict_proba([image])[0]
+            return CardResult(entry.name, _probs(probs))
+        from ..explain.base import explain_full
+
+        exp = explain_full(model, image, method, target)
+    sal = np.asarray(exp.saliency, dtype=np.float32)
+    if sal.shape != (image.height, image.width):
+        sal = cv2.resize(sal, image.size, interpolation=cv2.INTER_LINEAR)
+    return CardResult(entry.name, _probs(exp.probs), method, CLASSES[exp.target], sal.astype(np.float16))
+
+
+def _probs(values: Sequence[float]) -> dict[str, float]:
+    return {c: float(v) for c, v in zip(CLASSES, values)}
+
+
+# ---- the whole tab ----------------------------------------------------------------------------
+def analyse(
+    bank: ModelBank,
+    source: ImageSource,
+    names: Sequence[str] | None = None,
+    methods: Mapping[str, str | None] | None = None,
+    target: str | None = PREDICTED,
+) -> Analysis:
+    """Run every chosen model (default: all available) on one photo."""
+    image, size = working_image(source)
+    analysis = Analysis(np.asarray(image, dtype=np.uint8), size)
+    for entry in bank.select(names):
+        analysis.cards[entry.name] = run_card(entry, image, (methods or {}).get(entry.name), target)
+    return analysis
+
+
+def rerun(bank: ModelBank, analysis: Analysis, name: str, method: str | None, target: str | None) -> Analysis:
+    """Recompute one card (new method / class) on the stored working image."""
+    entry = bank.require(name)
+    card = run_card(entry, Image.fromarray(analysis.image), method, target)
+    return Analysis(analysis.image, analysis.size, {**analysis.cards, name: card})
+
+
+def rerun_all(bank: ModelBank, analysis: Analysis, methods: Mapping[str, str | None], target: str | None) -> Analysis:
+    """Recompute every card of ``analysis`` (e.g. for another target class)."""
+    image = Image.fromarray(analysis.image)
+    cards = {name: run_card(bank.require(name), image, methods.get(name), target) for name in analysis.cards}
+    return Analysis(analysis.image, analysis.size, cards)
+
+
+class ResultCache:
+    """Lazy cache of analyses for known photos (the examples): filled on first use, keyed by the
+    file's content and every setting, in memory only (never stale after a restart/retrain)."""
+
+    def __init__(self, paths: Sequence[str], capacity: int = 32) -> None:
+        self._digests: dict[int, set[str]] = {}
+        for p in paths:
+            data = Path(p).read_bytes()
+            self._digests.setdefault(len(data), set()).add(hashlib.sha1(data).hexdigest())
+        self._items: OrderedDict[tuple, Analysis] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def key(self, source: ImageSource, names: Sequence[str], methods: Mapping[str, str | None], target: str | None) -> tuple | None:
+        """A cache key when ``source`` is a file with the same bytes as a known photo, else None."""
+        if not isinstance(source, (str, Path)):
+            return None
+        try:
+            size = os.path.getsize(source)
+            if size not in self._digests:
+                return None
+            digest = hashlib.sha1(Path(source).read_bytes()).hexdigest()
+        except OSError:
+            return None
+        if digest not in self._digests[size]:
+            return None
+        return digest, tuple(names), tuple(sorted((k, v) for k, v in methods.items() if k in names)), target
+
+    def get(self, key: tuple | None) -> Analysis | None:
+        if key is None:
+            return None
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: tuple | None, analysis: Analysis) -> None:
+        if key is None or any(c.error for c in analysis.cards.values()):
+            return
+        with self._lock:
+            self._items[key] = analysis
+            self._items.move_to_end(key)
+            while len(self._items) > self._capacity:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+# ---- re-blending and scores from stored maps ----------------------------------------------------
+def blend(analysis: Analysis, name: str, opacity: float, box: tuple[int, int, int, int] | None = None) -> np.ndarray | None:
+    """The card's overlay at ``opacity`` (with the person box drawn), or None without a map."""
+    card = analysis.cards.get(name)
+    if card is None or card.saliency is None:
+        return None
+    from ..explain.overlay import overlay
+
+    out = np.ascontiguousarray(overlay(analysis.image, card.saliency.astype(np.float32), opacity=float(opacity)))
+    if box is not None:
+        x0, y0, x1, y1 = analysis.to_work_box(box)
+        thickness = max(1, round(max(out.shape[:2]) / 250))
+        cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), BOX_COLOUR, thickness)
+    return out
+
+
+def ambiguity(card: CardResult) -> dict | None:
+    """``explain.metrics.pose_ambiguity`` of a card's probabilities (top-2 margin, sitting<->standing
+    ``flag``), None without probabilities."""
+    if not card.probs:
+        return None
+    from ..explain.metrics import pose_ambiguity
+
+    return pose_ambiguity([card.probs[c] for c in CLASSES])
+
+
+def drift(analysis: Analysis, name: str, box: tuple[int, int, int, int] | None) -> float | None:
+    """Drift score of the card's map for a person box in original-photo pixels: the share of the
+    map's energy inside the box (``explain.metrics.drift_score``; low = looks at the background).
+    None without a box or map; NaN for an empty map."""
+    card = analysis.cards.get(name)
+    if box is None or card is None or card.saliency is None:
+        return None
+    from ..explain.metrics import box_mask, drift_score
+
+    sal = card.saliency.astype(np.float32)
+    return float(drift_score(sal, box_mask(sal.shape, analysis.to_work_box(box))))
+
+
+# ---- the person box -----------------------------------------------------------------------------
+def parse_box(text: str | None, size: tuple[int, int] | None = None) -> tuple[int, int, int, int] | None:
+    """``"x0, y0, x1, y1"`` in photo pixels (``explain.metrics.parse_box``) clipped to
+    ``size=(W, H)`` and rounded; empty text -> None; a malformed box -> one-line ``HarError``."""
+    if text is None or not str(text).strip():
+        return None
+    from ..explain.metrics import parse_box as parse
+
+    x0, y0, x1, y1 = parse(str(text).strip())
+    if size is not None:
+        w, h = size
+        x0, x1 = min(max(x0, 0.0), w), min(max(x1, 0.0), w)
+        y0, y1 = min(max(y0, 0.0), h), min(max(y1, 0.0), h)
+    box = (int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1)))
+    if box[2] - box[0] < 1 or box[3] - box[1] < 1:
+        where = f" inside the {size[0]}x{size[1]} photo" if size else ""
+        raise HarError(f"person box {str(text).strip()[:40]!r} has no area{where}")
+    return box
+
+
+def format_box(box: tuple[int, int, int, int]) -> str:
+    return ", ".join(str(v) for v in box)

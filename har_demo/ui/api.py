@@ -1,0 +1,153 @@
+"""Named API endpoints (``/predict``, ``/explain``, ``/batch``, ``/models``) for ``gradio_client``.
+
+Plain values in, JSON + files out; the same ``analysis`` / ``batch`` functions as the UI. A user
+error is raised as ``gr.Error`` with its one-line message (the client sees exactly that line);
+unexpected errors are logged and reported as one generic line.
+
+    from gradio_client import Client, handle_file
+    client = Client("http://127.0.0.1:7860/")
+    result, overlays = client.predict(handle_file("photo.jpg"), "", "predicted", 0.5, api_name="/predict")
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, Callable
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from ..errors import HarError
+from . import analysis as an
+from . import batch as bt
+from .bank import ModelBank
+from .callbacks import _analyse, _evaluate, target_value
+from .text import msg
+
+log = logging.getLogger(__name__)
+
+
+def api_errors(action: str) -> Callable:
+    """Re-raise every failure as a ``gr.Error`` carrying one readable line."""
+
+    def deco(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except HarError as err:
+                raise gr.Error(str(err), print_exception=False) from None
+            except Exception as err:  # noqa: BLE001 - logged, reported as one line
+                log.exception("API %s failed", action)
+                raise gr.Error(msg("unexpected", action=action, kind=type(err).__name__), print_exception=False) from None
+
+        return wrapper
+
+    return deco
+
+
+def _names(models: str | list | None) -> list[str]:
+    """'a, b' / ['a', 'b'] -> names; empty -> [] (= every available model)."""
+    if isinstance(models, str):
+        models = models.replace(";", ",").split(",")
+    return [m.strip() for m in (models or []) if m and m.strip()]
+
+
+def _file_path(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else None
+    return value if isinstance(value, str) or value is None else getattr(value, "name", str(value))
+
+
+class Api:
+    """The endpoint functions, bound to one model bank."""
+
+    def __init__(self, bank: ModelBank) -> None:
+        self.bank = bank
+
+    def _analysis(self, image: Any, models: str | list | None, target: str | None) -> an.Analysis:
+        path = _file_path(image)
+        if not path:
+            raise HarError(msg("no_image"))
+        names = _names(models)
+        chosen = [e.name for e in self.bank.select(names)]  # unknown names -> UnknownName
+        if names:
+            unavailable = [n for n in names if n not in chosen]
+            if unavailable:
+                self.bank.require(unavailable[0])  # one line: why it is unavailable
+        if not chosen:
+            raise HarError(msg("no_models"))
+        return _analyse(self.bank, path, chosen, {}, target_value(target))
+
+    @api_errors("predicting")
+    def predict(self, image: Any, models: str = "", target: str = "predicted", opacity: float = 0.5):
+        """Every chosen model (default all available) with its default map.
+        Returns (JSON {"models": [{model, label, probs, method, target, ambiguity}]}, gallery)."""
+        analysis = self._analysis(image, models, target)
+        rows, gallery = [], []
+        for name, card in analysis.cards.items():
+            row = card.summary()
+            amb = an.ambiguity(card)
+            if amb is not None:
+                row["ambiguity"] = amb
+            rows.append(row)
+            shown = an.blend(analysis, name, opacity)
+            if shown is not None:
+                gallery.append((Image.fromarray(shown), f"{name}: {card.label}"))
+        return {"models": rows, "image_size": list(analysis.size)}, gallery
+
+    @api_errors("explaining")
+    def explain(self, image: Any, model: str, method: str = "", target: str = "predicted", opacity: float = 0.5, box: str = ""):
+        """One model, one method (default: the model's), one class. Returns (overlay, JSON)."""
+        if not model:
+            raise HarError("give a model name (see /models)")
+        entry = self.bank.require(model.strip())
+        path = _file_path(image)
+        if not path:
+            raise HarError(msg("no_image"))
+        image_pil, size = an.working_image(path)
+        card = an.run_card(entry, image_pil, (method or "").strip() or None, target_value(target))
+        if card.error:
+            raise HarError(card.error)
+        analysis = an.Analysis(np.asarray(image_pil, dtype=np.uint8), size, {entry.name: card})
+        person = an.parse_box(box, size)
+        info = card.summary()
+        info["ambiguity"] = an.ambiguity(card)
+        if person is not None:
+            info["box"] = list(person)
+            info["drift"] = an.drift(analysis, entry.name, person)  # share of the map inside the box
+        shown = an.blend(analysis, entry.name, opacity, person)
+        return (Image.fromarray(shown) if shown is not None else None), info
+
+    @api_errors("evaluating the batch")
+    def batch(self, files: Any, models: str = ""):
+        """Labelled images / zips of class folders -> (JSON metrics per model, CSV of predictions)."""
+        paths = [_file_path(f) for f in (files or [])] if isinstance(files, (list, tuple)) else [_file_path(files)]
+        paths = [p for p in paths if p]
+        if not paths:
+            raise HarError(msg("batch_no_files"))
+        names = [e.name for e in self.bank.select(_names(models))]
+        result = _evaluate(self.bank, paths, names, None)
+        return result.summary(), str(result.csv_path)
+
+    @api_errors("listing the models")
+    def models(self) -> list[dict]:
+        """Every registry model: available or not, why, methods and the default one."""
+        return [
+            {
+                "name": e.name,
+                "family": e.family,
+                "available": e.available,
+                "detail": e.source,
+                "how_to_enable": e.hint,
+                "methods": e.methods,
+                "default_method": e.default_method,
+            }
+            for e in self.bank.entries.values()
+        ]

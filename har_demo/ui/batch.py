@@ -1,0 +1,271 @@
+"""The batch-evaluation tab without Gradio: files in -> metrics, confusion plot, misclassified
+gallery, CSV.
+
+Inputs are image files labelled by a class name in the file name (``sitting_01.jpg``,
+``Walking-Running 3.png``) and/or zips of class folders (``data.zipdata.extract_zip_dataset``:
+safe extraction into a temporary folder, removed afterwards). Images are decoded once per chunk
+(``data.io.load_image``; an unreadable one is skipped and named) and every chosen model classifies
+the chunk; metrics come from ``training.evaluation.classification_report``; maps of the
+misclassified photos from ``explain.explain_full``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..data.datasets import Sample, is_image_file, normalize_class_name
+from ..data.io import load_image
+from ..errors import DataError, HarError
+from ..labels import CLASSES
+from .analysis import Analysis, blend, run_card, working_image
+from .bank import ModelBank
+from .text import msg, strings
+
+log = logging.getLogger(__name__)
+
+MAX_IMAGES = int(os.environ.get("HAR_BATCH_MAX_IMAGES", 500))
+CHUNK = 16
+MISCLASSIFIED_PER_MODEL = 4
+GALLERY_OPACITY = 0.5
+_OUTPUT_TTL_S = 3600
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class BatchResult:
+    reports: dict[str, dict]  # model -> classification_report (labelled images only)
+    rows: list[list]  # the metrics table (strings.json "batch_columns")
+    predictions: list[dict]  # one row per (image, model)
+    gallery: list[tuple[np.ndarray, str]]  # misclassified overlays + captions
+    csv_path: Path
+    skipped: list[str] = field(default_factory=list)  # unreadable images, one line each
+    unlabelled: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> dict:
+        """JSON-friendly metrics per model (API)."""
+        return {
+            "models": {
+                name: {k: rep[k] for k in ("n", "accuracy", "macro_f1", "macro_precision", "macro_recall", "per_class", "confusion", "classes")}
+                for name, rep in self.reports.items()
+            },
+            "images": len({p["file"] for p in self.predictions}),
+            "unlabelled": self.unlabelled,
+            "skipped": self.skipped,
+        }
+
+
+# ---- inputs -------------------------------------------------------------------------------------
+def label_from_name(filename: str) -> str | None:
+    """The class named in a file name: the full class name, or one of its parts ('walking',
+    'running'); None when no class (or more than one) is named."""
+    stem = normalize_class_name(Path(filename).stem.replace(".", " "))
+    tokens = set(stem.split("_"))
+    found = set()
+    for cls in CLASSES:
+        if cls in stem or any(part in tokens for part in cls.split("_")):
+            found.add(cls)
+    return found.pop() if len(found) == 1 else None
+
+
+def collect_samples(paths: Sequence[str | Path], workdir: str | Path) -> tuple[list[Sample], int]:
+    """Samples from uploaded files (zips are extracted into ``workdir``); returns (samples, the
+    number without a label). Unlabelled images get ``label=""`` (predicted, not scored)."""
+    samples: list[Sample] = []
+    unlabelled = 0
+    for i, path in enumerate(paths):
+        path = Path(path)
+        if path.suffix.lower() == ".zip":
+            from ..data.zipdata import extract_zip_dataset
+
+            samples += extract_zip_dataset(path, Path(workdir) / f"zip{i}", max_files=MAX_IMAGES)
+        elif is_image_file(path):
+            label = label_from_name(path.name)
+            unlabelled += label is None
+            samples.append(Sample(path=str(path), label=label or "", group=path.name))
+        else:
+            raise DataError(f"{path.name}: not an image or a .zip; give images (JPEG, PNG, ...) or a zip of class folders")
+    if not samples:
+        raise DataError(msg("batch_no_files"))
+    if len(samples) > MAX_IMAGES:
+        raise DataError(msg("batch_too_many", n=len(samples), limit=MAX_IMAGES))
+    return samples, unlabelled
+
+
+def _display_name(sample: Sample) -> str:
+    return sample.group if sample.group else Path(sample.path).name
+
+
+# ---- evaluation ---------------------------------------------------------------------------------
+def predict_all(bank: ModelBank, names: Sequence[str], samples: Sequence[Sample], progress: Progress | None = None):
+    """(kept samples, skipped lines, model -> probs (N, C)); images decoded once per chunk."""
+    entries = [bank.require(n) for n in names]
+    kept: list[Sample] = []
+    skipped: list[str] = []
+    probs: dict[str, list[np.ndarray]] = {e.name: [] for e in entries}
+    for start in range(0, len(samples), CHUNK):
+        chunk, images = [], []
+        for s in samples[start : start + CHUNK]:
+            try:
+                images.append(load_image(s.path, name=_display_name(s)))
+                chunk.append(s)
+            except HarError as err:
+                skipped.append(str(err))
+        for e in entries:
+            if images:
+                with e.lock:
+                    probs[e.name].append(e.model.predict_proba(images))
+        kept += chunk
+        if progress:
+            progress(min(1.0, (start + CHUNK) / len(samples)), f"{len(kept)} / {len(samples)} images")
+    out = {n: (np.concatenate(p) if p else np.zeros((0, len(CLASSES)), np.float32)) for n, p in probs.items()}
+    return kept, skipped, out
+
+
+def evaluate_batch(
+    bank: ModelBank,
+    paths: Sequence[str | Path],
+    names: Sequence[str] | None = None,
+    progress: Progress | None = None,
+    misclassified_per_model: int = MISCLASSIFIED_PER_MODEL,
+) -> BatchResult:
+    """Evaluate the chosen (default: all available) models on uploaded images / zips."""
+    from ..training.evaluation import classification_report
+
+    start = time.perf_counter()
+    names = [e.name for e in bank.select(names)]
+    if not names:
+        raise HarError(msg("no_models"))
+    with tempfile.TemporaryDirectory(prefix="har_batch_") as workdir:
+        samples, _ = collect_samples(paths, workdir)
+        kept, skipped, probs = predict_all(bank, names, samples, progress)
+        if not kept:
+            raise DataError("no readable image in the batch: " + "; ".join(skipped[:3]))
+        labelled = [i for i, s in enumerate(kept) if s.label]
+        y_true = [CLASSES.index(kept[i].label) for i in labelled]
+        reports = {n: classification_report(y_true, probs[n][labelled].argmax(1)) for n in names} if labelled else {}
+        predictions = _prediction_rows(kept, probs)
+        gallery = _misclassified_gallery(bank, kept, probs, labelled, misclassified_per_model)
+    return BatchResult(
+        reports=reports,
+        rows=metric_rows(reports),
+        predictions=predictions,
+        gallery=gallery,
+        csv_path=write_csv(predictions),
+        skipped=skipped,
+        unlabelled=len(kept) - len(labelled),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _prediction_rows(samples: Sequence[Sample], probs: dict[str, np.ndarray]) -> list[dict]:
+    rows = []
+    for i, s in enumerate(samples):
+        for name, p in probs.items():
+            pred = CLASSES[int(p[i].argmax())]
+            row = {"file": _display_name(s), "true": s.label, "model": name, "predicted": pred}
+            row.update({f"p_{c}": round(float(v), 6) for c, v in zip(CLASSES, p[i])})
+            row["correct"] = "" if not s.label else str(pred == s.label).lower()
+            rows.append(row)
+    return rows
+
+
+def _misclassified_gallery(bank, samples, probs, labelled, per_model) -> list[tuple[np.ndarray, str]]:
+    """The most confident mistakes of each model, with that model's default map."""
+    gallery = []
+    for name, p in probs.items():
+        wrong = [i for i in labelled if CLASSES[int(p[i].argmax())] != samples[i].label]
+        wrong.sort(key=lambda i: -float(p[i].max()))
+        for i in wrong[:per_model]:
+            s = samples[i]
+            try:
+                image, size = working_image(s.path)
+            except HarError:
+                continue
+            card = run_card(bank.get(name), image, None, None)
+            if card.error:
+                continue
+            analysis = Analysis(np.asarray(image, dtype=np.uint8), size, {name: card})
+            shown = blend(analysis, name, GALLERY_OPACITY)
+            caption = f"{name}: {_display_name(s)} - true {s.label}, predicted {card.label} ({max(card.probs.values()):.2f})"
+            gallery.append((shown if shown is not None else analysis.image, caption))
+    return gallery
+
+
+def metric_rows(reports: dict[str, dict]) -> list[list]:
+    """Rows for the metrics table, in ``strings.json["batch_columns"]`` order."""
+    rows = []
+    for name, rep in reports.items():
+        rows.append(
+            [name, rep["n"], round(rep["accuracy"], 4), round(rep["macro_f1"], 4)]
+            + [round(rep["per_class"][c]["f1"], 4) for c in CLASSES]
+        )
+    return rows
+
+
+def metric_columns() -> list[str]:
+    return list(strings()["batch_columns"])
+
+
+# ---- outputs ------------------------------------------------------------------------------------
+def _output_dir() -> Path:
+    """A per-user temp folder for CSVs; files older than an hour are pruned on each batch."""
+    root = Path(tempfile.gettempdir()) / f"har_demo_outputs_{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+    root.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in root.glob("*.csv"):
+        try:
+            if now - old.stat().st_mtime > _OUTPUT_TTL_S:
+                old.unlink()
+        except OSError:
+            pass
+    return root
+
+
+def write_csv(rows: list[dict]) -> Path:
+    """The per-image predictions as CSV (columns: file, true, model, predicted, p_*, correct)."""
+    fields = ["file", "true", "model", "predicted", *[f"p_{c}" for c in CLASSES], "correct"]
+    fd, name = tempfile.mkstemp(prefix="har_batch_predictions_", suffix=".csv", dir=_output_dir())
+    with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return Path(name)
+
+
+def confusion_figure(reports: dict[str, dict]):
+    """One confusion-matrix panel per model (matplotlib ``Figure``, no pyplot state)."""
+    from matplotlib.figure import Figure
+
+    n = max(1, len(reports))
+    cols = min(n, 3)
+    rows = (n + cols - 1) // cols
+    fig = Figure(figsize=(3.6 * cols, 3.3 * rows), layout="constrained")
+    short = [c.replace("walking_running", "walk/run") for c in CLASSES]
+    for k, (name, rep) in enumerate(reports.items()):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        cm = np.asarray(rep["confusion"])
+        ax.imshow(cm, cmap="Blues", vmin=0, vmax=max(1, int(cm.max())))
+        for (r, c), v in np.ndenumerate(cm):
+            ax.text(c, r, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
+        ax.set_xticks(range(len(CLASSES)), short, fontsize=8)
+        ax.set_yticks(range(len(CLASSES)), short, fontsize=8)
+        ax.set_xlabel("predicted", fontsize=8)
+        ax.set_ylabel("true", fontsize=8)
+        ax.set_title(f"{name}  acc {rep['accuracy']:.2f}", fontsize=9)
+    return fig
+
+
+def gallery_images(result: BatchResult) -> list[tuple[Image.Image, str]]:
+    return [(Image.fromarray(img), cap) for img, cap in result.gallery]

@@ -1,0 +1,228 @@
+"""Gradio callbacks of the UI tabs: thin adapters from component values to ``analysis`` /
+``batch`` / ``cards`` and back to component updates.
+
+Every callback returns a ``{component: value}`` dict, so a failure can update only the status
+line: a ``HarError`` becomes its own one-line message, anything unexpected is logged with its
+traceback and shown as one generic line (``gr.Warning`` + the status Markdown). The server keeps
+answering either way.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from typing import Any, Callable
+
+import gradio as gr
+
+from ..errors import HarError
+from ..labels import CLASSES
+from . import analysis as an
+from . import batch as bt
+from .bank import ModelBank
+from .cards import model_cards_markdown, results_markdown
+from .gpu import gpu
+from .render import card_info, label_value, status_line
+from .text import examples, msg, text
+
+log = logging.getLogger(__name__)
+
+
+def guarded(action: str) -> Callable:
+    """Turn any exception of a callback into one readable line in the status Markdown."""
+
+    def deco(method: Callable) -> Callable:
+        @functools.wraps(method)
+        def wrapper(self: "Callbacks", *args: Any, **kwargs: Any) -> dict:
+            try:
+                return method(self, *args, **kwargs)
+            except HarError as err:
+                message = str(err)
+            except Exception as err:  # noqa: BLE001 - logged; the user sees one line
+                log.exception("%s failed", action)
+                message = msg("unexpected", action=action, kind=type(err).__name__)
+            gr.Warning(message)
+            return {self.status_for(method.__name__): message}
+
+        return wrapper
+
+    return deco
+
+
+def target_value(choice: str | None) -> str | None:
+    """Radio value -> class name, or None for 'predicted'."""
+    if not choice or choice == text("controls", "target_predicted"):
+        return None
+    if choice not in CLASSES:
+        raise HarError(f"unknown class {choice!r}; expected one of: {text('controls', 'target_predicted')}, {', '.join(CLASSES)}")
+    return choice
+
+
+@gpu
+def _analyse(bank: ModelBank, image: str, names: list[str], methods: dict, target: str | None) -> an.Analysis:
+    return an.analyse(bank, image, names, methods, target)
+
+
+@gpu
+def _rerun(bank: ModelBank, analysis: an.Analysis, name: str, method: str | None, target: str | None) -> an.Analysis:
+    return an.rerun(bank, analysis, name, method, target)
+
+
+@gpu
+def _rerun_all(bank: ModelBank, analysis: an.Analysis, methods: dict, target: str | None) -> an.Analysis:
+    return an.rerun_all(bank, analysis, methods, target)
+
+
+@gpu
+def _evaluate(bank: ModelBank, paths: list[str], names: list[str], progress: Callable | None) -> bt.BatchResult:
+    return bt.evaluate_batch(bank, paths, names, progress)
+
+
+class Callbacks:
+    """Callbacks bound to one bank and one built layout (``layout.UI``)."""
+
+    def __init__(self, bank: ModelBank, ui: Any, cache: an.ResultCache | None = None) -> None:
+        self.bank = bank
+        self.ui = ui
+        self.card_names = list(ui.cards)
+        self.cache = cache if cache is not None else an.ResultCache([e["path"] for e in examples()])
+
+    def status_for(self, callback: str) -> Any:
+        """The Markdown a failed callback writes its one line to."""
+        return {"batch": self.ui.batch_status, "cards": self.ui.cards_md}.get(callback, self.ui.status)
+
+    # --- compare tab ---------------------------------------------------------------------------
+    def _card_updates(self, analysis: an.Analysis, opacity: float, box, names=None, labels=True) -> dict:
+        out: dict = {}
+        for name in names or self.card_names:
+            card_ui = self.ui.cards[name]
+            card = analysis.cards.get(name)
+            if labels:
+                out[card_ui.column] = gr.update(visible=card is not None)
+                out[card_ui.label] = label_value(card)
+            out[card_ui.overlay] = an.blend(analysis, name, opacity, box) if card is not None else None
+            out[card_ui.info] = card_info(analysis, card, box)
+        return out
+
+    @staticmethod
+    def _box(analysis: an.Analysis, box_text: str | None) -> tuple[tuple | None, str]:
+        """(box, message): a bad box is reported, not fatal."""
+        try:
+            return an.parse_box(box_text, analysis.size), ""
+        except HarError as err:
+            gr.Warning(str(err))
+            return None, str(err)
+
+    def _methods(self, method_values) -> dict[str, str | None]:
+        return {name: (value or None) for name, value in zip(self.card_names, method_values)}
+
+    @guarded("analysing the photo")
+    def analyse(self, image, models, target, opacity, box_text, *method_values) -> dict:
+        if not image:
+            raise HarError(msg("no_image"))
+        names = [n for n in (models or []) if n in self.ui.cards]
+        if not names:
+            raise HarError(msg("no_models"))
+        methods = self._methods(method_values)
+        target_cls = target_value(target)
+        start = time.perf_counter()
+        key = self.cache.key(image, names, methods, target_cls)
+        analysis = self.cache.get(key)
+        if analysis is None:
+            analysis = _analyse(self.bank, image, names, methods, target_cls)
+            self.cache.put(key, analysis)
+        return self._full_update(analysis, opacity, box_text, time.perf_counter() - start)
+
+    def _full_update(self, analysis: an.Analysis, opacity: float, box_text: str | None, seconds: float) -> dict:
+        box, box_msg = self._box(analysis, box_text)
+        out = self._card_updates(analysis, opacity, box)
+        out[self.ui.state] = analysis
+        out[self.ui.status] = " ".join(filter(None, [status_line(analysis, seconds), box_msg]))
+        return out
+
+    @guarded("changing the opacity")
+    def reblend(self, state: an.Analysis | None, opacity: float, box_text: str | None) -> dict:
+        """Opacity slider: re-blend the stored maps; no model runs."""
+        if state is None:
+            return {}
+        box, _ = self._box(state, box_text)
+        return {self.ui.cards[n].overlay: an.blend(state, n, opacity, box) for n in state.cards if n in self.ui.cards}
+
+    @guarded("setting the person box")
+    def box_changed(self, state: an.Analysis | None, opacity: float, box_text: str | None) -> dict:
+        """Person box: redraw overlays and background-drift scores from the stored maps."""
+        if state is None:
+            an.parse_box(box_text)  # report a malformed box even before a photo is analysed
+            return {}
+        box, box_msg = self._box(state, box_text)
+        out = self._card_updates(state, opacity, box, names=[n for n in state.cards if n in self.ui.cards], labels=False)
+        out[self.ui.status] = box_msg or (msg("box_set", box=an.format_box(box)) if box else msg("box_cleared"))
+        return out
+
+    def method_changed(self, name: str) -> Callable:
+        """The callback for one card's method dropdown: re-run that model only."""
+
+        @guarded(f"changing the map method of {name}")
+        def callback(self, state, method, target, opacity, box_text) -> dict:
+            if state is None or name not in state.cards:
+                return {}
+            start = time.perf_counter()
+            new = _rerun(self.bank, state, name, method or None, target_value(target))
+            box, _ = self._box(new, box_text)
+            out = self._card_updates(new, opacity, box, names=[name])
+            out[self.ui.state] = new
+            out[self.ui.status] = status_line(new, time.perf_counter() - start)
+            return out
+
+        return functools.partial(callback, self)
+
+    @guarded("changing the explained class")
+    def target_changed(self, state, target, opacity, box_text, *method_values) -> dict:
+        """Target class: recompute every card's map on the stored photo."""
+        if state is None:
+            return {}
+        start = time.perf_counter()
+        new = _rerun_all(self.bank, state, self._methods(method_values), target_value(target))
+        return self._full_update(new, opacity, box_text, time.perf_counter() - start)
+
+    @guarded("reading the click")
+    def corner_clicked(self, corner, evt: gr.SelectData) -> dict:
+        """Two clicks on the photo = two opposite corners of the person box."""
+        x, y = (int(round(float(v))) for v in evt.index[:2])
+        if corner is None:
+            return {self.ui.corner: (x, y), self.ui.status: msg("box_corner", x=x, y=y)}
+        box = an.format_box((min(corner[0], x), min(corner[1], y), max(corner[0], x), max(corner[1], y)))
+        return {self.ui.corner: None, self.ui.box: box}
+
+    def clear_box(self) -> dict:
+        return {self.ui.corner: None, self.ui.box: ""}
+
+    # --- batch tab -----------------------------------------------------------------------------
+    @guarded("evaluating the batch")
+    def batch(self, files, models, progress=gr.Progress()) -> dict:
+        paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
+        if not paths:
+            raise HarError(msg("batch_no_files"))
+        names = [n for n in (models or []) if n in self.bank.entries]
+        if not names:
+            raise HarError(msg("no_models"))
+        result = _evaluate(self.bank, paths, names, lambda frac, desc: progress(frac, desc=desc))
+        ui = self.ui
+        parts = [msg("batch_done", n=len({p["file"] for p in result.predictions}), models=len(names), seconds=result.seconds)]
+        if result.unlabelled:
+            parts.append(msg("batch_unlabelled", n=result.unlabelled))
+        if result.skipped:
+            parts.append(f"Skipped {len(result.skipped)} unreadable image(s): " + "; ".join(result.skipped[:3]))
+        return {
+            ui.batch_metrics: gr.update(value=result.rows, headers=bt.metric_columns()),
+            ui.batch_confusion: bt.confusion_figure(result.reports) if result.reports else None,
+            ui.batch_gallery: bt.gallery_images(result),
+            ui.batch_csv: str(result.csv_path),
+            ui.batch_status: " ".join(parts),
+        }
+
+    # --- model cards tab -----------------------------------------------------------------------
+    @guarded("reading the model cards")
+    def cards(self) -> dict:
+        return {self.ui.cards_md: model_cards_markdown(self.bank), self.ui.results_md: results_markdown()}

@@ -1,0 +1,56 @@
+"""Start-up and launch settings: models loaded once, a bounded queue, no analytics, no web fonts,
+only the examples folder served (besides Gradio's own upload/cache folders)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
+
+import gradio as gr  # noqa: E402
+
+from .bank import ModelBank  # noqa: E402
+from .layout import CONCURRENCY, build_demo  # noqa: E402
+from .text import UI_DIR, examples_dir  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+QUEUE_SIZE = int(os.environ.get("HAR_QUEUE_SIZE", 64))  # more waiting requests are refused
+MAX_UPLOAD = os.environ.get("HAR_MAX_UPLOAD", "100mb")
+# System fonts only: the page fetches nothing from the internet (the default theme uses Google Fonts).
+FONTS = ["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"]
+MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
+
+
+def create_app(bank: ModelBank | None = None) -> gr.Blocks:
+    """The queued app; loads every available model once when no ``bank`` is given."""
+    bank = bank if bank is not None else ModelBank.load()
+    demo, _ui, _cb = build_demo(bank)
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
+    return demo
+
+
+def theme() -> gr.themes.Base:
+    return gr.themes.Soft(font=FONTS, font_mono=MONO)
+
+
+def launch_kwargs() -> dict:
+    """Everything ``demo.launch`` gets besides host/port/share."""
+    return dict(
+        allowed_paths=[str(examples_dir())],
+        max_file_size=MAX_UPLOAD,
+        theme=theme(),
+        css_paths=[UI_DIR / "style.css"],
+        ssr_mode=False,
+        show_error=False,  # exceptions are turned into readable lines by the callbacks
+        footer_links=["api"],
+        pwa=False,
+    )
+
+
+def launch(demo: gr.Blocks, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, share: bool = False, **kwargs):
+    """``demo.launch`` with this app's settings (``kwargs`` override them, e.g. prevent_thread_lock)."""
+    return demo.launch(server_name=host, server_port=port, share=share, **{**launch_kwargs(), **kwargs})

@@ -1,0 +1,189 @@
+"""Every control of the compare tab, driven through the real callbacks of the built app."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from har_demo.labels import CLASSES
+from har_demo.ui import analysis as an
+from har_demo.ui import callbacks as cbm
+from har_demo.ui.text import msg, text
+from tests.test_ui_support import app, bank, card_values, example_photo  # noqa: F401
+
+PREDICTED = text("controls", "target_predicted")
+
+
+def _methods(ui, **overrides):
+    return [overrides.get(name, None) for name in ui.cards]
+
+
+@pytest.fixture(scope="module")
+def analysed(app):
+    demo, ui, cb = app
+    out = cb.analyse(example_photo(), list(ui.cards), PREDICTED, 0.5, "", *_methods(ui))
+    return out
+
+
+def test_cards_exist_for_available_models_and_unavailable_ones_are_listed(app, bank):
+    demo, ui, cb = app
+    assert list(ui.cards) == bank.available_names()
+    listed = ui.unavailable.value
+    for entry in bank.unavailable():
+        assert f"**{entry.name}** is not available here" in listed
+    assert all(e.hint.split(" ")[0] in listed for e in bank.unavailable())
+    for name, card in ui.cards.items():
+        assert card.method.choices and [c[0] for c in card.method.choices] == bank.get(name).methods
+        assert card.method.value == bank.get(name).default_method
+
+
+def test_analyse_fills_every_selected_card(app, analysed):
+    demo, ui, cb = app
+    state = analysed[ui.state]
+    assert isinstance(state, an.Analysis) and set(state.cards) == set(ui.cards)
+    for name in ui.cards:
+        vals = card_values(analysed, ui, name)
+        assert vals["column"]["visible"] is True
+        assert set(vals["label"]) == set(CLASSES)
+        assert isinstance(vals["overlay"], np.ndarray) and vals["overlay"].shape == state.image.shape
+        assert f"**{state.cards[name].method}**" in vals["info"]
+    assert "2 model(s)" in analysed[ui.status]
+
+
+def test_model_selection_hides_unselected_cards(app):
+    demo, ui, cb = app
+    out = cb.analyse(example_photo(), ["fnn"], PREDICTED, 0.5, "", *_methods(ui))
+    assert list(out[ui.state].cards) == ["fnn"]
+    assert card_values(out, ui, "cnn_base")["column"]["visible"] is False
+    assert card_values(out, ui, "cnn_base")["label"] is None
+
+
+@pytest.mark.parametrize(
+    "image, models, expected",
+    [(None, ["fnn"], "no_image"), ("photo", [], "no_models")],
+)
+def test_missing_inputs_give_one_line_in_the_status(app, image, models, expected):
+    demo, ui, cb = app
+    out = cb.analyse(example_photo() if image else None, models, PREDICTED, 0.5, "", *_methods(ui))
+    assert out == {ui.status: msg(expected)}
+
+
+def test_bad_upload_gives_the_decoder_message(app, tmp_path):
+    demo, ui, cb = app
+    bad = tmp_path / "scan.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    out = cb.analyse(str(bad), ["fnn"], PREDICTED, 0.5, "", *_methods(ui))
+    assert list(out) == [ui.status] and "scan.png" in out[ui.status] and "Traceback" not in out[ui.status]
+
+
+def test_unexpected_errors_are_logged_and_shown_as_one_line(app, monkeypatch, caplog):
+    demo, ui, cb = app
+    monkeypatch.setattr(cbm, "_analyse", lambda *a: (_ for _ in ()).throw(KeyError("secret detail")))
+    with caplog.at_level(logging.ERROR):
+        out = cb.analyse(example_photo("sitting_table.jpg"), ["fnn"], PREDICTED, 0.5, "", *_methods(ui))
+    line = out[ui.status]
+    assert "KeyError" in line and "secret detail" not in line and "\n" not in line
+    assert "secret detail" in caplog.text
+
+
+def test_method_dropdown_reruns_only_that_model(app, analysed, monkeypatch):
+    demo, ui, cb = app
+    state = analysed[ui.state]
+    calls = []
+    real = an.run_card
+    monkeypatch.setattr(an, "run_card", lambda entry, *a: calls.append(entry.name) or real(entry, *a))
+    out = cb.method_changed("cnn_base")(state, "occlusion", PREDICTED, 0.5, "")
+    assert calls == ["cnn_base"]
+    new = out[ui.state]
+    assert new.cards["cnn_base"].method == "occlusion" and new.cards["fnn"] is state.cards["fnn"]
+    assert "**occlusion**" in card_values(out, ui, "cnn_base")["info"]
+    assert cb.method_changed("cnn_base")(None, "occlusion", PREDICTED, 0.5, "") == {}  # nothing analysed yet
+
+
+def test_target_class_reruns_all_maps_for_that_class(app, analysed):
+    demo, ui, cb = app
+    out = cb.target_changed(analysed[ui.state], "standing", 0.5, "", *_methods(ui))
+    assert {c.target for c in out[ui.state].cards.values()} == {"standing"}
+    for name in ui.cards:
+        assert "class **standing**" in card_values(out, ui, name)["info"]
+    bad = cb.target_changed(analysed[ui.state], "dancing", 0.5, "", *_methods(ui))
+    assert "unknown class 'dancing'" in bad[ui.status]
+
+
+def test_opacity_reblends_stored_maps_without_running_models(app, analysed, monkeypatch):
+    demo, ui, cb = app
+    monkeypatch.setattr(an, "run_card", lambda *a, **k: pytest.fail("the slider must not run a model"))
+    monkeypatch.setattr(cbm, "_analyse", lambda *a, **k: pytest.fail("the slider must not run a model"))
+    state = analysed[ui.state]
+    low, high = cb.reblend(state, 0.1, ""), cb.reblend(state, 0.9, "")
+    for name in ui.cards:
+        overlay = ui.cards[name].overlay
+        assert not np.array_equal(low[overlay], high[overlay])
+        assert np.array_equal(high[overlay], an.blend(state, name, 0.9))
+    assert cb.reblend(None, 0.3, "") == {}
+
+
+@pytest.mark.parametrize("probs, flagged", [((0.45, 0.44, 0.11), True), ((0.8, 0.1, 0.1), False), ((0.1, 0.45, 0.45), False)])
+def test_ambiguity_flag_follows_the_library(app, analysed, probs, flagged):
+    demo, ui, cb = app
+    state = analysed[ui.state]
+    card = state.cards["fnn"]
+    forced_card = an.CardResult("fnn", dict(zip(CLASSES, probs)), card.method, "sitting", card.saliency)
+    out = cb.box_changed(an.Analysis(state.image, state.size, {"fnn": forced_card}), 0.5, "")
+    info = card_values(out, ui, "fnn")["info"]
+    assert ("**Pose ambiguous**" in info) is flagged
+    assert an.ambiguity(forced_card)["flag"] is flagged
+
+
+def test_person_box_gives_drift_scores_from_stored_maps(app, analysed, monkeypatch):
+    demo, ui, cb = app
+    monkeypatch.setattr(an, "run_card", lambda *a, **k: pytest.fail("the box must not run a model"))
+    state = analysed[ui.state]
+    w, h = state.size
+    out = cb.box_changed(state, 0.5, f"0, 0, {w // 2}, {h}")
+    for name in ui.cards:
+        expected = an.drift(state, name, (0, 0, w // 2, h))
+        info = card_values(out, ui, name)["info"]
+        assert "inside the person box" in info
+        assert (f"{expected:.0%}" in info) if not np.isnan(expected) else "n/a" in info
+    assert "set" in out[ui.status]
+    cleared = cb.box_changed(state, 0.5, "")
+    assert "inside the person box" not in card_values(cleared, ui, "fnn")["info"]
+
+
+def test_malformed_box_is_reported_not_fatal(app, analysed):
+    demo, ui, cb = app
+    out = cb.box_changed(analysed[ui.state], 0.5, "left side please")
+    assert "expected" in out[ui.status] or "x0,y0,x1,y1" in out[ui.status]
+    assert "inside the person box" not in card_values(out, ui, "fnn")["info"]
+    full = cb.analyse(example_photo(), ["fnn"], PREDICTED, 0.5, "1,2,3", *_methods(ui))
+    assert full[ui.state].cards["fnn"].error is None and "x0,y0,x1,y1" in full[ui.status]
+
+
+class _Click:
+    def __init__(self, x, y):
+        self.index = [x, y]
+
+
+def test_two_clicks_on_the_photo_make_a_box(app):
+    demo, ui, cb = app
+    first = cb.corner_clicked(None, _Click(120, 40))
+    assert first[ui.corner] == (120, 40) and "(120, 40)" in first[ui.status]
+    second = cb.corner_clicked(first[ui.corner], _Click(30.4, 200.6))
+    assert second[ui.corner] is None and second[ui.box] == "30, 40, 120, 201"
+    assert cb.clear_box() == {ui.corner: None, ui.box: ""}
+
+
+def test_examples_are_cached_lazily_per_setting(app, monkeypatch):
+    demo, ui, cb = app
+    photo = example_photo("walking_street.jpg")
+    calls = []
+    real = cbm._analyse
+    monkeypatch.setattr(cbm, "_analyse", lambda *a: calls.append(1) or real(*a))
+    first = cb.analyse(photo, ["fnn"], PREDICTED, 0.5, "", *_methods(ui))
+    second = cb.analyse(photo, ["fnn"], PREDICTED, 0.3, "", *_methods(ui))
+    assert len(calls) == 1 and second[ui.state] is first[ui.state]
+    cb.analyse(photo, ["fnn"], "sitting", 0.5, "", *_methods(ui))
+    assert len(calls) == 2
