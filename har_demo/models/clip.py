@@ -101,18 +101,20 @@ def _tokenizer(src: sources.ClipSource, model_cfg: dict | None):
 
 
 def _open_clip_model(src: sources.ClipSource, model_cfg: dict | None, seed: int, load_weights: bool) -> nn.Module:
-    """The full open_clip model (both towers), eval mode. Never downloads when the hub is
-    unreachable (cache only)."""
+    """The open_clip model in eval mode: both towers, or only the image tower for a named
+    architecture without weights. Never downloads when the hub is unreachable (cache only)."""
     import open_clip
 
+    builtin = open_clip.get_model_config(src.model_name) if src.model_name and src.kind != "hf-hub" else None
+    shell = _visual_only(builtin, src.quick_gelu) if builtin and not load_weights and model_cfg is None else None
     if model_cfg is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = _instantiate(model_cfg, src.quick_gelu)
         if load_weights and src.kind == "file":
             open_clip.load_checkpoint(model, str(src.weights))
-    elif not load_weights and src.kind != "hf-hub" and _visual_only is not None and open_clip.get_model_config(src.model_name):
-        model = _visual_only(open_clip.get_model_config(src.model_name), src.quick_gelu)
+    elif shell is not None:
+        model = shell
     else:
         weights = src.weights if load_weights and src.kind in ("tag", "file") else None
         with sources.hub_access():
@@ -126,14 +128,14 @@ def _open_clip_model(src: sources.ClipSource, model_cfg: dict | None, seed: int,
     return model.eval()
 
 
-try:  # building only the image tower saves time/memory when a checkpoint supplies the weights
-    from open_clip.model import _build_vision_tower
-except ImportError:  # pragma: no cover - other open_clip versions: build both towers instead
-    _build_vision_tower = None
-
-
-def _visual_only_impl(model_cfg: dict, quick_gelu: bool) -> nn.Module:
-    """Architecture-only stand-in for an open_clip model: ``.visual`` + init logit scale/bias."""
+def _visual_only(model_cfg: dict, quick_gelu: bool) -> nn.Module | None:
+    """Architecture-only stand-in for an open_clip model (``.visual`` + initial logit scale/bias):
+    when a checkpoint supplies the weights, building the text tower would only cost time and
+    memory. None when this open_clip version lacks the (private) tower builder."""
+    try:
+        from open_clip.model import _build_vision_tower
+    except ImportError:  # pragma: no cover - other open_clip versions: build both towers instead
+        return None
     cfg = copy.deepcopy(dict(model_cfg))
     vision = dict(cfg["vision_cfg"], timm_model_pretrained=False)
     shell = nn.Module()
@@ -143,9 +145,6 @@ def _visual_only_impl(model_cfg: dict, quick_gelu: bool) -> nn.Module:
     shell.logit_bias = nn.Parameter(torch.tensor(float(bias))) if bias is not None else None
     shell.embed_dim = int(cfg["embed_dim"])
     return shell
-
-
-_visual_only = _visual_only_impl if _build_vision_tower is not None else None
 
 
 def _first_line(err: BaseException) -> str:
