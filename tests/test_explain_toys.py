@@ -1,15 +1,13 @@
 """Tiny models for the explain tests (no tests here).
 
-* ``registry_models()`` - (name, factory) for every registry model in a tiny config that builds
-  offline; ViT/CLIP entries use the registry builders when ``models/vit.py`` / ``models/clip.py``
-  exist and test-local stand-ins otherwise.
+* ``registry_models()`` - (name, factory) for registry models in tiny configs that build offline
+  (random weights; CLIP towers from a literal open_clip config).
 * ``RegionCNN`` / ``RegionViT`` - hand-built models whose class-0 logit depends only on the
   top-left quadrant of the image (the explain maps must concentrate there).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Callable
 
 import numpy as np
@@ -35,81 +33,23 @@ TINY_SIGLIP_CFG = {
 }
 
 
-def has_module(name: str) -> bool:
-    return importlib.util.find_spec(name) is not None
-
-
-# ---- stand-ins used until the registry's vit.py / clip.py exist ----------------------------------
-class LocalTimmViT(HarModel):
-    family = "vit"
-
-    def __init__(self, input_size: int = 32):
-        import timm
-
-        super().__init__(input_size)
-        self.vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=3, **{**TINY_VIT, "img_size": input_size})
-
-    def forward(self, x):
-        return self.vit(x)
-
-    def vit_spec(self):
-        blocks = list(self.vit.blocks)
-        return ViTSpec(blocks, [b.attn for b in blocks], [b.norm1 for b in blocks], self.vit.num_prefix_tokens, 8)
-
-    def set_input_size(self, size: int) -> None:
-        super().set_input_size(size)
-        self.vit.set_input_size(img_size=(size, size))
-
-
-class LocalOpenClip(HarModel):
-    """open_clip VisionTransformer (nn.MultiheadAttention blocks) + cosine head."""
-
-    family = "clip"
-
-    def __init__(self, input_size: int = 32):
-        from open_clip.transformer import VisionTransformer
-
-        super().__init__(input_size)
-        self.visual = VisionTransformer(image_size=input_size, patch_size=8, width=32, layers=2, heads=2, mlp_ratio=2.0, output_dim=16)
-        self.head = nn.Linear(16, 3)
-
-    def forward(self, x):
-        return self.head(F.normalize(self.visual(x), dim=-1)) * 10.0
-
-    def vit_spec(self):
-        blocks = list(self.visual.transformer.resblocks)
-        return ViTSpec(blocks, [b.attn for b in blocks], [b.ln_1 for b in blocks], 1, 8, tokens_batch_first=self.visual.transformer.batch_first)
-
-
-def _vit() -> HarModel:
-    if has_module("har_demo.models.vit"):
-        return build_model("vit", pretrained=False, timm_kwargs=TINY_VIT)
-    return LocalTimmViT()
-
-
 def _clip(name: str, cfg: dict) -> Callable[[], HarModel]:
     # random init seeded by the config; the text tower only gives the (random) class embeddings
     return lambda: build_model(name, model_cfg=cfg)
 
 
 def registry_models() -> list[tuple[str, Callable[[], HarModel]]]:
-    models: list[tuple[str, Callable[[], HarModel]]] = [
+    return [
         ("cnn_base", lambda: build_model("cnn_base", pretrained=False, **TINY_CNN)),
         ("cnn_gen", lambda: build_model("cnn_gen", pretrained=False, **TINY_CNN)),
         ("fnn", lambda: build_model("fnn", pretrained=False, input_size=16, hidden=[16])),
         ("effnet_lite0", lambda: build_model("effnet_lite0", pretrained=False, input_size=64)),
-        ("vit", _vit),
+        ("vit", lambda: build_model("vit", pretrained=False, timm_kwargs=TINY_VIT)),
+        ("clip_zeroshot", _clip("clip_zeroshot", TINY_CLIP_CFG)),
+        ("clip_em", _clip("clip_em", TINY_CLIP_CFG)),  # frozen image tower
+        ("clip_ft", _clip("clip_ft", TINY_CLIP_CFG)),
+        ("siglip_ft", _clip("siglip_ft", TINY_SIGLIP_CFG)),
     ]
-    if has_module("har_demo.models.clip"):
-        models += [
-            ("clip_zeroshot", _clip("clip_zeroshot", TINY_CLIP_CFG)),
-            ("clip_em", _clip("clip_em", TINY_CLIP_CFG)),  # frozen image tower
-            ("clip_ft", _clip("clip_ft", TINY_CLIP_CFG)),
-            ("siglip_ft", _clip("siglip_ft", TINY_SIGLIP_CFG)),
-        ]
-    else:
-        models.append(("clip_ft", LocalOpenClip))
-    return models
 
 
 # cheap options per method for the tests (tiny inputs, 2-core CPU)

@@ -1,0 +1,299 @@
+"""CLI subcommands ``explain`` and ``explain-eval`` (wired by ``har_demo.cli``).
+
+    python -m har_demo explain IMAGE --model NAME [--method NAME] [--target CLASS] [--checkpoint DIR]
+        [--opacity 0.5] --out overlay.png [--json] [--box x0,y0,x1,y1]
+    python -m har_demo explain-eval --data PATH --model NAME [--method NAME] [--coco-instances JSON]
+        [--limit N] [--json]
+
+Everything printed is computed by library functions (base / overlay / metrics) that the UI and
+the tests call too. User errors are ``HarError``s with one line; the CLI prints them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..errors import DataError, HarError, ImageLoadError
+from .base import EXPLAINERS, explain_full, get_explainer, make_explainer
+from .metrics import AMBIGUITY_THRESHOLD, DEFAULT_STEPS, box_mask, drift_score, faithfulness, parse_box, pose_ambiguity
+from .overlay import COLORMAPS, DEFAULT_COLORMAP, overlay
+
+
+# ---- shared arguments ---------------------------------------------------------------------------
+def _parse_value(text: str) -> Any:
+    low = text.strip().lower()
+    if low in ("none", "null"):
+        return None
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_options(items: Sequence[str] | None) -> dict[str, Any]:
+    """``["steps=8", "sign=abs"]`` -> ``{"steps": 8, "sign": "abs"}`` (method options)."""
+    opts: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise HarError(f"--opt {item!r} must look like KEY=VALUE (e.g. steps=8)")
+        opts[key.strip().replace("-", "_")] = _parse_value(value)
+    return opts
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="registry name (see `python -m har_demo models`)")
+    p.add_argument("--method", help=f"explanation method: {', '.join(EXPLAINERS)} (default: the model's default)")
+    p.add_argument("--checkpoint", help="checkpoint dir (default: checkpoints/MODEL when present)")
+    p.add_argument("--input-size", type=int, help="compute the map at this model resolution (ViTs: sharper maps)")
+    p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="method option, repeatable (e.g. steps=8, window=32, start_layer=-4)")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"deletion/insertion steps (default {DEFAULT_STEPS})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random-map baseline")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _method_opts(args) -> dict[str, Any]:
+    opts = parse_options(args.opt)
+    if args.input_size:
+        opts["input_size"] = args.input_size
+    return opts
+
+
+def _round(v: Any, nd: int = 4) -> Any:
+    if isinstance(v, float):
+        return None if math.isnan(v) else round(v, nd)
+    if isinstance(v, dict):
+        return {k: _round(x, nd) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_round(x, nd) for x in v]
+    return v
+
+
+# ---- explain ------------------------------------------------------------------------------------
+def add_explain_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image", help="image file")
+    _add_common(parser)
+    parser.add_argument("--target", help="class to explain, name or index (default: the predicted class)")
+    parser.add_argument("--out", required=True, help="where to write the overlay PNG (same size as the image)")
+    parser.add_argument("--opacity", type=float, default=0.5, help="heat-map opacity 0..1 (default 0.5)")
+    parser.add_argument("--colormap", default=DEFAULT_COLORMAP, choices=sorted(COLORMAPS), metavar="NAME", help=f"OpenCV colormap (default {DEFAULT_COLORMAP})")
+    parser.add_argument("--box", help="person box x0,y0,x1,y1 in pixels: report the share of the map inside it (drift)")
+    parser.add_argument("--threshold", type=float, default=AMBIGUITY_THRESHOLD, help=f"sitting/standing ambiguity margin (default {AMBIGUITY_THRESHOLD})")
+
+
+def _save_png(arr: np.ndarray, out: str) -> Path:
+    path = Path(out)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(arr, "RGB").save(path, format="PNG")
+    except (OSError, ValueError) as err:
+        raise HarError(f"cannot write overlay {out}: {err}") from None
+    return path
+
+
+def explain_report(model, image, method: str | None, target, opts: dict, steps: int, seed: int, box=None, threshold: float = AMBIGUITY_THRESHOLD):
+    """(Explanation, JSON-able scores) for one image: the numbers ``explain`` prints."""
+    exp = explain_full(model, image, method, target, **opts)
+    classes = list(model.classes)
+    scores: dict[str, Any] = {
+        "method": exp.method,
+        "prediction": classes[exp.predicted],
+        "probs": {c: float(p) for c, p in zip(classes, exp.probs)},
+        "target": classes[exp.target],
+        "ambiguity": pose_ambiguity(exp.probs, threshold, classes),
+        "faithfulness": faithfulness(model, image, exp.saliency, exp.target, steps, seed) if steps > 0 else None,
+        "drift": None,
+    }
+    if box is not None:
+        scores["drift"] = drift_score(exp.saliency, box_mask(exp.saliency.shape, box))
+    return exp, scores
+
+
+def cmd_explain(args) -> int:
+    from ..data.io import load_image
+    from ..models.registry import load_model
+
+    image = load_image(args.image)  # fail before loading the model
+    box = parse_box(args.box) if args.box else None
+    opts = _method_opts(args)
+    if args.method:
+        get_explainer(args.method)
+    model = load_model(args.model, args.checkpoint)
+    if args.method:
+        make_explainer(args.method, model, **opts)  # applicability / option errors before any work
+    exp, scores = explain_report(model, image, args.method, args.target, opts, args.steps, args.seed, box, args.threshold)
+    path = _save_png(overlay(image, exp.saliency, args.opacity, args.colormap), args.out)
+    result = {"image": str(args.image), "model": args.model, **scores, "overlay": str(path), "size": list(image.size)}
+    if args.json:
+        print(json.dumps(_round(result, 6), indent=2))
+        return 0
+    probs = ", ".join(f"{c} {p:.3f}" for c, p in result["probs"].items())
+    amb = result["ambiguity"]
+    print(f"{args.image}: {result['prediction']}  ({probs})")
+    print(f"map: {result['method']} for '{result['target']}' -> {path} ({image.size[0]}x{image.size[1]})")
+    print(f"ambiguity: top-2 {amb['top1']}/{amb['top2']} margin {amb['margin']:.3f}" + ("  FLAG sitting<->standing" if amb["flag"] else ""))
+    f = result["faithfulness"]
+    if f:
+        print(
+            f"deletion AUC {f['deletion_auc']:.3f} (random {f['deletion_auc_random']:.3f}, lower is better)   "
+            f"insertion AUC {f['insertion_auc']:.3f} (random {f['insertion_auc_random']:.3f}, higher is better)"
+        )
+    if result["drift"] is not None:
+        d = result["drift"]
+        print(f"drift: {'n/a (empty map)' if math.isnan(d) else f'{d:.3f}'} of the map inside the box")
+    return 0
+
+
+# ---- explain-eval --------------------------------------------------------------------------------
+def add_explain_eval_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="class-subfolder directory or manifest CSV (or, with --coco-instances, a folder of COCO images)")
+    _add_common(parser)
+    parser.add_argument("--coco-instances", help="COCO instances JSON: person masks for the drift score")
+    parser.add_argument("--limit", type=int, help="at most N images (in dataset order)")
+    parser.add_argument("--splits", help="splits JSON (har_demo.data.splits) to take --split from")
+    parser.add_argument("--split", choices=("train", "val", "test"), help="evaluate one split only (from --splits, else a seeded group-aware split)")
+    parser.add_argument("--explain-class", choices=("predicted", "label"), default="predicted", help="class each map explains (default: predicted)")
+
+
+def _coco_images(folder: Path, instances: str) -> list:
+    """Unlabelled samples: the images of ``folder`` listed in the COCO instances file."""
+    from ..data.coco import load_coco
+    from ..data.datasets import Sample
+
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder of images")
+    names = {img["file_name"] for img in load_coco(instances).dataset["images"]}
+    files = sorted(p for p in folder.iterdir() if p.name in names)
+    if not files:
+        raise DataError(f"{folder}: none of its files is listed in {instances}")
+    return [Sample(path=str(p.resolve()), label="", group=p.name) for p in files]
+
+
+def load_eval_samples(args) -> list:
+    """The dataset rows to evaluate (labels may be empty for a COCO image folder)."""
+    from ..data.datasets import load_dataset
+
+    data = Path(args.data)
+    try:
+        samples = load_dataset(data)
+    except DataError:
+        if not args.coco_instances or not data.is_dir():
+            raise
+        samples = _coco_images(data, args.coco_instances)
+    if args.split:
+        from ..data.splits import load_splits, split_samples
+
+        parts = load_splits(args.splits) if args.splits else split_samples(samples, seed=args.seed)
+        samples = parts[args.split]
+    if args.limit is not None:
+        if args.limit < 1:
+            raise HarError("--limit must be at least 1")
+        samples = samples[: args.limit]
+    if not samples:
+        raise DataError(f"{args.data}: no images to evaluate")
+    return list(samples)
+
+
+def _person_mask(instances: str | None, path: str):
+    if not instances:
+        return None
+    from ..data.coco import person_mask
+
+    try:
+        mask = person_mask(instances, Path(path).name)
+    except DataError:  # image not annotated
+        return None
+    return mask if mask.any() else None
+
+
+def evaluate_maps(model, samples: Sequence, method: str, opts: dict, steps: int = DEFAULT_STEPS, seed: int = 0,
+                  coco_instances: str | None = None, explain_class: str = "predicted") -> dict:
+    """Mean deletion/insertion AUC (and the random baseline) and mean drift over ``samples``."""
+    from ..data.io import load_image
+
+    classes = list(model.classes)
+    rows, skipped = [], []
+    for s in samples:
+        try:
+            image = load_image(s.path)
+        except ImageLoadError as err:
+            skipped.append(str(err))
+            continue
+        target = s.label if explain_class == "label" and s.label in classes else None
+        exp = explain_full(model, image, method, target, **opts)
+        row = {"path": s.path, "label": s.label or None, "prediction": classes[exp.predicted], "target": classes[exp.target]}
+        row.update(faithfulness(model, image, exp.saliency, exp.target, steps, seed))
+        mask = _person_mask(coco_instances, s.path)
+        row["drift"] = drift_score(exp.saliency, mask) if mask is not None else None
+        rows.append(row)
+    if not rows:
+        raise DataError(f"no readable images ({skipped[0] if skipped else 'empty dataset'})")
+
+    def mean(key: str) -> float | None:
+        vals = [r[key] for r in rows if r[key] is not None and not math.isnan(r[key])]
+        return float(np.mean(vals)) if vals else None
+
+    drifts = [r["drift"] for r in rows if r["drift"] is not None and not math.isnan(r["drift"])]
+    return {
+        "model": getattr(model, "name", "?"),
+        "method": method,
+        "images": len(rows),
+        "skipped": len(skipped),
+        "steps": steps,
+        "deletion_auc": mean("deletion_auc"),
+        "deletion_auc_random": mean("deletion_auc_random"),
+        "insertion_auc": mean("insertion_auc"),
+        "insertion_auc_random": mean("insertion_auc_random"),
+        "deletion_beats_random": float(np.mean([r["deletion_auc"] < r["deletion_auc_random"] for r in rows])),
+        "insertion_beats_random": float(np.mean([r["insertion_auc"] > r["insertion_auc_random"] for r in rows])),
+        "drift": float(np.mean(drifts)) if drifts else None,
+        "drift_images": len(drifts),
+        "rows": rows,
+    }
+
+
+def format_eval(report: dict) -> str:
+    def f(v) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    lines = [
+        f"{report['model']} / {report['method']}: {report['images']} images" + (f" ({report['skipped']} unreadable skipped)" if report["skipped"] else ""),
+        f"deletion AUC  {f(report['deletion_auc'])}  (random {f(report['deletion_auc_random'])}; lower is better; beats random on {report['deletion_beats_random']:.0%})",
+        f"insertion AUC {f(report['insertion_auc'])}  (random {f(report['insertion_auc_random'])}; higher is better; beats random on {report['insertion_beats_random']:.0%})",
+    ]
+    if report["drift_images"]:
+        lines.append(f"drift (share of map inside the person) {f(report['drift'])} over {report['drift_images']} images with a person mask")
+    else:
+        lines.append("drift: n/a (no person masks; pass --coco-instances)")
+    return "\n".join(lines)
+
+
+def cmd_explain_eval(args) -> int:
+    from ..models.registry import load_model
+    from .base import default_method
+
+    samples = load_eval_samples(args)
+    opts = _method_opts(args)
+    if args.method:
+        get_explainer(args.method)
+    model = load_model(args.model, args.checkpoint)
+    method = args.method or default_method(model)
+    make_explainer(method, model, **opts)  # applicability / option errors before any work
+    report = evaluate_maps(model, samples, method, opts, args.steps, args.seed, args.coco_instances, args.explain_class)
+    if args.json:
+        print(json.dumps(_round(report, 6), indent=2))
+    else:
+        print(format_eval(report))
+    return 0
+
