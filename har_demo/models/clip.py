@@ -216,8 +216,9 @@ class ClipClassifier(HarModel):
                 raise ModelUnavailable(f"{self.name}: text tower needs the base weights: {reason}")
             model = _open_clip_model(src, self.config.get("model_cfg"), int(self.config.get("init_seed", 0)), True)
             model.visual = nn.Identity()  # only the text tower is needed
-            self.__dict__["_text_side_cache"] = (model.to(self.device), _tokenizer(src, self.config.get("model_cfg")))
-        return self.__dict__["_text_side_cache"]
+            self.__dict__["_text_side_cache"] = (model, _tokenizer(src, self.config.get("model_cfg")))
+        model, tokenizer = self.__dict__["_text_side_cache"]
+        return model.to(self.device), tokenizer  # not a submodule: follow the classifier's device
 
     @torch.no_grad()
     def encode_text(self, texts: list[str]) -> torch.Tensor:
