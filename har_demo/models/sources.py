@@ -94,7 +94,7 @@ def _tcp_probe(host: str, port: int, timeout: float) -> bool:
         try:
             with socket.create_connection((host, port), timeout=timeout):
                 result.append(True)
-        except (OSError, ValueError):
+        except Exception:  # noqa: BLE001 - any failure to connect means "unreachable"
             result.append(False)
 
     worker = threading.Thread(target=attempt, name="har-hub-probe", daemon=True)
