@@ -50,27 +50,34 @@ class ImageCache:
         self.decodes += 1
         self._tensors.update(out)
 
-    def tensors(self, size: int, samples: Sequence[Sample] | None = None) -> torch.Tensor:
-        """(N, 3, S, S) uint8 for ``samples`` (default: all), in that order."""
+    def full(self, size: int) -> torch.Tensor:
+        """(N, 3, S, S) uint8 for every sample of the cache (decoded now if ``size`` is new)."""
         size = int(size)
         if size not in self._tensors:
             self.prepare([size])
-        full = self._tensors[size]
-        if samples is None:
-            return full
+        return self._tensors[size]
+
+    def indices(self, samples: Sequence[Sample]) -> torch.Tensor:
         try:
-            idx = torch.tensor([self.index[s.path] for s in samples], dtype=torch.long)
+            return torch.tensor([self.index[s.path] for s in samples], dtype=torch.long)
         except KeyError as err:
             raise KeyError(f"sample {err} is not in this image cache") from None
-        return full[idx]
+
+    def tensors(self, size: int, samples: Sequence[Sample] | None = None) -> torch.Tensor:
+        """(N, 3, S, S) uint8 for ``samples`` (default: all), in that order (a copy for a subset)."""
+        full = self.full(size)
+        return full if samples is None else full[self.indices(samples)]
 
 
 class CachedDataset(torch.utils.data.Dataset):
     """``(transform(uint8 image), class index)`` over cached tensors."""
 
-    def __init__(self, images: torch.Tensor, samples: Sequence[Sample], transform: Callable[[torch.Tensor], torch.Tensor]):
-        if len(images) != len(samples):
-            raise ValueError(f"{len(images)} images for {len(samples)} samples")
+    def __init__(self, images: torch.Tensor, samples: Sequence[Sample], transform: Callable[[torch.Tensor], torch.Tensor],
+                 indices: torch.Tensor | None = None):
+        """``images[indices[i]]`` is sample i's image (``indices`` default: 0..N-1); no copy is made."""
+        self.indices = torch.arange(len(samples)) if indices is None else torch.as_tensor(indices, dtype=torch.long)
+        if len(self.indices) != len(samples) or (len(samples) and int(self.indices.max()) >= len(images)):
+            raise ValueError(f"{len(images)} images / {len(self.indices)} indices for {len(samples)} samples")
         self.images = images
         self.samples = list(samples)
         self.targets = torch.tensor([CLASSES.index(s.label) for s in self.samples], dtype=torch.long)
@@ -80,7 +87,7 @@ class CachedDataset(torch.utils.data.Dataset):
         return len(self.samples)
 
     def __getitem__(self, i: int):
-        x = self.transform(tv_tensors.Image(self.images[i]))
+        x = self.transform(tv_tensors.Image(self.images[self.indices[i]]))
         return x.as_subclass(torch.Tensor), self.targets[i]
 
 
@@ -89,5 +96,5 @@ def make_datasets(cache: ImageCache, splits: dict[str, Sequence[Sample]], size: 
     out = {}
     for name, samples in splits.items():
         tf = train_transform(size, augment, mean, std) if name == "train" else eval_transform(size, mean, std)
-        out[name] = CachedDataset(cache.tensors(size, samples), samples, tf)
+        out[name] = CachedDataset(cache.full(size), samples, tf, cache.indices(samples))
     return out
