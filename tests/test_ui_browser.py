@@ -1,0 +1,126 @@
+"""Real browser: headless Chromium (Debian ``chromium`` + ``chromium-driver``) drives the page -
+upload a photo, press Analyse, wait for the cards, move the opacity slider - and saves a
+screenshot under the test's temp dir. Skips (with the reason) where Chromium is not installed."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+
+from tests.test_ui_support import example_photo, free_port, tiny_bank
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
+FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1500,1200",
+)
+
+
+def _browser_or_skip():
+    try:
+        from selenium import webdriver  # noqa: F401
+    except ImportError:
+        msg = "selenium is not installed (pip install -r requirements-dev.txt)"
+        print(f"SKIP: {msg}")
+        pytest.skip(msg)
+    binary = next((shutil.which(b) for b in CHROMIUM if shutil.which(b)), None)
+    driver = shutil.which("chromedriver")
+    if not binary or not driver:
+        msg = "headless Chromium not installed (apt-get install chromium chromium-driver)"
+        print(f"SKIP: {msg}; found browser={binary}, chromedriver={driver}")
+        pytest.skip(msg)
+    return binary, driver
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The real app (same launch settings as app.py) on a free loopback port, in-process."""
+    from har_demo.ui import create_app, launch
+
+    binary, driver = _browser_or_skip()
+    bank = tiny_bank(tmp_path_factory.mktemp("ckpt"))
+    demo = create_app(bank)
+    port = free_port()
+    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/", bank, binary, driver
+    finally:
+        demo.close()
+
+
+@pytest.fixture
+def browser(served, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    url, bank, binary, driver_path = served
+    opts = webdriver.ChromeOptions()
+    for flag in FLAGS:
+        opts.add_argument(flag)
+    opts.add_argument(f"--user-data-dir={tmp_path / 'chrome-profile'}")
+    opts.binary_location = binary
+    driver = webdriver.Chrome(service=Service(driver_path), options=opts)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver, url, bank
+    finally:
+        driver.quit()
+
+
+def _overlay_srcs(driver, names):
+    from selenium.webdriver.common.by import By
+
+    out = {}
+    for name in names:
+        imgs = driver.find_elements(By.CSS_SELECTOR, f"#card-{name} img")
+        out[name] = imgs[0].get_attribute("src") if imgs else None
+    return out
+
+
+def test_upload_analyse_cards_slider_screenshot(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, url, bank = browser
+    names = bank.available_names()
+    wait = WebDriverWait(driver, 90)
+    driver.get(url)
+    upload = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#photo input[type=file]")))
+    upload.send_keys(example_photo())
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#photo img")))
+    driver.find_element(By.CSS_SELECTOR, "#analyse").click()
+
+    def cards_ready(d):
+        return all(d.find_element(By.ID, f"card-{n}").is_displayed() and _overlay_srcs(d, [n])[n] for n in names)
+
+    wait.until(cards_ready)
+    for name in names:
+        card = driver.find_element(By.ID, f"card-{name}")
+        assert name in card.text, card.text
+        assert any(c in card.text for c in ("sitting", "standing", "walking_running"))
+    listed = driver.find_element(By.ID, "unavailable").text
+    assert all(e.name in listed for e in bank.unavailable())
+
+    before = _overlay_srcs(driver, names)
+    slider = driver.find_element(By.CSS_SELECTOR, "#opacity input[type=range]")
+    slider.click()
+    for _ in range(6):
+        slider.send_keys(Keys.ARROW_RIGHT)
+    wait.until(lambda d: all(src != before[n] for n, src in _overlay_srcs(d, names).items()))
+    time.sleep(0.5)
+    shot = tmp_path / "app.png"
+    assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+    print(f"screenshot: {shot}")
