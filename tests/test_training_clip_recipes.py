@@ -11,19 +11,19 @@ import torch
 
 pytest.importorskip("open_clip")
 
-from har_demo.data.datasets import load_dataset  # noqa: E402
-from har_demo.data.splits import load_splits  # noqa: E402
-from har_demo.models.checkpoint import load_checkpoint  # noqa: E402
-from har_demo.models.clip import wise_ft  # noqa: E402
-from har_demo.models.registry import build_model  # noqa: E402
-from har_demo.training.config import TrainConfig  # noqa: E402
-from har_demo.training.data import ImageCache  # noqa: E402
-from har_demo.training.dataprep import make_run_data  # noqa: E402
-from har_demo.training.evaluation import evaluate_model  # noqa: E402
-from har_demo.training.loop import make_accelerator, state_copy  # noqa: E402
-from har_demo.training.runner import Entry, train_one  # noqa: E402
-from har_demo.training.schedules import param_groups  # noqa: E402
-from har_demo.training.wise import choose_alpha  # noqa: E402
+from har_demo.data.datasets import load_dataset
+from har_demo.data.splits import load_splits
+from har_demo.models.checkpoint import load_checkpoint
+from har_demo.models.clip import wise_ft
+from har_demo.models.registry import build_model
+from har_demo.training.config import TrainConfig
+from har_demo.training.data import ImageCache
+from har_demo.training.dataprep import make_run_data
+from har_demo.training.evaluation import evaluate_model
+from har_demo.training.loop import make_accelerator, state_copy
+from har_demo.training.runner import Entry, train_one
+from har_demo.training.schedules import param_groups
+from har_demo.training.wise import choose_alpha
 
 TEXT = {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}
 TINY = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 32, "layers": 2, "head_width": 16}, "text_cfg": TEXT}
@@ -70,8 +70,8 @@ def test_layerwise_decay_groups_cover_the_backbone_with_smaller_lrs():
 
 @pytest.fixture(scope="module")
 def recipe_runs(tmp_path_factory):
-    from tests.conftest import write_class_image
     from har_demo.labels import CLASSES
+    from tests.conftest import write_class_image
 
     root = tmp_path_factory.mktemp("clip")
     for cls in CLASSES:
@@ -88,7 +88,7 @@ def recipe_runs(tmp_path_factory):
 
 def test_runner_stores_wise_ft_choice_and_lp_ft_phases(recipe_runs):
     _, out, _ = recipe_runs
-    metrics, run_dir = out["clip_ft"]
+    _, run_dir = out["clip_ft"]
     card = json.loads((run_dir / "card.json").read_text())
     assert card["wise_ft"]["alpha"] in (0.0, 0.5, 1.0) and len(card["wise_ft"]["grid"]) == 3
     assert [h["phase"] for h in json.loads((run_dir / "history.json").read_text())] == ["probe", "train"]
@@ -96,7 +96,7 @@ def test_runner_stores_wise_ft_choice_and_lp_ft_phases(recipe_runs):
 
 
 def test_frozen_backbone_saves_a_partial_checkpoint_that_reloads_exactly(recipe_runs):
-    data, out, root = recipe_runs
+    _, out, root = recipe_runs
     metrics, run_dir = out["clip_cs"]
     card = json.loads((run_dir / "card.json").read_text())
     assert card["partial"] is True and card["weights"]["storage"].startswith("partial")

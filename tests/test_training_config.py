@@ -57,8 +57,7 @@ def test_invalid_values_are_config_errors():
 
 def test_parser_accepts_the_documented_command_line():
     args = build_parser().parse_args(
-        "--data d.csv --models cnn_base,fnn --seeds 5 --epochs 3 --out runs/x --augment study --holdout-source a,b "
-        "--image-size 96 --batch-size 16 --lr 3e-4 --lp-ft --wise-ft --lr-decay 0.7 --config train.patience=2 fnn.hidden=[8]".split()
+        ["--data", "d.csv", "--models", "cnn_base,fnn", "--seeds", "5", "--epochs", "3", "--out", "runs/x", "--augment", "study", "--holdout-source", "a,b", "--image-size", "96", "--batch-size", "16", "--lr", "3e-4", "--lp-ft", "--wise-ft", "--lr-decay", "0.7", "--config", "train.patience=2", "fnn.hidden=[8]"]
     )
     assert args.seeds == 5 and args.lp_ft == 2 and args.wise_ft and args.lr_decay == 0.7
     assert args.config == ["train.patience=2", "fnn.hidden=[8]"] and args.holdout_source == "a,b"

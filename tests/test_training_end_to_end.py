@@ -158,3 +158,17 @@ def test_bad_option_is_one_line_error(run, tmp_path, capsys):
     rc = train_main(["--data", str(run["manifest"]), "--models", "fnn", "--out", str(tmp_path / "x"), "--config", "train.epoch=1"])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: ") and "epoch" in err and len(err.strip().splitlines()) == 1
+
+
+def test_resume_reuses_finished_runs_and_split_options_are_checked(run, capsys):
+    out = run["out"]
+    weights = out / "cnn_base" / "seed0" / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    before = json.loads((out / "results.json").read_text())["rows"]
+    assert train_main([a for a in run["argv"] if a not in ("--export", str(run["root"] / "exported"))] + ["--resume"]) == 0
+    assert weights.stat().st_mtime_ns == stamp
+    after = json.loads((out / "results.json").read_text())["rows"]
+    assert [r.get("splits") for r in after] == [r.get("splits") for r in before]
+    capsys.readouterr()
+    assert train_main(["--data", str(run["manifest"]), "--models", "fnn", "--out", str(out), "--split-seed", "7", "--quiet"]) == 2
+    assert "splits.json was made with" in capsys.readouterr().err

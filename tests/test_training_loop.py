@@ -3,6 +3,7 @@ while probing, the warm-up/cosine schedule, and same seed -> same run."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -18,7 +19,7 @@ from har_demo.training.dataprep import make_run_data
 from har_demo.training.runner import Entry, train_one
 from har_demo.training.schedules import warmup_cosine_factor
 
-TINY_CNN = dict(input_size=32, widths=[4, 8], hidden=8, pool=2)
+TINY_CNN = {"input_size": 32, "widths": [4, 8], "hidden": 8, "pool": 2}
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,9 @@ class TwoPart(HarModel):
 
     def __init__(self):
         super().__init__(32)
-        self.backbone = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=4), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+        self.backbone = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 3, stride=4), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 1), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()
+        )
         self.head = torch.nn.Linear(4, 3)
 
     def forward(self, x):
@@ -91,12 +94,26 @@ def test_linear_probe_phase_keeps_backbone_frozen_then_fine_tunes_it(run_data, a
     assert res.best_epoch >= 1 and any(not torch.equal(p.detach(), before[id(p)]) for p in groups["backbone"])
 
 
+def test_partial_backbone_training_freezes_the_input_side(run_data, accelerator):
+    torch.manual_seed(0)
+    model = TwoPart()
+    ds = _datasets(run_data, model)
+    first, second = model.backbone[0], model.backbone[2]
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    cfg = TrainConfig(epochs=2, patience=0, batch_size=4, lr=5e-2, backbone_lr=5e-2, warmup=0.0, backbone_trainable=0.5)
+    res = loop.fit(model, ds["train"], ds["val"], cfg, accelerator, quiet=True)
+    assert res.best_epoch >= 1
+    assert torch.equal(first.weight.detach(), before["backbone.0.weight"]) and torch.equal(first.bias.detach(), before["backbone.0.bias"])
+    assert not torch.equal(second.weight.detach(), before["backbone.2.weight"])
+    assert all(p.requires_grad for p in model.parameters())  # freezing is undone after the fit
+
+
 def test_warmup_cosine_shape():
     total, warm = 100, 10
     f = [warmup_cosine_factor(s, total, warm, 0.1) for s in range(total)]
     assert f[0] == pytest.approx(0.1) and f[warm - 1] == pytest.approx(1.0)
-    assert all(a < b for a, b in zip(f[:warm - 1], f[1:warm]))  # linear ramp up
-    assert all(a >= b for a, b in zip(f[warm:], f[warm + 1:]))  # cosine decay
+    assert all(a < b for a, b in itertools.pairwise(f[:warm]))  # linear ramp up
+    assert all(a >= b for a, b in itertools.pairwise(f[warm:]))  # cosine decay
     assert warmup_cosine_factor(total, total, warm, 0.1) == pytest.approx(0.1)
     assert f[warm + (total - warm) // 2] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)), abs=0.02)
 

@@ -4,8 +4,8 @@ augmentation of ``AUGMENTATIONS``, the study's set and all of them combined."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..data.transforms import AUGMENTATIONS, STUDY_AUGMENT
 from .results import _ci, _pm, data_lines, summarise

@@ -68,7 +68,7 @@ def expected_calibration_error(probs, labels, n_bins: int = 15) -> float:
 def calibration_summary(logits, labels, temperature: float) -> dict:
     """NLL and ECE before (T = 1) and after temperature scaling, on one split."""
     return {
-        "n": int(len(np.asarray(labels))),
+        "n": len(np.asarray(labels)),
         "nll_before": nll(logits, labels, 1.0),
         "nll_after": nll(logits, labels, temperature),
         "ece_before": expected_calibration_error(softmax(logits, 1.0), labels),

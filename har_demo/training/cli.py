@@ -14,8 +14,8 @@ import argparse
 import logging
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..errors import HarError
 from ..models.registry import get_spec, model_names
@@ -29,6 +29,7 @@ TRAIN_FLAGS = {  # CLI flag dest -> TrainConfig field (flags given explicitly ap
     "lr": "lr",
     "backbone_lr": "backbone_lr",
     "lr_decay": "lr_decay",
+    "backbone_trainable": "backbone_trainable",
     "weight_decay": "weight_decay",
     "patience": "patience",
     "warmup": "warmup",
@@ -83,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, help="head LR (whole model when trained from scratch)")
     t.add_argument("--backbone-lr", type=float, help="pretrained backbone LR (default: --lr x 0.1)")
     t.add_argument("--lr-decay", type=float, help="layer-wise LR decay for transformer backbones, e.g. 0.75")
+    t.add_argument("--backbone-trainable", type=float, metavar="FRAC",
+                   help="fraction of the pretrained backbone (output side) that trains; the rest stays frozen (cheaper on CPU)")
     t.add_argument("--weight-decay", type=float)
     t.add_argument("--patience", type=int, help="early-stopping patience in epochs (0: off)")
     t.add_argument("--warmup", type=float, help="warm-up fraction of the steps")
@@ -164,11 +167,15 @@ def run(args, argv: Sequence[str]) -> int:
         args.data, args.coco_images, args.coco_captions, args.coco_instances, args.coco_keypoints,
         args.coco_per_class, args.coco_single_person, out_dir=out if accelerator.is_main_process else None,
     )
-    data = make_run_data(samples, out, args.split_seed, args.split, holdout, args.splits, source_info, write=accelerator.is_main_process)
+    split_args = (samples, out, args.split_seed, args.split, holdout, args.splits, source_info)
+    if accelerator.is_main_process:  # makes and writes the split; the other processes then read it
+        data = make_run_data(*split_args, write=True)
     accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        data = make_run_data(*split_args, write=False)
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     cache = ImageCache(data.all_samples)
-    common = dict(command=command, argv=list(argv), quiet=args.quiet, resume=args.resume, cache=cache)
+    common = {"command": command, "argv": list(argv), "quiet": args.quiet, "resume": args.resume, "cache": cache}
     if entries:
         results = run_entries(entries, data, out, seeds, accelerator, **common)
         if accelerator.is_main_process:

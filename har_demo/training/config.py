@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..data.transforms import AUGMENTATIONS, STUDY_AUGMENT
 from ..errors import HarError
@@ -43,6 +44,7 @@ class TrainConfig:
     backbone_lr: float | None = None  # None: lr * backbone_lr_scale
     backbone_lr_scale: float = 0.1
     lr_decay: float | None = None  # layer-wise LR decay for backbones that support it (e.g. 0.75)
+    backbone_trainable: float = 1.0  # fraction of backbone tensors (from the output end) that train; rest frozen
     weight_decay: float = 0.01
     warmup: float = 0.1  # fraction of the phase's optimiser steps spent in linear warm-up
     min_lr_ratio: float = 0.0  # cosine floor, as a fraction of the peak LR
@@ -73,6 +75,8 @@ class TrainConfig:
             raise ConfigError(f"warmup {self.warmup!r}: expected a fraction in [0, 1)")
         if self.lr_decay is not None and not 0 < self.lr_decay <= 1:
             raise ConfigError(f"lr_decay {self.lr_decay!r}: expected a number in (0, 1]")
+        if not 0 <= self.backbone_trainable <= 1:
+            raise ConfigError(f"backbone_trainable {self.backbone_trainable!r}: expected a fraction in [0, 1]")
         if any(not 0 <= a <= 1 for a in self.wise_alphas) or not self.wise_alphas:
             raise ConfigError(f"wise_alphas {self.wise_alphas!r}: expected numbers in [0, 1]")
 
@@ -84,7 +88,7 @@ class TrainConfig:
     def base_backbone_lr(self) -> float:
         return float(self.backbone_lr if self.backbone_lr is not None else self.lr * self.backbone_lr_scale)
 
-    def replace(self, **changes) -> "TrainConfig":
+    def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -96,11 +100,16 @@ class TrainConfig:
 
 TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
 
-# Per-model training defaults: data, not code paths. The pretrained backbone gets a cheap schedule
-# (few epochs, backbone LR 10x smaller than the head's) and light augmentation.
+# Per-model training defaults: data, not code paths. The pretrained CNN backbone gets a cheap CPU
+# schedule: few epochs, backbone LR 10x smaller than the head's, light augmentation, and only the
+# output half of its tensors trained (on 2 CPU cores a batch-32 step at 128 px took ~8.6 s with the
+# whole backbone training vs ~5.6 s with the top half; the frozen early stages need no backward).
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "cnn_gen": {"augment": STUDY_AUGMENT},
-    "effnet_lite0": {"epochs": 10, "lr": 1e-3, "backbone_lr_scale": 0.1, "patience": 4, "augment": ("hflip", "rrc", "color_jitter")},
+    "effnet_lite0": {
+        "epochs": 10, "lr": 1e-3, "backbone_lr_scale": 0.1, "backbone_trainable": 0.5, "patience": 4,
+        "augment": ("hflip", "rrc", "color_jitter"),
+    },
     "clip_cs": {"epochs": 30, "lr": 1e-3},
     "clip_em": {"epochs": 30, "lr": 1e-3},
     "clip_ft": {"epochs": 10, "lr": 1e-4, "backbone_lr": 1e-5, "lr_decay": 0.8, "patience": 4, "augment": ("hflip", "rrc")},
@@ -135,7 +144,7 @@ class Overrides:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)  # builder config per model
     model_train: dict[str, dict[str, Any]] = field(default_factory=dict)  # training per model
 
-    def merge(self, other: "Overrides") -> "Overrides":
+    def merge(self, other: Overrides) -> Overrides:
         out = Overrides(dict(self.train), {k: dict(v) for k, v in self.models.items()}, {k: dict(v) for k, v in self.model_train.items()})
         out.train.update(other.train)
         for k, v in other.models.items():

@@ -9,7 +9,7 @@ then a no-op) gives the same tensors as preprocessing the photo directly - train
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torchvision import tv_tensors

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from ..data.datasets import Sample, load_dataset
 from ..data.splits import holdout_source_split, load_splits, save_splits, split_samples

@@ -117,6 +117,18 @@ class FitResult:
         }
 
 
+def freeze_backbone_prefix(model: HarModel, trainable: float) -> list[torch.nn.Parameter]:
+    """Freeze all but the last ``trainable`` fraction of the backbone's parameter tensors (in
+    ``param_groups()["backbone"]`` order, input side first). Returns what it froze."""
+    if trainable >= 1.0:
+        return []
+    backbone = [p for p in model.param_groups().get("backbone", []) if p.requires_grad]
+    k = round(len(backbone) * (1.0 - trainable))
+    for p in backbone[:k]:
+        p.requires_grad_(False)
+    return backbone[:k]
+
+
 def _better(cur: dict, best: dict | None) -> bool:
     """Higher macro-F1; on a tie, lower loss."""
     if best is None:
@@ -142,7 +154,17 @@ def fit(
     Phases: ``cfg.lp_epochs`` epochs of linear probe (backbone LR 0) then ``cfg.epochs`` epochs of
     full training, each with its own AdamW + warm-up/cosine schedule. Early stopping watches val
     macro-F1 (ties: val loss) across both phases with ``cfg.patience`` epochs of patience; the
-    initial weights count as "epoch 0", so training can never make the restored model worse on val."""
+    initial weights count as "epoch 0", so training can never make the restored model worse on val.
+    ``cfg.backbone_trainable`` < 1 freezes the input side of the backbone for the whole fit."""
+    frozen = freeze_backbone_prefix(model, cfg.backbone_trainable)
+    try:
+        return _fit(model, train_set, val_set, cfg, accelerator, generator, desc, quiet)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+
+
+def _fit(model, train_set, val_set, cfg: TrainConfig, accelerator, generator, desc: str, quiet: bool) -> FitResult:
     start = time.perf_counter()
     res = FitResult()
     n = len(train_set)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -144,8 +144,10 @@ def data_lines(info: dict) -> list[str]:
     sp = info.get("splits", {})
     sizes = ", ".join(f"{k} {v['n']}" for k, v in sp.items())
     lines = [
-        f"- Data: `{info.get('path')}` ({info.get('kind')}); split seed {info.get('split_seed')}, fractions "
-        f"{info.get('split_fractions')}, {info.get('split_method')}; sizes: {sizes}.",
+        (
+            f"- Data: `{info.get('path')}` ({info.get('kind')}); split seed {info.get('split_seed')}, fractions "
+            f"{info.get('split_fractions')}, {info.get('split_method')}; sizes: {sizes}."
+        ),
     ]
     if info.get("holdout_sources"):
         lines.append(f"- Held-out sources (cross-source test, never seen in training or validation): {', '.join(info['holdout_sources'])}.")

@@ -19,15 +19,14 @@ import platform
 import shutil
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from ..errors import HarError, ModelUnavailable
-from ..labels import CLASSES
 from ..models.base import HarModel
 from ..models.checkpoint import CARD_FILE, WEIGHTS_FILE, save_checkpoint
 from ..models.registry import build_model, get_spec
@@ -117,8 +116,10 @@ def partial_keys_for(model: HarModel, entry: Entry) -> tuple[list[str] | None, s
     base is rebuilt from ``model.config`` exactly as ``load_checkpoint`` will, and only tensors that
     differ from it (plus the model's own partial keys and the temperature) are stored. When the base
     is not reproducible (random init) every tensor differs and the checkpoint is full."""
-    if not callable(getattr(model, "partial_state_keys", None)) or not entry.pretrained:
-        return None, "full: the model is trained from scratch or from a local/tiny config"
+    if not callable(getattr(model, "partial_state_keys", None)):
+        return None, "full: this model has no partial-checkpoint support (all its weights are stored)"
+    if not entry.pretrained:
+        return None, "full: built without pretrained weights (pretrained=false), so there is no base to be relative to"
     base = build_model(entry.model, pretrained=True, **model.config).state_dict()
     state = model.state_dict()
     keys = set(model.partial_state_keys()) | {"temperature"}

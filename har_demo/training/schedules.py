@@ -27,7 +27,7 @@ def warmup_cosine_factor(step: int, total_steps: int, warmup_steps: int, min_rat
 def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup: float = 0.1, min_ratio: float = 0.0) -> LambdaLR:
     """``LambdaLR`` applying ``warmup_cosine_factor`` to every param group's own peak LR;
     ``warmup`` is the fraction of ``total_steps`` spent warming up."""
-    warmup_steps = int(round(warmup * total_steps))
+    warmup_steps = round(warmup * total_steps)
     return LambdaLR(optimizer, lambda step: warmup_cosine_factor(step, total_steps, warmup_steps, min_ratio))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -21,7 +21,7 @@ def choose_alpha(
 
     temperature = {k: v for k, v in model.state_dict().items() if k == "temperature"}
     grid, best, best_key = [], None, None
-    for a in sorted(set(float(x) for x in alphas)):
+    for a in sorted({float(x) for x in alphas}):
         model.load_state_dict({**interpolate_state(zeroshot, finetuned, a), **temperature})
         s = score(model)
         grid.append({"alpha": a, **{k: float(v) for k, v in s.items()}})
