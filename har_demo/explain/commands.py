@@ -162,7 +162,8 @@ def add_explain_eval_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--coco-instances", help="COCO instances JSON: person masks for the drift score")
     parser.add_argument("--limit", type=int, help="at most N images (in dataset order)")
     parser.add_argument("--splits", help="splits JSON (har_demo.data.splits) to take --split from")
-    parser.add_argument("--split", choices=("train", "val", "test"), help="evaluate one split only (from --splits, else a seeded group-aware split)")
+    parser.add_argument("--split", choices=("train", "val", "test"),
+                        help="evaluate one split only: from --splits (a training run's splits.json), else split_samples(seed=--seed)")
     parser.add_argument("--explain-class", choices=("predicted", "label"), default="predicted", help="class each map explains (default: predicted)")
 
 
