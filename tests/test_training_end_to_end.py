@@ -172,3 +172,23 @@ def test_resume_reuses_finished_runs_and_split_options_are_checked(run, capsys):
     capsys.readouterr()
     assert train_main(["--data", str(run["manifest"]), "--models", "fnn", "--out", str(out), "--split-seed", "7", "--quiet"]) == 2
     assert "splits.json was made with" in capsys.readouterr().err
+
+
+def test_coco_options_build_the_subset_and_record_it(tmp_path):
+    captions = {"sitting": "A man is sitting on a chair.", "standing": "A woman standing on a sidewalk.",
+                "walking_running": "A man walking down the street."}
+    images, anns = [], []
+    for k, cls in enumerate(c for c in CLASSES for _ in range(4)):
+        write_class_image(tmp_path / "coco" / f"{k:012d}.jpg", cls, k, (32, 24))
+        images.append({"id": k, "file_name": f"{k:012d}.jpg", "width": 32, "height": 24})
+        anns += [{"id": 10 * k + j, "image_id": k, "caption": captions[cls]} for j in range(5)]
+    (tmp_path / "captions.json").write_text(json.dumps({"images": images, "annotations": anns}))
+    out = tmp_path / "run"
+    argv = ["--coco-images", str(tmp_path / "coco"), "--coco-captions", str(tmp_path / "captions.json"), "--coco-per-class", "4",
+            "--models", "fnn", "--out", str(out), "--split", "0.5,0.25,0.25", "--quiet", "--config", *TINY_CONFIG, "train.epochs=1"]
+    assert train_main(argv) == 0
+    with open(out / "coco_manifest.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted(r["label"] for r in rows) == sorted(c for c in CLASSES for _ in range(4))
+    card = json.loads((out / "fnn" / "seed0" / "card.json").read_text())
+    assert card["data"]["kind"] == "coco" and card["data"]["per_class"] == 4 and sum(card["split_sizes"].values()) == 12
