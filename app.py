@@ -39,9 +39,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from har_demo.ui import create_app, launch
+    from har_demo.errors import HarError
 
-    launch(create_app(), host=args.host, port=args.port, share=args.share)
+    try:
+        from har_demo.ui import create_app, launch
+
+        demo = create_app()
+    except HarError as err:  # e.g. a malformed HAR_* setting: one line, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    launch(demo, host=args.host, port=args.port, share=args.share)
     return 0
 
 

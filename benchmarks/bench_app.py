@@ -12,7 +12,8 @@ trivially zero) and saved as a checkpoint in a temporary ``HAR_CHECKPOINT_DIR`` 
 every model exactly as it loads trained ones.
 
 * warm, in-process: ``Callbacks.analyse`` (decode, every model's prediction + default map, blends)
-  - median of ``--repeats`` after one warm-up, plus each model's share;
+  in a worker thread as Gradio runs it - median of ``--repeats`` after one warm-up, plus each
+  model's share and load time;
 * warm, over HTTP: ``gradio_client`` -> ``/predict`` on a running ``python app.py`` (adds queue,
   JPEG encoding of every overlay and the client's download of them) - the "all cards" time;
 * cold: wall time from spawning ``python app.py`` to the first ``/predict`` answer.
@@ -33,6 +34,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,11 +42,11 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch  # noqa: E402
+import torch
 
-from har_demo.errors import HarError  # noqa: E402
-from har_demo.models.checkpoint import save_checkpoint  # noqa: E402
-from har_demo.models.registry import MODELS, availability, build_model, load_model  # noqa: E402
+from har_demo.errors import HarError
+from har_demo.models.checkpoint import save_checkpoint
+from har_demo.models.registry import MODELS, availability, build_model, load_model
 
 DEFAULT_PHOTO = ROOT / "examples" / "standing_woods.jpg"
 
@@ -105,9 +107,10 @@ def warm_in_process(ckpt_root: Path, photo: str, repeats: int) -> dict:
     names = bank.available_names()
     methods = [bank.get(n).default_method for n in ui.cards]
     times, per_model = [], {n: [] for n in names}
+    worker = ThreadPoolExecutor(1)  # Gradio runs callbacks in worker threads; so does this
     for i in range(repeats + 1):
         t0 = time.perf_counter()
-        out = cb.analyse(photo, names, "predicted", 0.5, "", *methods)
+        out = worker.submit(cb.analyse, photo, names, "predicted", 0.5, "", *methods).result()
         dt = time.perf_counter() - t0
         state = out.get(ui.state)
         if state is None:
@@ -116,11 +119,13 @@ def warm_in_process(ckpt_root: Path, photo: str, repeats: int) -> dict:
             times.append(dt)
             for n, card in state.cards.items():
                 per_model[n].append(card.seconds)
+    worker.shutdown()
     demo.close()
     return {
         "models": names,
         "methods": {n: bank.get(n).default_method for n in names},
         "bank_load_s": round(load_s, 2),
+        "load_s": {n: round(e.load_seconds, 2) for n, e in bank.entries.items()},
         "median_s": round(statistics.median(times), 3),
         "min_s": round(min(times), 3),
         "per_model_median_s": {n: round(statistics.median(v), 3) for n, v in per_model.items()},
@@ -134,41 +139,40 @@ def run_app(ckpt_root: Path, photo: str, repeats: int, cold: bool) -> dict:
     port = _free_port()
     env = {**os.environ, "HAR_CHECKPOINT_DIR": str(ckpt_root), "HAR_PORT": str(port), "HAR_HOST": "127.0.0.1"}
     url = f"http://127.0.0.1:{port}/"
-    log = tempfile.TemporaryFile("w+")
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                raise SystemExit(f"app.py exited: {log.read()[-2000:]}")
-            try:
-                with urllib.request.urlopen(url + "config", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.2)
-        up_s = time.perf_counter() - t0
-        client = Client(url, verbose=False)
-        result, overlays = client.predict(handle_file(photo), "", "predicted", 0.5, api_name="/predict")
-        cold_s = time.perf_counter() - t0
-        n_cards = len(result["models"])
-        times = []
-        for _ in range(repeats):
-            t1 = time.perf_counter()
-            result, overlays = client.predict(handle_file(photo), "", "predicted", 0.5, api_name="/predict")
-            times.append(time.perf_counter() - t1)
-            assert len(overlays) == n_cards and all(Path(o["image"]).is_file() for o in overlays)
-        out = {"server_up_s": round(up_s, 2), "cards": n_cards, "http_median_s": round(statistics.median(times), 3), "http_min_s": round(min(times), 3)}
-        if cold:
-            out["cold_start_to_first_answer_s"] = round(cold_s, 2)
-        return out
-    finally:
-        proc.terminate()
+    with tempfile.TemporaryFile("w+") as log:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            while True:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    raise SystemExit(f"app.py exited: {log.read()[-2000:]}")
+                try:
+                    with urllib.request.urlopen(url + "config", timeout=2):
+                        break
+                except OSError:
+                    time.sleep(0.2)
+            up_s = time.perf_counter() - t0
+            client = Client(url, verbose=False)
+            result, overlays = client.predict(handle_file(photo), "", "predicted", 0.5, api_name="/predict")
+            cold_s = time.perf_counter() - t0
+            n_cards = len(result["models"])
+            times = []
+            for _ in range(repeats):
+                t1 = time.perf_counter()
+                result, overlays = client.predict(handle_file(photo), "", "predicted", 0.5, api_name="/predict")
+                times.append(time.perf_counter() - t1)
+                assert len(overlays) == n_cards and all(Path(o["image"]).is_file() for o in overlays)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    out = {"server_up_s": round(up_s, 2), "cards": n_cards, "http_median_s": round(statistics.median(times), 3), "http_min_s": round(min(times), 3)}
+    if cold:
+        out["cold_start_to_first_answer_s"] = round(cold_s, 2)
+    return out
 
 
 def main(argv=None) -> int:
@@ -204,10 +208,12 @@ def main(argv=None) -> int:
     ip = report["in_process"]
     m = report["meta"]
     print(f"# {len(ip['models'])} models, photo {m['photo']}; {m['cores']} cores, {m['torch_threads']} torch threads, torch {m['torch']}")
-    print(f"weights: " + ", ".join(f"{k}={v}" for k, v in kinds.items()))
+    print("weights: " + ", ".join(f"{k}={v}" for k, v in kinds.items()))
     print(f"request -> all cards, in-process callback: median {ip['median_s']:.3f} s (min {ip['min_s']:.3f} s, {args.repeats} runs)")
+    print(f"    {'model':<14} {'default map':<22} {'card s':>7} {'load s':>7}")
     for n, s in ip["per_model_median_s"].items():
-        print(f"    {n:<14} {ip['methods'][n]:<22} {s:.3f} s")
+        print(f"    {n:<14} {ip['methods'][n]:<22} {s:7.3f} {ip['load_s'][n]:7.2f}")
+    print(f"models loaded in-process in {ip['bank_load_s']:.1f} s")
     if "app" in report:
         a = report["app"]
         print(f"request -> all cards over HTTP (/predict, {a['cards']} overlays downloaded): median {a['http_median_s']:.3f} s (min {a['http_min_s']:.3f} s)")

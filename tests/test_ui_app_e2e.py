@@ -16,7 +16,7 @@ from har_demo.labels import CLASSES
 from tests.test_ui_support import REPO, example_photo, free_port, write_tiny_checkpoints
 
 sys.path.insert(0, str(REPO))
-import app as app_module  # noqa: E402
+import app as app_module
 
 STARTUP_TIMEOUT_S = 180
 
@@ -49,19 +49,18 @@ def server(tmp_path_factory):
         "HAR_PORT": str(port),
         "PYTHONUNBUFFERED": "1",
     }
-    log = open(tmp_path_factory.mktemp("log") / "app.log", "w+")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
-    try:
-        _wait_until_up(url, proc, log)
-        yield url
-    finally:
-        proc.terminate()
+    with open(tmp_path_factory.mktemp("log") / "app.log", "w+") as log:
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            _wait_until_up(url, proc, log)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,19 @@ from har_demo.errors import DataError
 from har_demo.labels import CLASSES
 from har_demo.training.evaluation import classification_report
 from har_demo.ui import batch as bt
-from tests.test_ui_support import app, bank  # noqa: F401
+from har_demo.ui.layout import build_demo
+from tests.test_ui_support import tiny_bank
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory):
+    return tiny_bank(tmp_path_factory.mktemp("ckpt"))
+
+
+@pytest.fixture(scope="module")
+def app(bank):
+    """(demo, ui, callbacks) built on the tiny bank."""
+    return build_demo(bank)
 
 
 @pytest.mark.parametrize(
@@ -127,7 +139,7 @@ def test_too_many_images_is_refused_before_any_model_runs(bank, tmp_path, monkey
 
 
 def test_batch_callback_fills_every_output(app, zipped):
-    demo, ui, cb = app
+    _, ui, cb = app
     out = cb.batch([str(zipped)], ["fnn", "cnn_base"], progress=lambda *a, **k: None)
     assert [r[0] for r in out[ui.batch_metrics]["value"]] == ["cnn_base", "fnn"]
     assert len(out[ui.batch_confusion].axes) == 2

@@ -120,6 +120,14 @@ def test_upload_analyse_cards_slider_screenshot(browser, tmp_path):
     for _ in range(6):
         slider.send_keys(Keys.ARROW_RIGHT)
     wait.until(lambda d: all(src != before[n] for n, src in _overlay_srcs(d, names).items()))
+    assert driver.find_element(By.CSS_SELECTOR, "#opacity input[type=number]").get_attribute("value") != "0.5"
+
+    # nothing the page loaded came from outside the app (no web fonts, no CDN, no analytics)
+    resources = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    outside = [r for r in resources if not r.startswith((url.rstrip("/"), "data:", "blob:"))]
+    assert not outside, outside
+
+    driver.execute_script("window.scrollTo(0, 0)")
     time.sleep(0.5)
     shot = tmp_path / "app.png"
     assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000

@@ -10,8 +10,21 @@ import pytest
 from har_demo.labels import CLASSES
 from har_demo.ui import analysis as an
 from har_demo.ui import callbacks as cbm
+from har_demo.ui.layout import build_demo
 from har_demo.ui.text import msg, text
-from tests.test_ui_support import app, bank, card_values, example_photo  # noqa: F401
+from tests.test_ui_support import card_values, example_photo, tiny_bank
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory):
+    return tiny_bank(tmp_path_factory.mktemp("ckpt"))
+
+
+@pytest.fixture(scope="module")
+def app(bank):
+    """(demo, ui, callbacks) built on the tiny bank."""
+    return build_demo(bank)
+
 
 PREDICTED = text("controls", "target_predicted")
 
@@ -22,13 +35,13 @@ def _methods(ui, **overrides):
 
 @pytest.fixture(scope="module")
 def analysed(app):
-    demo, ui, cb = app
+    _, ui, cb = app
     out = cb.analyse(example_photo(), list(ui.cards), PREDICTED, 0.5, "", *_methods(ui))
     return out
 
 
 def test_cards_exist_for_available_models_and_unavailable_ones_are_listed(app, bank):
-    demo, ui, cb = app
+    _, ui, _cb = app
     assert list(ui.cards) == bank.available_names()
     listed = ui.unavailable.value
     for entry in bank.unavailable():
@@ -40,7 +53,7 @@ def test_cards_exist_for_available_models_and_unavailable_ones_are_listed(app, b
 
 
 def test_analyse_fills_every_selected_card(app, analysed):
-    demo, ui, cb = app
+    _, ui, _cb = app
     state = analysed[ui.state]
     assert isinstance(state, an.Analysis) and set(state.cards) == set(ui.cards)
     for name in ui.cards:
@@ -53,7 +66,7 @@ def test_analyse_fills_every_selected_card(app, analysed):
 
 
 def test_model_selection_hides_unselected_cards(app):
-    demo, ui, cb = app
+    _, ui, cb = app
     out = cb.analyse(example_photo(), ["fnn"], PREDICTED, 0.5, "", *_methods(ui))
     assert list(out[ui.state].cards) == ["fnn"]
     assert card_values(out, ui, "cnn_base")["column"]["visible"] is False
@@ -65,13 +78,13 @@ def test_model_selection_hides_unselected_cards(app):
     [(None, ["fnn"], "no_image"), ("photo", [], "no_models")],
 )
 def test_missing_inputs_give_one_line_in_the_status(app, image, models, expected):
-    demo, ui, cb = app
+    _, ui, cb = app
     out = cb.analyse(example_photo() if image else None, models, PREDICTED, 0.5, "", *_methods(ui))
     assert out == {ui.status: msg(expected)}
 
 
 def test_bad_upload_gives_the_decoder_message(app, tmp_path):
-    demo, ui, cb = app
+    _, ui, cb = app
     bad = tmp_path / "scan.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
     out = cb.analyse(str(bad), ["fnn"], PREDICTED, 0.5, "", *_methods(ui))
@@ -79,7 +92,7 @@ def test_bad_upload_gives_the_decoder_message(app, tmp_path):
 
 
 def test_unexpected_errors_are_logged_and_shown_as_one_line(app, monkeypatch, caplog):
-    demo, ui, cb = app
+    _, ui, cb = app
     monkeypatch.setattr(cbm, "_analyse", lambda *a: (_ for _ in ()).throw(KeyError("secret detail")))
     with caplog.at_level(logging.ERROR):
         out = cb.analyse(example_photo("sitting_table.jpg"), ["fnn"], PREDICTED, 0.5, "", *_methods(ui))
@@ -89,7 +102,7 @@ def test_unexpected_errors_are_logged_and_shown_as_one_line(app, monkeypatch, ca
 
 
 def test_method_dropdown_reruns_only_that_model(app, analysed, monkeypatch):
-    demo, ui, cb = app
+    _, ui, cb = app
     state = analysed[ui.state]
     calls = []
     real = an.run_card
@@ -103,7 +116,7 @@ def test_method_dropdown_reruns_only_that_model(app, analysed, monkeypatch):
 
 
 def test_target_class_reruns_all_maps_for_that_class(app, analysed):
-    demo, ui, cb = app
+    _, ui, cb = app
     out = cb.target_changed(analysed[ui.state], "standing", 0.5, "", *_methods(ui))
     assert {c.target for c in out[ui.state].cards.values()} == {"standing"}
     for name in ui.cards:
@@ -113,7 +126,7 @@ def test_target_class_reruns_all_maps_for_that_class(app, analysed):
 
 
 def test_opacity_reblends_stored_maps_without_running_models(app, analysed, monkeypatch):
-    demo, ui, cb = app
+    _, ui, cb = app
     monkeypatch.setattr(an, "run_card", lambda *a, **k: pytest.fail("the slider must not run a model"))
     monkeypatch.setattr(cbm, "_analyse", lambda *a, **k: pytest.fail("the slider must not run a model"))
     state = analysed[ui.state]
@@ -127,7 +140,7 @@ def test_opacity_reblends_stored_maps_without_running_models(app, analysed, monk
 
 @pytest.mark.parametrize("probs, flagged", [((0.45, 0.44, 0.11), True), ((0.8, 0.1, 0.1), False), ((0.1, 0.45, 0.45), False)])
 def test_ambiguity_flag_follows_the_library(app, analysed, probs, flagged):
-    demo, ui, cb = app
+    _, ui, cb = app
     state = analysed[ui.state]
     card = state.cards["fnn"]
     forced_card = an.CardResult("fnn", dict(zip(CLASSES, probs)), card.method, "sitting", card.saliency)
@@ -138,7 +151,7 @@ def test_ambiguity_flag_follows_the_library(app, analysed, probs, flagged):
 
 
 def test_person_box_gives_drift_scores_from_stored_maps(app, analysed, monkeypatch):
-    demo, ui, cb = app
+    _, ui, cb = app
     monkeypatch.setattr(an, "run_card", lambda *a, **k: pytest.fail("the box must not run a model"))
     state = analysed[ui.state]
     w, h = state.size
@@ -154,7 +167,7 @@ def test_person_box_gives_drift_scores_from_stored_maps(app, analysed, monkeypat
 
 
 def test_malformed_box_is_reported_not_fatal(app, analysed):
-    demo, ui, cb = app
+    _, ui, cb = app
     out = cb.box_changed(analysed[ui.state], 0.5, "left side please")
     assert "expected" in out[ui.status] or "x0,y0,x1,y1" in out[ui.status]
     assert "inside the person box" not in card_values(out, ui, "fnn")["info"]
@@ -168,7 +181,7 @@ class _Click:
 
 
 def test_two_clicks_on_the_photo_make_a_box(app):
-    demo, ui, cb = app
+    _, ui, cb = app
     first = cb.corner_clicked(None, _Click(120, 40))
     assert first[ui.corner] == (120, 40) and "(120, 40)" in first[ui.status]
     second = cb.corner_clicked(first[ui.corner], _Click(30.4, 200.6))
@@ -177,7 +190,7 @@ def test_two_clicks_on_the_photo_make_a_box(app):
 
 
 def test_examples_are_cached_lazily_per_setting(app, monkeypatch):
-    demo, ui, cb = app
+    _, ui, cb = app
     photo = example_photo("walking_street.jpg")
     calls = []
     real = cbm._analyse

@@ -29,15 +29,16 @@ def test_card_sections_are_rendered(tmp_path):
     with tiny_env(tmp_path):
         md = cards.model_cards_markdown(_bank_with_card(tmp_path, extra))
     section = md.split("### cnn_base")[1].split("---")[0]
-    assert section.index("**data**") < section.index("**metrics**") < section.index("**calibration**")
+    assert section.index("**metrics**") < section.index("**calibration**") < section.index("**data**")
     assert "**accuracy**: 0.8123" in section and "**ece_after**: 0.03" in section
     assert '["har3", "coco"]' in section
     assert "### fnn" in md and "not available here" in md.split("### fnn")[1]  # no checkpoint: why
 
 
-def test_long_lists_are_shortened_and_pipes_escaped():
-    md = cards.card_markdown("m", {"history": list(range(50)), "note": "a|b"})
+def test_long_lists_are_shortened_pipes_escaped_and_extra_sections_collapsed():
+    md = cards.card_markdown("m", {"history": list(range(50)), "note": "a|b", "training": {"lr": 0.001}, "metrics": {"acc": 1.0}})
     assert "(50 items)" in md and "a\\|b" in md
+    assert "<details><summary>training</summary>" in md and "<summary>metrics" not in md
 
 
 def test_a_broken_card_is_a_line_not_a_crash(tmp_path):
@@ -73,7 +74,7 @@ def test_cards_callback(tmp_path):
     from har_demo.ui.layout import build_demo
 
     with tiny_env(tmp_path):
-        demo, ui, cb = build_demo(_bank_with_card(tmp_path, {"metrics": {"acc": 0.5}}))
+        _, ui, cb = build_demo(_bank_with_card(tmp_path, {"metrics": {"acc": 0.5}}))
         out = cb.cards()
     assert "### cnn_base" in out[ui.cards_md] and "**acc**: 0.5" in out[ui.cards_md]
     assert "Results table" in out[ui.results_md]

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -21,8 +21,8 @@ from har_demo.models.registry import build_model
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 TINY = {
-    "cnn_base": dict(input_size=32, widths=[4, 8, 8], hidden=16, pool=2),
-    "fnn": dict(input_size=16, hidden=[16]),
+    "cnn_base": {"input_size": 32, "widths": [4, 8, 8], "hidden": 16, "pool": 2},
+    "fnn": {"input_size": 16, "hidden": [16]},
 }
 
 
@@ -38,9 +38,10 @@ def write_tiny_checkpoints(root: Path, names=tuple(TINY)) -> Path:
 
 @contextmanager
 def tiny_env(root: Path) -> Iterator[Path]:
-    """HAR_CHECKPOINT_DIR -> ``root``, hub offline, for the duration."""
+    """HAR_CHECKPOINT_DIR -> ``root`` (run folders: ``root/runs``), hub offline, for the duration."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HAR_CHECKPOINT_DIR", str(root))
+        mp.setenv("HAR_RUNS_DIR", str(root / "runs"))
         mp.setenv("HF_HUB_OFFLINE", "1")
         mp.setenv("GRADIO_ANALYTICS_ENABLED", "False")
         yield root
@@ -77,14 +78,6 @@ def card_values(out: dict, ui, name: str) -> dict:
 @pytest.fixture(scope="module")
 def bank(tmp_path_factory):
     return tiny_bank(tmp_path_factory.mktemp("ckpt"))
-
-
-@pytest.fixture(scope="module")
-def app(bank):
-    """(demo, ui, callbacks) built on the tiny bank."""
-    from har_demo.ui.layout import build_demo
-
-    return build_demo(bank)
 
 
 # ---- checks of the helpers themselves ------------------------------------------------------------

@@ -18,9 +18,9 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -111,7 +111,7 @@ def run_card(entry: ModelEntry, image: Image.Image, method: str | None, target: 
         result = _run_card(entry, image, method, target)
     except HarError as err:
         result.error = str(err)
-    except Exception as err:  # noqa: BLE001 - logged with traceback, user sees one line
+    except Exception as err:
         log.exception("model %s failed", entry.name)
         result.error = msg("unexpected", action=f"running {entry.name}", kind=type(err).__name__)
     result.seconds = time.perf_counter() - start
@@ -276,7 +276,7 @@ def parse_box(text: str | None, size: tuple[int, int] | None = None) -> tuple[in
         w, h = size
         x0, x1 = min(max(x0, 0.0), w), min(max(x1, 0.0), w)
         y0, y1 = min(max(y0, 0.0), h), min(max(y1, 0.0), h)
-    box = (int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1)))
+    box = (round(x0), round(y0), round(x1), round(y1))
     if box[2] - box[0] < 1 or box[3] - box[1] < 1:
         where = f" inside the {size[0]}x{size[1]} photo" if size else ""
         raise HarError(f"person box {str(text).strip()[:40]!r} has no area{where}")

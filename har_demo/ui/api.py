@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gradio as gr
 import numpy as np
@@ -21,7 +22,6 @@ from PIL import Image
 
 from ..errors import HarError
 from . import analysis as an
-from . import batch as bt
 from .bank import ModelBank
 from .callbacks import _analyse, _evaluate, target_value
 from .text import msg
@@ -41,7 +41,7 @@ def api_errors(action: str) -> Callable:
                 raise
             except HarError as err:
                 raise gr.Error(str(err), print_exception=False) from None
-            except Exception as err:  # noqa: BLE001 - logged, reported as one line
+            except Exception as err:
                 log.exception("API %s failed", action)
                 raise gr.Error(msg("unexpected", action=action, kind=type(err).__name__), print_exception=False) from None
 

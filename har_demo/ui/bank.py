@@ -15,8 +15,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
 
 from ..errors import HarError
 from ..models.base import HarModel
@@ -39,6 +39,7 @@ class ModelEntry:
     hint: str = ""  # how to enable (unavailable only)
     methods: list[str] = field(default_factory=list)
     default_method: str | None = None
+    load_seconds: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -100,7 +101,7 @@ class ModelBank:
         names: Iterable[str] | None = None,
         loader: Callable[[str], HarModel] = load_model,
         device: str | None = None,
-    ) -> "ModelBank":
+    ) -> ModelBank:
         """Load every (or the named) registry model that is available here; never raises for a
         model that cannot load - it becomes an unavailable entry with its reason."""
         start = time.perf_counter()
@@ -116,6 +117,7 @@ class ModelBank:
 
     @staticmethod
     def _load_one(spec: ModelSpec, loader: Callable[[str], HarModel], device: str) -> ModelEntry:
+        start = time.perf_counter()
         entry = ModelEntry(spec.name, spec.family, spec.summary)
         try:
             ok, detail = availability(spec.name)
@@ -129,7 +131,7 @@ class ModelBank:
                 entry.model = model
             except HarError as err:
                 ok, detail = False, str(err)
-            except Exception as err:  # noqa: BLE001 - logged; the model is shown as unavailable
+            except Exception as err:
                 log.exception("loading %s failed", spec.name)
                 ok, detail = False, f"loading failed ({type(err).__name__}: {err})"
         entry.source = detail
@@ -137,10 +139,11 @@ class ModelBank:
             entry.methods, entry.default_method = explain_methods(entry.model)
         else:
             entry.hint = enable_hint(spec.family, spec.name)
+        entry.load_seconds = time.perf_counter() - start
         return entry
 
     @classmethod
-    def from_models(cls, models: Mapping[str, HarModel], unavailable: Mapping[str, str] | None = None) -> "ModelBank":
+    def from_models(cls, models: Mapping[str, HarModel], unavailable: Mapping[str, str] | None = None) -> ModelBank:
         """A bank from ready models (tests, benchmarks); ``unavailable`` maps name -> reason."""
         entries = []
         for name, model in models.items():

@@ -16,9 +16,9 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -29,11 +29,12 @@ from ..errors import DataError, HarError
 from ..labels import CLASSES
 from .analysis import Analysis, blend, run_card, working_image
 from .bank import ModelBank
+from .settings import BATCH_MAX_IMAGES
 from .text import msg, strings
 
 log = logging.getLogger(__name__)
 
-MAX_IMAGES = int(os.environ.get("HAR_BATCH_MAX_IMAGES", 500))
+MAX_IMAGES = BATCH_MAX_IMAGES
 CHUNK = 16
 MISCLASSIFIED_PER_MODEL = 4
 GALLERY_OPACITY = 0.5

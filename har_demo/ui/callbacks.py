@@ -12,7 +12,8 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gradio as gr
 
@@ -34,12 +35,12 @@ def guarded(action: str) -> Callable:
 
     def deco(method: Callable) -> Callable:
         @functools.wraps(method)
-        def wrapper(self: "Callbacks", *args: Any, **kwargs: Any) -> dict:
+        def wrapper(self: Callbacks, *args: Any, **kwargs: Any) -> dict:
             try:
                 return method(self, *args, **kwargs)
             except HarError as err:
                 message = str(err)
-            except Exception as err:  # noqa: BLE001 - logged; the user sees one line
+            except Exception as err:
                 log.exception("%s failed", action)
                 message = msg("unexpected", action=action, kind=type(err).__name__)
             gr.Warning(message)
@@ -189,7 +190,7 @@ class Callbacks:
     @guarded("reading the click")
     def corner_clicked(self, corner, evt: gr.SelectData) -> dict:
         """Two clicks on the photo = two opposite corners of the person box."""
-        x, y = (int(round(float(v))) for v in evt.index[:2])
+        x, y = (round(float(v)) for v in evt.index[:2])
         if corner is None:
             return {self.ui.corner: (x, y), self.ui.status: msg("box_corner", x=x, y=y)}
         box = an.format_box((min(corner[0], x), min(corner[1], y), max(corner[0], x), max(corner[1], y)))
@@ -200,7 +201,7 @@ class Callbacks:
 
     # --- batch tab -----------------------------------------------------------------------------
     @guarded("evaluating the batch")
-    def batch(self, files, models, progress=gr.Progress()) -> dict:
+    def batch(self, files, models, progress=gr.Progress()) -> dict:  # noqa: B008 - Gradio's progress idiom
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
         if not paths:
             raise HarError(msg("batch_no_files"))

@@ -8,6 +8,7 @@ order): scalars as a table, nested sections as nested lists, long lists shortene
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,12 @@ from .bank import ModelBank
 from .render import unavailable_line
 from .text import PROJECT_ROOT, msg, strings
 
-# Shown first when present; every other field follows in the card's own order.
-PREFERRED = ("data", "metrics", "test", "calibration", "temperature", "training", "seed", "command", "created")
-SKIPPED = ("classes", "format_version", "model")
+# Shown first when present (open); every other field follows in the card's own order (collapsed).
+PREFERRED = ("metrics", "calibration", "data")
+SKIPPED = ("classes", "format_version", "model", "argv")
 MAX_LIST = 8
+MAX_DEPTH = 3
+MAX_INLINE = 300
 RESULT_NAMES = ("RESULTS.md", "results.md")
 
 
@@ -31,12 +34,14 @@ def _fmt(value: Any) -> str:
     if isinstance(value, list) and len(value) > MAX_LIST:
         return json.dumps(value[:MAX_LIST])[:-1] + f", ... ({len(value)} items)]"
     text = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    if len(text) > MAX_INLINE:
+        text = text[:MAX_INLINE] + " ..."
     return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _section(key: str, value: Any, depth: int = 0) -> list[str]:
     pad = "  " * depth
-    if isinstance(value, dict):
+    if isinstance(value, dict) and value and depth < MAX_DEPTH:
         lines = [f"{pad}- **{key}**"]
         for k, v in value.items():
             lines += _section(str(k), v, depth + 1)
@@ -45,11 +50,19 @@ def _section(key: str, value: Any, depth: int = 0) -> list[str]:
 
 
 def card_markdown(name: str, card: dict) -> str:
-    """One checkpoint card as Markdown."""
-    keys = [k for k in PREFERRED if k in card] + [k for k in card if k not in PREFERRED and k not in SKIPPED]
-    lines = [f"### {name}"]
-    for key in keys:
-        lines += _section(key, card[key])
+    """One checkpoint card as Markdown: scalars on top, then metrics / calibration / data, then
+    the remaining sections collapsed (``<details>``)."""
+    body = {k: v for k, v in card.items() if k not in SKIPPED}
+    scalars = {k: v for k, v in body.items() if not isinstance(v, (dict, list)) and v is not None}
+    lines = [f"### {name}", "", " · ".join(f"**{k}** {_fmt(v)}" for k, v in scalars.items()), ""]
+    sections = [k for k in PREFERRED if isinstance(body.get(k), (dict, list))]
+    sections += [k for k, v in body.items() if k not in PREFERRED and isinstance(v, (dict, list))]
+    for key in sections:
+        inner = _section(key, body[key])
+        if key in PREFERRED:
+            lines += inner
+        else:
+            lines += ["", f"<details><summary>{key}</summary>", "", *inner, "", "</details>", ""]
     return "\n".join(lines)
 
 
@@ -80,10 +93,15 @@ def model_cards_markdown(bank: ModelBank) -> str:
     return "\n\n---\n\n".join(blocks)
 
 
+def runs_root() -> Path:
+    """Where the training runner writes run folders (``$HAR_RUNS_DIR``, default ``runs/``)."""
+    return Path(os.environ.get("HAR_RUNS_DIR", PROJECT_ROOT / "runs"))
+
+
 def newest_results_file() -> Path | None:
     """The newest results table: ``<checkpoints>/RESULTS.md`` or a run folder's ``results.md``
-    (``runs/*/``, ``<checkpoints>/runs/*/``), by modification time."""
-    roots = [checkpoint_root(), checkpoint_root() / "runs", PROJECT_ROOT / "runs"]
+    (``<runs>/*/``, ``<checkpoints>/runs/*/``), by modification time."""
+    roots = [checkpoint_root(), checkpoint_root() / "runs", runs_root()]
     found = []
     for root in roots:
         for name in RESULT_NAMES:

@@ -4,7 +4,8 @@ Spaces), a no-op otherwise. No hard dependency on ``spaces``."""
 from __future__ import annotations
 
 import os
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 F = TypeVar("F", bound=Callable)
 

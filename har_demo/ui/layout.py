@@ -7,7 +7,6 @@ the work happens in ``callbacks`` / ``api``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,14 +18,14 @@ from .bank import ModelBank
 from .callbacks import Callbacks
 from .cards import model_cards_markdown, results_markdown
 from .render import card_header, unavailable_markdown
+from .settings import CONCURRENCY
 from .text import examples, help_markdown, msg, strings, text
 
 DEFAULT_OPACITY = 0.5
 # Model work is CPU/GPU-bound: every event that runs a model shares ONE concurrency group, so at
 # most CONCURRENCY of them run at a time in total; re-blending/box events have their own group.
-CONCURRENCY = int(os.environ.get("HAR_CONCURRENCY", 2))
-MODEL_WORK = dict(concurrency_id="models", concurrency_limit=CONCURRENCY)
-LIGHT_WORK = dict(concurrency_id="render", concurrency_limit=4)
+MODEL_WORK = {"concurrency_id": "models", "concurrency_limit": CONCURRENCY}
+LIGHT_WORK = {"concurrency_id": "render", "concurrency_limit": 4}
 STATE_TTL_S = 3600  # a session's stored maps are dropped after an hour
 CARD_MIN_WIDTH = 260
 
@@ -103,7 +102,7 @@ def build_demo(bank: ModelBank) -> tuple[gr.Blocks, UI, Callbacks]:
 
 
 def _compare_tab(ui: UI, bank: ModelBank, available: list[str], target_choices: list[str]) -> None:
-    c = lambda key: text("controls", key)  # noqa: E731
+    c = lambda key: text("controls", key)
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):
             ui.image = gr.Image(
@@ -155,7 +154,7 @@ def _card(bank: ModelBank, name: str) -> CardUI:
 
 
 def _batch_tab(ui: UI, available: list[str]) -> None:
-    c = lambda key: text("controls", key)  # noqa: E731
+    c = lambda key: text("controls", key)
     with gr.Row():
         with gr.Column(scale=1):
             ui.batch_files = gr.File(label=c("batch_files"), file_count="multiple", type="filepath")
@@ -171,7 +170,7 @@ def _batch_tab(ui: UI, available: list[str]) -> None:
 
 def _private(name: str) -> dict:
     """UI-only events: not callable by API clients, and named so they never take an API name."""
-    return dict(api_visibility="private", api_name=f"ui_{name}")
+    return {"api_visibility": "private", "api_name": f"ui_{name}"}
 
 
 def _wire(ui: UI, cb: Callbacks, target_choices: list[str]) -> None:

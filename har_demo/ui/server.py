@@ -8,18 +8,17 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
 
-import gradio as gr  # noqa: E402
+import gradio as gr
 
-from .bank import ModelBank  # noqa: E402
-from .layout import CONCURRENCY, build_demo  # noqa: E402
-from .text import UI_DIR, examples_dir  # noqa: E402
+from .bank import ModelBank
+from .layout import build_demo
+from .settings import CONCURRENCY, MAX_UPLOAD, QUEUE_SIZE
+from .text import UI_DIR, examples_dir
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
-QUEUE_SIZE = int(os.environ.get("HAR_QUEUE_SIZE", 64))  # more waiting requests are refused
-MAX_UPLOAD = os.environ.get("HAR_MAX_UPLOAD", "100mb")
 # System fonts only: the page fetches nothing from the internet (the default theme uses Google Fonts).
 FONTS = ["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"]
 MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
@@ -39,16 +38,16 @@ def theme() -> gr.themes.Base:
 
 def launch_kwargs() -> dict:
     """Everything ``demo.launch`` gets besides host/port/share."""
-    return dict(
-        allowed_paths=[str(examples_dir())],
-        max_file_size=MAX_UPLOAD,
-        theme=theme(),
-        css_paths=[UI_DIR / "style.css"],
-        ssr_mode=False,
-        show_error=False,  # exceptions are turned into readable lines by the callbacks
-        footer_links=["api"],
-        pwa=False,
-    )
+    return {
+        "allowed_paths": [str(examples_dir())],
+        "max_file_size": MAX_UPLOAD,
+        "theme": theme(),
+        "css_paths": [UI_DIR / "style.css"],
+        "ssr_mode": False,
+        "show_error": False,  # exceptions are turned into readable lines by the callbacks
+        "footer_links": ["api"],
+        "pwa": False,
+    }
 
 
 def launch(demo: gr.Blocks, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, share: bool = False, **kwargs):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ UI_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = UI_DIR.parents[1]
 
 
-@lru_cache(maxsize=None)
+@cache
 def strings() -> dict[str, Any]:
     return json.loads((UI_DIR / "strings.json").read_text(encoding="utf-8"))
 
@@ -40,12 +40,12 @@ def enable_hint(family: str, name: str) -> str:
     return hint.format(name=name) if hint else ""
 
 
-@lru_cache(maxsize=None)
+@cache
 def help_markdown() -> str:
     return (UI_DIR / "help.md").read_text(encoding="utf-8")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _examples_spec() -> dict[str, Any]:
     return json.loads((UI_DIR / "examples.json").read_text(encoding="utf-8"))
 
