@@ -132,3 +132,22 @@ def test_upload_analyse_cards_slider_screenshot(browser, tmp_path):
     shot = tmp_path / "app.png"
     assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     print(f"screenshot: {shot}")
+
+
+def test_a_bad_upload_shows_one_readable_line(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, url, _bank = browser
+    fake = tmp_path / "holiday.jpg"
+    fake.write_text("this is a text file, not a photo")
+    wait = WebDriverWait(driver, 60)
+    driver.get(url)
+    upload = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#photo input[type=file]")))
+    upload.send_keys(str(fake))
+    time.sleep(1.5)
+    driver.find_element(By.CSS_SELECTOR, "#analyse").click()
+    wait.until(lambda d: "holiday.jpg" in d.find_element(By.ID, "status").text)
+    status = driver.find_element(By.ID, "status").text
+    assert "not a recognised image" in status and "Traceback" not in driver.page_source

@@ -83,12 +83,33 @@ def test_missing_inputs_give_one_line_in_the_status(app, image, models, expected
     assert out == {ui.status: msg(expected)}
 
 
-def test_bad_upload_gives_the_decoder_message(app, tmp_path):
+def test_bad_upload_gives_the_decoder_message(app, tmp_path, monkeypatch):
     _, ui, cb = app
-    bad = tmp_path / "scan.png"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    bad = tmp_path / "abc123" / "scan.png"
+    bad.parent.mkdir()
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
-    out = cb.analyse(str(bad), ["fnn"], PREDICTED, 0.5, "", *_methods(ui))
+    payload = {"path": str(bad), "orig_name": "scan.png", "meta": {"_type": "gradio.FileData"}}
+    out = cb.analyse(payload, ["fnn"], PREDICTED, 0.5, "", *_methods(ui))
     assert list(out) == [ui.status] and "scan.png" in out[ui.status] and "Traceback" not in out[ui.status]
+
+
+def test_raw_upload_payloads_are_accepted_only_from_the_upload_folder(app, tmp_path, monkeypatch):
+    _, ui, cb = app
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "uploads"))
+    inside = tmp_path / "uploads" / "h" / "p.jpg"
+    inside.parent.mkdir(parents=True)
+    inside.write_bytes(cbm.Path(example_photo()).read_bytes())
+    assert cbm.upload_path({"path": str(inside)}) == str(inside.resolve())
+    assert cbm.upload_path(example_photo()) == str(cbm.Path(example_photo()).resolve())  # examples folder
+    assert cbm.upload_path(None) is None
+    outside = tmp_path / "secret.jpg"
+    outside.write_bytes(inside.read_bytes())
+    for sneaky in ({"path": str(outside)}, str(outside), {"path": str(inside.parent / ".." / ".." / "secret.jpg")}):
+        out = cb.analyse(sneaky, ["fnn"], PREDICTED, 0.5, "", *_methods(ui))
+        assert list(out) == [ui.status] and "not an uploaded file" in out[ui.status]
+    ok = cb.analyse({"path": str(inside), "orig_name": "p.jpg"}, ["fnn"], PREDICTED, 0.5, "", *_methods(ui))
+    assert ok[ui.state].cards["fnn"].error is None
 
 
 def test_unexpected_errors_are_logged_and_shown_as_one_line(app, monkeypatch, caplog):

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from ..errors import HarError
 from ..labels import CLASSES
@@ -25,7 +28,7 @@ from .bank import ModelBank
 from .cards import model_cards_markdown, results_markdown
 from .gpu import gpu
 from .render import card_info, label_value, status_line
-from .text import examples, msg, text
+from .text import examples, examples_dir, msg, text
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,22 @@ def target_value(choice: str | None) -> str | None:
     if choice not in CLASSES:
         raise HarError(f"unknown class {choice!r}; expected one of: {text('controls', 'target_predicted')}, {', '.join(CLASSES)}")
     return choice
+
+
+def upload_path(value: Any) -> str | None:
+    """The server path of an image input - a raw Gradio payload (``{"path": ...}``; the compare
+    tab's events skip Gradio's own decoding so that a bad file gets *our* one-line message) or a
+    path. Only files inside Gradio's upload folder or the examples folder are accepted."""
+    if value is None or value == "":
+        return None
+    path = value.get("path") if isinstance(value, dict) else value
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise HarError("the photo upload did not arrive; upload it again")
+    resolved = Path(path).resolve()
+    roots = [Path(get_upload_folder()).resolve(), examples_dir()]
+    if not any(resolved == r or r in resolved.parents for r in roots):
+        raise HarError(f"{resolved.name}: not an uploaded file; upload the photo through the app")
+    return str(resolved)
 
 
 @gpu
@@ -120,6 +139,7 @@ class Callbacks:
 
     @guarded("analysing the photo")
     def analyse(self, image, models, target, opacity, box_text, *method_values) -> dict:
+        image = upload_path(image)
         if not image:
             raise HarError(msg("no_image"))
         names = [n for n in (models or []) if n in self.ui.cards]

@@ -176,9 +176,12 @@ def _private(name: str) -> dict:
 def _wire(ui: UI, cb: Callbacks, target_choices: list[str]) -> None:
     analyse_inputs = [ui.image, ui.models, ui.target, ui.opacity, ui.box, *ui.method_inputs()]
     compare_outputs = [ui.state, ui.status, *ui.card_outputs()]
-    ui.run.click(cb.analyse, analyse_inputs, compare_outputs, **_private("analyse"), **MODEL_WORK)
+    # preprocess=False: the photo reaches the callback undecoded, so a bad file gets our message
+    ui.run.click(cb.analyse, analyse_inputs, compare_outputs, preprocess=False, **_private("analyse"), **MODEL_WORK)
     if ui.examples is not None:  # a click on an example analyses it (lazily cached per setting)
-        ui.examples.load_input_event.then(cb.analyse, analyse_inputs, compare_outputs, **_private("example"), **MODEL_WORK)
+        ui.examples.load_input_event.then(
+            cb.analyse, analyse_inputs, compare_outputs, preprocess=False, **_private("example"), **MODEL_WORK
+        )
     ui.opacity.change(
         cb.reblend, [ui.state, ui.opacity, ui.box], [c.overlay for c in ui.cards.values()] + [ui.status],
         show_progress="hidden", trigger_mode="always_last", **_private("opacity"), **LIGHT_WORK,
