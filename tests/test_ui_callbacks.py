@@ -201,12 +201,19 @@ class _Click:
         self.index = [x, y]
 
 
-def test_two_clicks_on_the_photo_make_a_box(app):
+def test_two_clicks_on_the_photo_make_a_box_and_score_it(app, analysed):
     _, ui, cb = app
-    first = cb.corner_clicked(None, _Click(120, 40))
-    assert first[ui.corner] == (120, 40) and "(120, 40)" in first[ui.status]
-    second = cb.corner_clicked(first[ui.corner], _Click(30.4, 200.6))
+    state = analysed[ui.state]
+    first = cb.corner_clicked(None, state, 0.5, _Click(120, 40))
+    assert first == {ui.corner: (120, 40), ui.status: msg("box_corner", x=120, y=40)}
+    second = cb.corner_clicked(first[ui.corner], state, 0.5, _Click(30.4, 200.6))
     assert second[ui.corner] is None and second[ui.box] == "30, 40, 120, 201"
+    for name in ui.cards:
+        score = an.drift(state, name, (30, 40, 120, 201))
+        assert ("n/a" if np.isnan(score) else f"{score:.0%}") in card_values(second, ui, name)["info"]
+    assert "30, 40, 120, 201" in second[ui.status]
+    before_analysis = cb.corner_clicked((1, 1), None, 0.5, _Click(20, 20))
+    assert before_analysis[ui.box] == "1, 1, 20, 20"  # the box is kept for the next analysis
     assert cb.clear_box() == {ui.corner: None, ui.box: ""}
 
 

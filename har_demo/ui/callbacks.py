@@ -208,13 +208,16 @@ class Callbacks:
         return self._full_update(new, opacity, box_text, time.perf_counter() - start)
 
     @guarded("reading the click")
-    def corner_clicked(self, corner, evt: gr.SelectData) -> dict:
-        """Two clicks on the photo = two opposite corners of the person box."""
+    def corner_clicked(self, corner, state, opacity, evt: gr.SelectData) -> dict:
+        """Two clicks on the photo = two opposite corners of the person box (then the drift
+        scores update from the stored maps, as for a typed box)."""
         x, y = (round(float(v)) for v in evt.index[:2])
         if corner is None:
             return {self.ui.corner: (x, y), self.ui.status: msg("box_corner", x=x, y=y)}
         box = an.format_box((min(corner[0], x), min(corner[1], y), max(corner[0], x), max(corner[1], y)))
-        return {self.ui.corner: None, self.ui.box: box}
+        out = self.box_changed(state, opacity, box)
+        out.update({self.ui.corner: None, self.ui.box: box})
+        return out
 
     def clear_box(self) -> dict:
         return {self.ui.corner: None, self.ui.box: ""}

@@ -189,8 +189,8 @@ def _wire(ui: UI, cb: Callbacks, target_choices: list[str]) -> None:
     box_outputs = [ui.status] + [c for card in ui.cards.values() for c in (card.overlay, card.info)]
     ui.box.submit(cb.box_changed, [ui.state, ui.opacity, ui.box], box_outputs, **_private("box_submit"), **LIGHT_WORK)
     ui.box.blur(cb.box_changed, [ui.state, ui.opacity, ui.box], box_outputs, **_private("box_blur"), **LIGHT_WORK)
-    ui.image.select(cb.corner_clicked, [ui.corner], [ui.corner, ui.box, ui.status], **_private("corner"), **LIGHT_WORK).then(
-        cb.box_changed, [ui.state, ui.opacity, ui.box], box_outputs, **_private("corner_box"), **LIGHT_WORK
+    ui.image.select(
+        cb.corner_clicked, [ui.corner, ui.state, ui.opacity], [ui.corner, ui.box, *box_outputs], **_private("corner"), **LIGHT_WORK
     )
     ui.clear_box.click(cb.clear_box, None, [ui.corner, ui.box], **_private("clear_box"), **LIGHT_WORK).then(
         cb.box_changed, [ui.state, ui.opacity, ui.box], box_outputs, **_private("clear_box_then"), **LIGHT_WORK
