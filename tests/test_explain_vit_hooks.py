@@ -119,3 +119,37 @@ def test_unsupported_attention_module_is_a_one_line_error():
         with ViTHooks(model):
             pass
     _no_surgery_left(model)
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_explicit_multihead_attention_matches_torch(batch_first):
+    from har_demo.explain.vit_hooks import _mha_forward
+
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(16, 2, batch_first=batch_first).eval()
+    x = torch.randn(2, 5, 16) if batch_first else torch.randn(5, 2, 16)
+    y = torch.randn_like(x)
+    keep = []
+    float_mask = torch.zeros(5, 5)
+    float_mask[0, 3] = float("-inf")
+    bool_mask = torch.zeros(5, 5, dtype=torch.bool)
+    bool_mask[1, 2] = True  # torch: True = not allowed
+    for args, kwargs in [((x, x, x), {"attn_mask": float_mask}), ((x, x, x), {"attn_mask": bool_mask}), ((x, y, y), {})]:
+        ref, ref_w = mha(*args, need_weights=True, **kwargs)
+        out, w = _mha_forward(mha, lambda p: keep.append(p) or p, *args, **kwargs)
+        assert torch.allclose(out, ref, atol=1e-6) and torch.allclose(w, ref_w, atol=1e-6)
+    assert keep[0].shape == (2, 2, 5, 5) and float(keep[0].detach()[:, :, 0, 3].abs().max()) == 0.0
+
+
+def test_explicit_timm_attention_matches_fused_with_a_mask():
+    from tests.test_explain_toys import RegionViT
+
+    model = RegionViT().eval()  # passes a boolean attention mask to every block
+    x = _x(model)
+    with torch.no_grad():
+        ref = model(x)
+        with ViTHooks(model) as hooks:
+            out = model(x)
+    assert torch.allclose(out, ref, atol=1e-5)
+    masked = ~model.allowed
+    assert float(hooks.attn_probs[0][0][:, masked].abs().max()) == 0.0

@@ -128,20 +128,24 @@ def _mha_forward(
     is_causal: bool = False,
 ):
     """``nn.MultiheadAttention`` written out, probabilities passed through ``store``."""
+    self_attention = query is key and key is value
     if not mod.batch_first:  # (L, B, E) -> (B, L, E)
         query, key, value = (t.transpose(0, 1) for t in (query, key, value))
     B, L, E = query.shape
     S = key.shape[1]
     heads = mod.num_heads
     d = E // heads
-    if mod._qkv_same_embed_dim:
-        w_q, w_k, w_v = mod.in_proj_weight.chunk(3)
+    if mod._qkv_same_embed_dim and self_attention:  # one GEMM for q, k, v
+        q, k, v = F.linear(query, mod.in_proj_weight, mod.in_proj_bias).view(B, L, 3, heads, d).permute(2, 0, 3, 1, 4)
     else:
-        w_q, w_k, w_v = mod.q_proj_weight, mod.k_proj_weight, mod.v_proj_weight
-    b_q, b_k, b_v = mod.in_proj_bias.chunk(3) if mod.in_proj_bias is not None else (None, None, None)
-    q = F.linear(query, w_q, b_q).view(B, L, heads, d).transpose(1, 2)
-    k = F.linear(key, w_k, b_k).view(B, S, heads, d).transpose(1, 2)
-    v = F.linear(value, w_v, b_v).view(B, S, heads, d).transpose(1, 2)
+        if mod._qkv_same_embed_dim:
+            w_q, w_k, w_v = mod.in_proj_weight.chunk(3)
+        else:
+            w_q, w_k, w_v = mod.q_proj_weight, mod.k_proj_weight, mod.v_proj_weight
+        b_q, b_k, b_v = mod.in_proj_bias.chunk(3) if mod.in_proj_bias is not None else (None, None, None)
+        q = F.linear(query, w_q, b_q).view(B, L, heads, d).transpose(1, 2)
+        k = F.linear(key, w_k, b_k).view(B, S, heads, d).transpose(1, 2)
+        v = F.linear(value, w_v, b_v).view(B, S, heads, d).transpose(1, 2)
     scores = (q * d**-0.5) @ k.transpose(-2, -1)  # (B, h, L, S)
     if attn_mask is not None:  # torch semantics: bool True = NOT allowed; float = additive
         m = attn_mask.view(B, heads, L, S) if attn_mask.dim() == 3 else attn_mask
