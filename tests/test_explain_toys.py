@@ -45,6 +45,8 @@ def registry_models() -> list[tuple[str, Callable[[], HarModel]]]:
         ("fnn", lambda: build_model("fnn", pretrained=False, input_size=16, hidden=[16])),
         ("effnet_lite0", lambda: build_model("effnet_lite0", pretrained=False, input_size=64)),
         ("vit", lambda: build_model("vit", pretrained=False, timm_kwargs=TINY_VIT)),
+        # SigLIP-style: no class token (0 prefix tokens), attention-pool head
+        ("vit_map", lambda: build_model("vit", pretrained=False, timm_kwargs={**TINY_VIT, "class_token": False, "global_pool": "map"})),
         ("clip_zeroshot", _clip("clip_zeroshot", TINY_CLIP_CFG)),
         ("clip_em", _clip("clip_em", TINY_CLIP_CFG)),  # frozen image tower
         ("clip_ft", _clip("clip_ft", TINY_CLIP_CFG)),

@@ -14,7 +14,7 @@ from har_demo.explain.vit_hooks import ViTHooks, explain_mode, input_size_overri
 from har_demo.models.base import HarModel, ViTSpec
 from tests.test_explain_toys import registry_models, sample_image
 
-VITS = {name: f for name, f in registry_models() if name in ("vit", "clip_ft", "siglip_ft", "clip_em")}
+VITS = {name: f for name, f in registry_models() if name in ("vit", "vit_map", "clip_ft", "siglip_ft", "clip_em")}
 
 
 @pytest.fixture(scope="module", params=sorted(VITS))
