@@ -1,7 +1,8 @@
 """LeGrad (Bousselham et al., "LeGrad: An Explainability Method for Vision Transformers via
 Feature Formation Sensitivity", 2024), implemented here (no ``legrad-torch`` dependency).
 
-For each layer ``l`` from ``start_layer`` (default: all layers):
+For each layer ``l`` from ``start_layer`` (default: all layers; the reference wrapper starts at
+the second-to-last block, ``start_layer=-2``):
 
 1. read out a class score ``s_l`` from that layer's tokens: the layer output goes through the
    model's own tail (final norm, pooling, projection, head). As in the reference CLIP code the
