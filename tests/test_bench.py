@@ -122,3 +122,74 @@ def test_physical_cores_is_sane():
     import os
 
     assert 1 <= bench.physical_cores() <= (os.cpu_count() or 1)
+
+
+# ---- benchmarks/gpu_train.py: runs on a CPU in --dry-run; its GPU augmentation is right ----------
+def _gpu_train():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_train.py"
+    spec = importlib.util.spec_from_file_location("gpu_train", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_train_dry_run_writes_json(tmp_path, capsys):
+    gt = _gpu_train()
+    out = tmp_path / "gpu.json"
+    assert gt.main(["--dry-run", "--models", "clip_ft", "--device", "cpu", "--json", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report == json.loads(capsys.readouterr().out)
+    assert report["meta"]["dry_run"] is True and report["meta"]["device"] == "cpu"
+    clip = report["models"]["clip_ft"]
+    assert clip["config"]["augment"] == ["hflip", "rrc"] and clip["config"]["param_groups"] > 2  # layer-wise LR groups
+    assert clip["eager"]["batch"] == 4 and clip["eager"]["images_per_s"] > 0 and clip["train_gflops_per_image"] > 0
+    assert report["reference"]["eager"]["images_per_s"] > 0
+    assert "H200" not in report["meta"]["device"] and report["goals"] == []  # a dry run claims no goal
+
+
+def test_gpu_train_flops_count_attention_projections():
+    """Training FLOPs = 3 x forward; nn.MultiheadAttention's projections are counted (the fused
+    eval fast path would hide them): an open_clip tower counts like the same-size timm ViT."""
+    import timm
+
+    gt = _gpu_train()
+    kw = {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2}
+    ref = gt.train_flops_per_image(
+        timm.create_model("vit_base_patch32_224", pretrained=False, num_classes=3, **kw), 32, torch.device("cpu")
+    )
+    clip = gt.train_flops_per_image(bench.random_model("clip_ft", tiny=True).visual, 32, torch.device("cpu"))
+    lin = 2 * 17 * (32 * 96 + 32 * 32 + 2 * 32 * 128) * 2  # q/k/v + out + MLP per block, 17 tokens, 2 blocks
+    assert clip >= 3 * lin and abs(clip - ref) / ref < 0.2
+
+
+def test_gpu_augment_identity_flips_and_ranges():
+    gt = _gpu_train()
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8, generator=g)
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    expect = (images.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    plain = gt.GpuAugment([], 8, mean, std, torch.device("cpu"))(images)
+    assert torch.allclose(plain, expect, atol=1e-6)
+    torch.manual_seed(1)
+    flipped = gt.GpuAugment(["hflip"], 8, mean, std, torch.device("cpu"))(images)
+    same = [torch.allclose(flipped[i], expect[i], atol=1e-5) for i in range(16)]
+    mirrored = [torch.allclose(flipped[i], expect[i].flip(-1), atol=1e-5) for i in range(16)]
+    assert all(s or m for s, m in zip(same, mirrored)) and any(same) and any(mirrored)  # per-sample coin
+    torch.manual_seed(2)
+    aug = gt.GpuAugment(
+        ["rrc", "vflip", "color_jitter", "grayscale"], 8, (0, 0, 0), (1, 1, 1), torch.device("cpu"), channels_last=True
+    )
+    out = aug(images)
+    assert out.shape == (16, 3, 8, 8) and out.is_contiguous(memory_format=torch.channels_last)
+    assert float(out.min()) >= 0 and float(out.max()) <= 1 and not torch.allclose(out, images.float() / 255)
+    with pytest.raises(ValueError, match="perspective"):
+        gt.GpuAugment(["perspective"], 8, mean, std, torch.device("cpu"))
+
+
+def test_gpu_train_peak_table():
+    gt = _gpu_train()
+    assert gt.peak_tflops("NVIDIA H200") == 989.0 and gt.peak_tflops("NVIDIA H100 PCIe") == 756.0
+    assert gt.peak_tflops("cpu") is None and gt.peak_tflops("cpu", 5.0) == 5.0
