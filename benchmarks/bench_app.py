@@ -26,14 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -42,26 +39,12 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch
-
+from har_demo.bench import app_cold_start, machine_info, random_model
 from har_demo.errors import HarError
 from har_demo.models.checkpoint import save_checkpoint
-from har_demo.models.registry import MODELS, availability, build_model, load_model
+from har_demo.models.registry import MODELS, availability, load_model
 
 DEFAULT_PHOTO = ROOT / "examples" / "standing_woods.jpg"
-
-
-def randomised_build(name: str):
-    """Full-size architecture with random weights; untrained zero heads get random values."""
-    model = build_model(name, pretrained=False).eval()
-    with torch.no_grad():
-        for key, buf in model.named_buffers():
-            if key == "class_emb" and not buf.any():
-                buf.copy_(torch.nn.functional.normalize(torch.randn_like(buf), dim=-1))
-        for mod in model.modules():
-            if isinstance(mod, torch.nn.Linear) and not mod.weight.any():
-                mod.weight.normal_(0, 0.02)
-    return model
 
 
 def prepare_checkpoints(names: list[str], root: Path) -> dict[str, str]:
@@ -75,7 +58,7 @@ def prepare_checkpoints(names: list[str], root: Path) -> dict[str, str]:
                 model = load_model(name)
                 kinds[name] = "real"
             else:
-                model = randomised_build(name)
+                model = random_model(name)  # full size, random weights, no zero heads
                 kinds[name] = "random"
             save_checkpoint(model, root / name)
             del model
@@ -83,14 +66,6 @@ def prepare_checkpoints(names: list[str], root: Path) -> dict[str, str]:
             kinds[name] = f"skipped: {err}"
         print(f"  {name:<14} {kinds[name]}", file=sys.stderr, flush=True)
     return kinds
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def warm_in_process(ckpt_root: Path, photo: str, repeats: int) -> dict:
@@ -132,47 +107,10 @@ def warm_in_process(ckpt_root: Path, photo: str, repeats: int) -> dict:
     }
 
 
-def run_app(ckpt_root: Path, photo: str, repeats: int, cold: bool) -> dict:
-    """Spawn ``python app.py``; cold start to the first /predict answer, then warm /predict."""
-    from gradio_client import Client, handle_file
-
-    port = _free_port()
-    env = {**os.environ, "HAR_CHECKPOINT_DIR": str(ckpt_root), "HAR_PORT": str(port), "HAR_HOST": "127.0.0.1"}
-    url = f"http://127.0.0.1:{port}/"
-    with tempfile.TemporaryFile("w+") as log:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            while True:
-                if proc.poll() is not None:
-                    log.seek(0)
-                    raise SystemExit(f"app.py exited: {log.read()[-2000:]}")
-                try:
-                    with urllib.request.urlopen(url + "config", timeout=2):
-                        break
-                except OSError:
-                    time.sleep(0.2)
-            up_s = time.perf_counter() - t0
-            client = Client(url, verbose=False)
-            result, overlays = client.predict(handle_file(photo), "", "predicted", 0.5, api_name="/predict")
-            cold_s = time.perf_counter() - t0
-            n_cards = len(result["models"])
-            times = []
-            for _ in range(repeats):
-                t1 = time.perf_counter()
-                result, overlays = client.predict(handle_file(photo), "", "predicted", 0.5, api_name="/predict")
-                times.append(time.perf_counter() - t1)
-                assert len(overlays) == n_cards and all(Path(o["image"]).is_file() for o in overlays)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    out = {"server_up_s": round(up_s, 2), "cards": n_cards, "http_median_s": round(statistics.median(times), 3), "http_min_s": round(min(times), 3)}
-    if cold:
-        out["cold_start_to_first_answer_s"] = round(cold_s, 2)
-    return out
+def run_app(ckpt_root: Path, photo: str, repeats: int) -> dict:
+    """Spawn ``python app.py``: cold start to the first /predict answer, then warm /predict
+    (``har_demo.bench.app_cold_start``)."""
+    return app_cold_start(ckpt_root, photo, repeats)
 
 
 def main(argv=None) -> int:
@@ -194,12 +132,12 @@ def main(argv=None) -> int:
         print("preparing checkpoints:", file=sys.stderr)
         kinds = prepare_checkpoints(names, tmp)
         report = {
-            "meta": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "photo": Path(args.photo).name},
+            "meta": {**machine_info(), "cores": os.cpu_count(), "photo": Path(args.photo).name},
             "weights": kinds,
             "in_process": warm_in_process(tmp, args.photo, args.repeats),
         }
         if not args.no_cold:
-            report["app"] = run_app(tmp, args.photo, args.repeats, cold=True)
+            report["app"] = run_app(tmp, args.photo, args.repeats)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if args.json:

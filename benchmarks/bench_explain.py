@@ -21,22 +21,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import statistics
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from har_demo.errors import HarError  # noqa: E402
-from har_demo.explain.base import applicable_methods, explain  # noqa: E402
-from har_demo.models.registry import build_model  # noqa: E402
+from har_demo.bench import machine_info, random_model, synthetic_photo, time_call
+from har_demo.errors import HarError
+from har_demo.explain.base import applicable_methods, explain
 
 DEFAULT_MODELS = ("cnn_base", "effnet_lite0", "vit", "clip_zeroshot", "clip_ft", "siglip_ft")
 # method -> list of option sets to time (one row each); methods not listed: defaults only
@@ -48,40 +43,17 @@ SLOW = ("integrated_gradients", "occlusion")
 ATTENTION = ("legrad", "rollout", "vit_gradcam")
 
 
-def photo(w: int = 640, h: int = 480) -> Image.Image:
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = np.stack([xx * 255 / w, yy * 255 / h, (xx + yy) * 127 / (w + h)], axis=-1)
-    return Image.fromarray(np.clip(base + rng.normal(0, 30, (h, w, 3)), 0, 255).astype(np.uint8), "RGB")
-
-
 def build(name: str, size: int):
+    """Random-weight registry model (``har_demo.bench.random_model``) run at ``size`` px."""
     config = {"input_size": size} if name == "cnn_base" else {}
-    model = build_model(name, pretrained=False, **config).eval()
-    with torch.no_grad():
-        for key, buf in model.named_buffers():
-            if key == "class_emb" and not buf.any():
-                buf.copy_(torch.nn.functional.normalize(torch.randn_like(buf), dim=-1))
-        head = getattr(model, "head", None)
-        if isinstance(head, torch.nn.Linear) and not head.weight.any():
-            head.weight.normal_(0, 1)
+    model = random_model(name, **config)
     if model.input_size != size:
         model.set_input_size(size)
     return model
 
 
-def time_map(model, image, method: str, opts: dict, repeats: int) -> list[float]:
-    explain(model, image, method, **opts)  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        explain(model, image, method, **opts)
-        times.append((time.perf_counter() - t0) * 1000.0)
-    return times
-
-
 def run(models, methods, repeats: int, slow_repeats: int, size: int, hires: int | None = None) -> list[dict]:
-    image = photo()
+    image = synthetic_photo()
     rows = []
     for name in models:
         try:
@@ -96,10 +68,10 @@ def run(models, methods, repeats: int, slow_repeats: int, size: int, hires: int 
                 continue
             variants = VARIANTS.get(method, [{}]) + ([{"input_size": hires}] if hires and method in ATTENTION else [])
             for opts in variants:
-                times = time_map(model, image, method, opts, slow_repeats if method in SLOW else repeats)
+                t = time_call(lambda m=model, k=method, o=opts: explain(m, image, k, **o), slow_repeats if method in SLOW else repeats)
                 rows.append({
-                    "model": name, "method": method, "options": opts, "median_ms": statistics.median(times),
-                    "min_ms": min(times), "runs": len(times), "input_size": model.input_size, "build_s": round(build_s, 2),
+                    "model": name, "method": method, "options": opts, "median_ms": t.median_s * 1000.0,
+                    "min_ms": t.min_s * 1000.0, "runs": t.runs, "input_size": model.input_size, "build_s": round(build_s, 2),
                 })
                 print(f"  {name:<14} {method:<21} {_opts(opts):<20} {rows[-1]['median_ms']:8.0f} ms", file=sys.stderr, flush=True)
         del model
@@ -136,9 +108,8 @@ def main(argv=None) -> int:
     models = [m for m in args.models.split(",") if m]
     methods = {m for m in args.methods.split(",") if m}
     rows = run(models, methods, args.repeats, args.slow_repeats, args.size, args.hires)
-    meta = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "size": args.size,
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "load_avg": os.getloadavg() if hasattr(os, "getloadavg") else None}
+    info = machine_info()
+    meta = {**info, "cores": info["logical_cpus"], "size": args.size}
     if args.json:
         print(json.dumps({"meta": meta, "rows": rows}, indent=2))
     else:

@@ -612,8 +612,8 @@ def app_cold_start(ckpt_root: Path, photo: str, repeats: int = 3) -> dict:
                 t1 = time.perf_counter()
                 result, overlays = client.predict(handle_file(photo), "", "predicted", 0.5, api_name="/predict")
                 times.append(time.perf_counter() - t1)
-                if len(overlays) != n_cards:
-                    raise HarError(f"app answered {len(overlays)} overlays for {n_cards} cards")
+                if len(overlays) != n_cards or not all(Path(o["image"]).is_file() for o in overlays):
+                    raise HarError(f"app answered {len(overlays)} overlays (files missing?) for {n_cards} cards")
         finally:
             proc.terminate()
             try:
