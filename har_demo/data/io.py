@@ -111,6 +111,7 @@ def load_image(source: ImageSource, name: str | None = None) -> Image.Image:
 def _decode(data: bytes, label: str) -> Image.Image:
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PIL's notes on odd metadata (e.g. corrupt EXIF) must not reach users
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data), formats=DECODE_FORMATS)
             _check_size(*im.size, label)  # header only: nothing decoded yet
