@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
 
@@ -24,8 +26,43 @@ FONTS = ["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "Helvetica", "Arial
 MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
 
 
+def atomic_image_cache() -> None:
+    """Make Gradio's image cache writes atomic (idempotent).
+
+    Gradio (6.x) saves every returned image *in place* at a path named by its content hash, so two
+    requests returning the same image (two users analysing the same example) rewrite the file while
+    the other one is downloading it: a truncated download ("Too little data for declared
+    Content-Length" in the server log). Here an existing identical file is reused, else the bytes go
+    to a temporary name that is renamed into place."""
+    from gradio import processing_utils as pu
+
+    if getattr(pu.save_pil_to_cache, "har_atomic", False):
+        return
+
+    def save_pil_to_cache(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+        data = pu.encode_pil_to_bytes(img, format)
+        folder = Path(cache_dir) / pu.hash_bytes(data)
+        folder.mkdir(exist_ok=True, parents=True)
+        target = (folder / f"{name}.{format}").resolve()
+        try:
+            if target.stat().st_size == len(data):
+                os.utime(target)  # handed out again: not aged out by delete_cache before it is fetched
+                return str(target)
+        except OSError:
+            pass
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".partial_")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+        return str(target)
+
+    save_pil_to_cache.har_atomic = True
+    pu.save_pil_to_cache = save_pil_to_cache
+
+
 def create_app(bank: ModelBank | None = None) -> gr.Blocks:
     """The queued app; loads every available model once when no ``bank`` is given."""
+    atomic_image_cache()
     bank = bank if bank is not None else ModelBank.load()
     demo, _ui, _cb = build_demo(bank)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
