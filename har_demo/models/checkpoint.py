@@ -10,6 +10,7 @@ pretrained base weights (e.g. a CLIP fine-tune's head); the base is fetched by t
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 from pathlib import Path
@@ -21,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from ..errors import CheckpointError
 from ..labels import CLASSES
 from .base import HarModel
+from .fast_init import skip_param_init
 
 CARD_FILE = "card.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -102,7 +104,9 @@ def load_checkpoint(directory: str | Path, expected_name: str | None = None) -> 
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"cannot read checkpoint weights {weights}: {err}") from None
     partial = bool(card.get("partial"))
-    model = build_model(name, pretrained=partial, **card.get("config", {}))
+    # a full checkpoint overwrites every parameter: skip the random init (most of a ViT's build time)
+    with contextlib.nullcontext() if partial else skip_param_init():
+        model = build_model(name, pretrained=partial, **card.get("config", {}))
     own = model.state_dict()
     problems = [k for k in tensors if k not in own]
     problems += [f"{k} {tuple(tensors[k].shape)} vs {tuple(own[k].shape)}" for k in tensors if k in own and tensors[k].shape != own[k].shape]
