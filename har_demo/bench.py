@@ -629,11 +629,31 @@ def app_cold_start(ckpt_root: Path, photo: str, repeats: int = 3) -> dict:
     }
 
 
+def ref_checkpoint_load(name: str, directory: Path, prof: Profile) -> dict:
+    """``load_checkpoint`` (random init skipped) vs the plain way: build, then load the state dict."""
+    from safetensors.torch import load_file
+
+    from .models.checkpoint import WEIGHTS_FILE, load_checkpoint, read_card
+    from .models.registry import build_model
+
+    card = read_card(directory)
+
+    def plain():
+        model = build_model(name, pretrained=False, **card.get("config", {}))
+        model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
+        return model.eval()
+
+    ours = _timed(lambda: load_checkpoint(directory, name), prof)
+    ref = _timed(plain, prof)
+    return _ref_row(name, "checkpoint load (random init skipped) vs build + load_state_dict", ours, ref)
+
+
 def bench_cold_start(models: dict, prof: Profile) -> dict:
     root = Path(tempfile.mkdtemp(prefix="har_bench_ckpt_"))
     try:
         prepare_checkpoints(models, root)
         out = cold_start(list(models), root)
+        out["checkpoint_load"] = [ref_checkpoint_load(n, root / n, prof) for n in models]
         _log(
             f"cold start: {out['wall_s']:.1f} s to the first analysis (import {out['import_s']:.1f} s, load {out['load_s']:.1f} s)"
         )
@@ -890,6 +910,11 @@ def format_report(report: dict) -> str:
             f"## cold start (fresh process -> first analysis of a photo, {len(c['load_s_per_model'])} models): {c['wall_s']:.1f} s",
             f"import {c['import_s']:.1f} s, load models {c['load_s']:.1f} s, first analysis {c['first_analysis_s']:.1f} s",
         ]
+        for r in c.get("checkpoint_load", []):
+            lines.append(
+                f"  {r['model']:<14} load_checkpoint {_ms(r['ours']['median_s'])} ms vs build + load_state_dict "
+                f"{_ms(r['reference']['median_s'])} ms: x{r['ratio']:.2f}"
+            )
         if "app" in c:
             a = c["app"]
             lines.append(

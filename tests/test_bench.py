@@ -65,6 +65,8 @@ def test_quick_report_photo_cold_start_training(quick_report):
     assert not cold["unavailable"] and not cold["errors"]
     assert cold["wall_s"] >= cold["import_s"] + cold["load_s"] > 0
     assert "app" not in cold  # --quick does not spawn app.py
+    assert [r["model"] for r in cold["checkpoint_load"]] == QUICK_MODELS.split(",")
+    assert all(r["ratio"] > 0 for r in cold["checkpoint_load"])
     trained = {row["model"]: row for row in quick_report["training"]}
     assert set(trained) == {"cnn_base", "effnet_lite0"}  # clip_zeroshot needs no training
     assert trained["effnet_lite0"]["backbone_trainable"] == 0.5  # the model's own training config
