@@ -116,6 +116,26 @@ def time_call(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1, budget_s
     return Timing(statistics.median(times), min(times), len(times))
 
 
+def time_pair(
+    ours: Callable[[], Any], reference: Callable[[], Any], repeats: int = 5, warmup: int = 1, budget_s: float | None = None
+) -> tuple[Timing, Timing]:
+    """Time two alternatives alternately (ours, reference, ours, ...), so a change in machine
+    load hits both alike. Returns (ours, reference); ``budget_s`` as in ``time_call`` (for the pair)."""
+    for _ in range(max(0, warmup)):
+        ours()
+        reference()
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(max(1, repeats)):
+        for fn, times in ((ours, a), (reference, b)):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        if budget_s is not None and len(a) >= 2 and sum(a) + sum(b) >= budget_s:
+            break
+    return Timing(statistics.median(a), min(a), len(a)), Timing(statistics.median(b), min(b), len(b))
+
+
 def speed_ratio(reference: Timing, ours: Timing) -> float:
     """``reference / ours`` on the medians: > 1 means our path is faster."""
     return round(reference.median_s / ours.median_s, 3) if ours.median_s > 0 else float("nan")
@@ -244,6 +264,10 @@ def _timed(fn: Callable[[], Any], prof: Profile, budget: float | None = None) ->
     return time_call(fn, prof.repeats, prof.warmup, budget if budget is not None else prof.budget_s)
 
 
+def _paired(ours: Callable[[], Any], ref: Callable[[], Any], prof: Profile, budget: float | None = None) -> tuple[Timing, Timing]:
+    return time_pair(ours, ref, prof.repeats, prof.warmup, budget if budget is not None else 2 * prof.budget_s)
+
+
 def bench_inference(models: dict, photos: Sequence[Image.Image], prof: Profile) -> list[dict]:
     """Single-photo latency and images/s per batch size (preprocessing included)."""
     rows = []
@@ -299,15 +323,13 @@ def ref_channels_last(name: str, model, photos, prof: Profile, batch: int) -> di
     x = model.preprocess(list(photos[:batch]))
     plain = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     xc = x.contiguous()
-    ours = _timed(_forward(model, x), prof)
-    ref = _timed(_forward(plain, xc), prof)
+    ours, ref = _paired(_forward(model, x), _forward(plain, xc), prof)
     return _ref_row(name, f"channels_last vs contiguous (forward, batch {batch})", ours, ref)
 
 
 def ref_inference_mode(name: str, model, photos, prof: Profile, batch: int) -> dict:
     x = model.preprocess(list(photos[:batch]))
-    ours = _timed(_forward(model, x, torch.inference_mode), prof)
-    ref = _timed(_forward(model, x, torch.no_grad), prof)
+    ours, ref = _paired(_forward(model, x, torch.inference_mode), _forward(model, x, torch.no_grad), prof)
     return _ref_row(name, f"inference_mode vs no_grad (forward, batch {batch})", ours, ref)
 
 
@@ -316,12 +338,16 @@ def ref_threads(name: str, model, photos, prof: Profile, batch: int) -> dict | N
     if n == 1:
         return None
     x = model.preprocess(list(photos[:batch]))
-    ours = _timed(_forward(model, x), prof)
-    torch.set_num_threads(1)
-    try:
-        ref = _timed(_forward(model, x), prof)
-    finally:
-        torch.set_num_threads(n)
+    forward = _forward(model, x)
+
+    def one_thread():
+        torch.set_num_threads(1)
+        try:
+            return forward()
+        finally:
+            torch.set_num_threads(n)
+
+    ours, ref = _paired(forward, one_thread, prof)
     return _ref_row(name, f"{n} threads vs 1 thread (forward, batch {batch})", ours, ref)
 
 
@@ -359,8 +385,7 @@ def ref_text_cache(name: str, model, photos, prof: Profile) -> dict | None:
             feats = model.image_features(x)
             return model.logit_scale * feats @ class_emb.t() + model.logit_bias
 
-    ours = _timed(_forward(model, x), prof)
-    ref = _timed(reencode, prof)
+    ours, ref = _paired(_forward(model, x), reencode, prof)
     from .labels import prompts_for
 
     n_prompts = sum(len(prompts_for(c)) for c in model.classes)
@@ -387,8 +412,7 @@ def ref_gradcam(name: str, model, photo: Image.Image, prof: Profile) -> dict | N
             up = LayerAttribution.interpolate(attr, tuple(x.shape[-2:]), interpolate_mode="bilinear")
             return to_image_map(up[0, 0].detach(), photo.size)
 
-    ours = _timed(lambda: explain(model, photo, "gradcam"), prof)
-    ref = _timed(captum_default, prof)
+    ours, ref = _paired(lambda: explain(model, photo, "gradcam"), captum_default, prof)
     return _ref_row(name, "Grad-CAM: one forward+backward vs captum predict + attribute", ours, ref)
 
 
@@ -435,8 +459,7 @@ def ref_legrad(name: str, model, photo: Image.Image, prof: Profile) -> dict | No
                 grid = hooks.patch_grid(acc.numel(), x.shape[-1])
             return to_image_map(acc.reshape(grid), photo.size)
 
-    ours = _timed(lambda: explain(model, photo, "legrad"), prof)
-    ref = _timed(per_layer, prof, budget=prof.budget_s * 2)
+    ours, ref = _paired(lambda: explain(model, photo, "legrad"), per_layer, prof, budget=prof.budget_s * 2)
     return _ref_row(name, f"LeGrad: one backward vs one backward per layer ({len(model.vit_spec().blocks)} layers)", ours, ref)
 
 
@@ -643,8 +666,7 @@ def ref_checkpoint_load(name: str, directory: Path, prof: Profile) -> dict:
         model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
         return model.eval()
 
-    ours = _timed(lambda: load_checkpoint(directory, name), prof)
-    ref = _timed(plain, prof)
+    ours, ref = _paired(lambda: load_checkpoint(directory, name), plain, prof)
     return _ref_row(name, "checkpoint load (random init skipped) vs build + load_state_dict", ours, ref)
 
 

@@ -94,6 +94,12 @@ def test_time_call_budget_stops_after_two_runs():
     assert t.runs == 2 and t.min_s >= 0.015
 
 
+def test_time_pair_alternates_the_two_paths():
+    calls = []
+    ours, ref = bench.time_pair(lambda: calls.append("a"), lambda: calls.append("b"), repeats=3, warmup=1)
+    assert calls == ["a", "b"] * 4 and ours.runs == ref.runs == 3
+
+
 def test_speed_ratio_is_reference_over_ours():
     assert bench.speed_ratio(bench.Timing(2.0, 2.0, 1), bench.Timing(0.5, 0.5, 1)) == 4.0
 
