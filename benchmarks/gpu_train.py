@@ -77,6 +77,9 @@ def peak_tflops(device_name: str, override: float | None = None) -> float | None
 
 
 # ---- data: decoded once, resident on the device ---------------------------------------------------
+_CACHES: dict = {}
+
+
 def resident_images(
     manifest: str | None, size: int, device: torch.device, n_synthetic: int
 ) -> tuple[torch.Tensor, torch.Tensor, dict]:
@@ -88,7 +91,9 @@ def resident_images(
         from har_demo.training.data import ImageCache
 
         samples = load_dataset(manifest)
-        images = ImageCache(samples).full(size)
+        if manifest not in _CACHES:
+            _CACHES[manifest] = ImageCache(samples)
+        images = _CACHES[manifest].full(size)  # decoded once per size for all models
         labels = torch.tensor([CLASSES.index(s.label) for s in samples])
         source = f"{len(samples)} photos from {manifest}"
     else:
@@ -136,6 +141,8 @@ class GpuAugment:
         self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(std, device=device).view(1, 3, 1, 1)
         self.channels_last = channels_last
+        self.to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], device=device)
+        self.from_yiq = torch.linalg.inv(self.to_yiq)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         x = images.float().div_(255.0)
@@ -184,13 +191,11 @@ class GpuAugment:
         gray = self._gray(x)
         x = ((x - gray) * factor(s_) + gray).clamp_(0, 1)
         angle = torch.empty(n, device=dev).uniform_(-h_, h_) * 2 * math.pi
-        to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], device=dev)
-        from_yiq = torch.linalg.inv(to_yiq)
         cos, sin = angle.cos(), angle.sin()
         rot = torch.zeros(n, 3, 3, device=dev)
         rot[:, 0, 0] = 1
         rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = cos, -sin, sin, cos
-        m = from_yiq @ rot @ to_yiq  # (n, 3, 3)
+        m = self.from_yiq @ rot @ self.to_yiq  # (n, 3, 3)
         return torch.einsum("nij,njhw->nihw", m, x).clamp_(0, 1)
 
 

@@ -144,14 +144,16 @@ def _gpu_train():
     return module
 
 
-def test_gpu_train_dry_run_writes_json(tmp_path, capsys):
+def test_gpu_train_dry_run_writes_json(tmp_path, tiny_manifest, capsys):
     gt = _gpu_train()
     out = tmp_path / "gpu.json"
-    assert gt.main(["--dry-run", "--models", "clip_ft", "--device", "cpu", "--json", "--out", str(out)]) == 0
+    argv = ["--dry-run", "--models", "clip_ft", "--data", str(tiny_manifest), "--device", "cpu", "--json", "--out", str(out)]
+    assert gt.main(argv) == 0
     report = json.loads(out.read_text())
     assert report == json.loads(capsys.readouterr().out)
     assert report["meta"]["dry_run"] is True and report["meta"]["device"] == "cpu"
     clip = report["models"]["clip_ft"]
+    assert clip["data"]["images"] == 9 and clip["data"]["size"] == 32  # the manifest's photos, decoded once
     assert clip["config"]["augment"] == ["hflip", "rrc"] and clip["config"]["param_groups"] > 2  # layer-wise LR groups
     assert clip["eager"]["batch"] == 4 and clip["eager"]["images_per_s"] > 0 and clip["train_gflops_per_image"] > 0
     assert report["reference"]["eager"]["images_per_s"] > 0
