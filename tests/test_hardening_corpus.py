@@ -42,8 +42,10 @@ from har_demo.data.zipdata import extract_zip_dataset
 from har_demo.errors import DataError, HarError
 from har_demo.labels import CLASSES
 from har_demo.ui import analysis as an
+from har_demo.ui import batch as bt
 from har_demo.ui.layout import build_demo
 from har_demo.ui.text import msg, text
+from tests.test_data_zip import _patch_declared_size, make_zip
 from tests.test_hardening_files import hardening_app
 from tests.test_ui_support import example_photo, tiny_bank, tiny_env
 
@@ -171,6 +173,20 @@ def _jpeg(cls_index: int = 0, i: int = 0) -> bytes:
     return _encoded(Image.fromarray(_rgb(24, 20, seed=cls_index + i)), "JPEG", quality=90)
 
 
+def _text_bomb_png(png: bytes) -> bytes:
+    """A valid PNG carrying a zTXt chunk that inflates to 64 MB (a metadata decompression bomb)."""
+    i = png.find(b"IDAT") - 4
+    return png[:i] + _png_chunk(b"zTXt", b"Comment\0\0" + zlib.compress(b"\0" * 64_000_000, 9)) + png[i:]
+
+
+def _lying_zip(path: Path) -> None:
+    """An entry whose headers declare 1000 bytes but which inflates to 100 KiB."""
+    raw = path.with_suffix(".raw")
+    make_zip(raw, {"sitting/a.jpg": _jpeg(), "sitting/big.bmp": bytes(range(256)) * 400})
+    path.write_bytes(_patch_declared_size(raw.read_bytes(), 1000))
+    raw.unlink()
+
+
 def _symlink_entry() -> zipfile.ZipInfo:
     info = zipfile.ZipInfo("sitting/link.jpg")
     info.create_system = 3
@@ -247,6 +263,7 @@ def _cases() -> list[Case]:
         Case("decompression_bomb", "bomb.png", _bytes(_bomb_png), M, "decompression bomb"),
         Case("header_claims_huge", "liar.png", _bytes(_png_header_only(100_000, 100_000)), M, "decompression bomb"),
         Case("zero_width_header", "flat.png", _bytes(_png_header_only(0, 10)), M, "no pixels|not a recognised image|corrupt"),
+        Case("png_text_bomb", "metadata.png", _bytes(lambda: _text_bomb_png(good_png)), M, "corrupt or truncated"),
         Case("over_size_limit", "huge.jpg", lambda p: p.write_bytes(good_jpeg + b"\0" * (dio.MAX_FILE_BYTES + 1)), M,
              r"MiB, over the \d+ MiB limit"),
         # -- zips for the batch tab --------------------------------------------------------------------
@@ -264,6 +281,9 @@ def _cases() -> list[Case]:
         Case("zip_wrong_classes", "wrong.zip", _zip({"dancing/a.jpg": _jpeg(), "swimming/b.jpg": _jpeg()}), M, "dancing|swimming"),
         Case("zip_empty", "empty.zip", _zip({}), M, "no images in the zip"),
         Case("zip_not_a_zip", "photo.zip", _bytes(good_jpeg), M, "not a zip file", cli=P, reference=same(base), tol=3),
+        Case("zip_too_many_images", "many.zip", _zip({f"standing/{i}.jpg": _jpeg() for i in range(bt.MAX_IMAGES + 1)}), M,
+             rf"more than {bt.MAX_IMAGES} images"),
+        Case("zip_lying_sizes", "liar.zip", _lying_zip, M, "big.bmp"),
         Case("zip_symlink", "link.zip", _zip([("sitting/a.jpg", _jpeg()), (_symlink_entry(), "/etc/passwd")]), M, "symbolic link"),
     ]
 
