@@ -15,6 +15,8 @@ from har_demo.data.transforms import CLIP_MEAN, CLIP_STD
 from har_demo.errors import ModelUnavailable
 from har_demo.labels import CLASSES, prompts_for
 from har_demo.models import sources
+
+from .vit_helpers import go_offline, last_block_tokens
 from har_demo.models.checkpoint import load_checkpoint, save_checkpoint
 from har_demo.models.clip import check_clip, check_siglip, wise_ft
 from har_demo.models.registry import availability, build_model
@@ -55,29 +57,9 @@ def tiny(name, **extra):
 @pytest.fixture
 def offline(monkeypatch, tmp_path):
     """The hub unreachable and an empty HF cache, whatever machine runs the tests."""
-    for var in (
-        "HF_HUB_OFFLINE",
-        "TRANSFORMERS_OFFLINE",
-        "HAR_CLIP_MODEL",
-        "HAR_CLIP_PRETRAINED",
-        "HAR_SIGLIP_MODEL",
-        "HAR_SIGLIP_PRETRAINED",
-    ):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_hf_cache"))
-    monkeypatch.setattr(sources, "_tcp_probe", lambda host, port, timeout: False)
-    sources.reset_hub_probe()
+    go_offline(monkeypatch, tmp_path, ("HAR_CLIP_MODEL", "HAR_CLIP_PRETRAINED", "HAR_SIGLIP_MODEL", "HAR_SIGLIP_PRETRAINED"))
     yield
     sources.reset_hub_probe()
-
-
-def last_block_tokens(model, x):
-    spec = model.vit_spec()
-    seen = {}
-    handle = spec.blocks[-1].register_forward_hook(lambda m, i, o: seen.setdefault("out", o))
-    logits = model(x)
-    handle.remove()
-    return logits, seen["out"], spec
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))

@@ -12,6 +12,8 @@ from safetensors.torch import save_file
 
 from har_demo.errors import ModelUnavailable
 from har_demo.models import sources
+
+from .vit_helpers import go_offline, last_block_tokens
 from har_demo.models.checkpoint import load_checkpoint, save_checkpoint
 from har_demo.models.registry import build_model
 from har_demo.models.vit import check_vit
@@ -25,22 +27,9 @@ def tiny(**extra):
 
 @pytest.fixture
 def offline(monkeypatch, tmp_path):
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HAR_VIT_WEIGHTS"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_hf_cache"))
-    monkeypatch.setattr(sources, "_tcp_probe", lambda host, port, timeout: False)
-    sources.reset_hub_probe()
+    go_offline(monkeypatch, tmp_path, ("HAR_VIT_WEIGHTS",))
     yield
     sources.reset_hub_probe()
-
-
-def run_with_tokens(model, x):
-    spec = model.vit_spec()
-    seen = {}
-    handle = spec.blocks[-1].register_forward_hook(lambda m, i, o: seen.setdefault("out", o))
-    logits = model(x)
-    handle.remove()
-    return logits, seen["out"], spec
 
 
 def test_forward_probabilities_and_preprocessing():
@@ -57,14 +46,14 @@ def test_forward_probabilities_and_preprocessing():
 def test_vit_spec_grid_and_input_size_change():
     model = tiny()
     x = torch.randn(2, 3, 32, 32)
-    before, tokens, spec = run_with_tokens(model, x)
+    before, tokens, spec = last_block_tokens(model, x)
     assert len(spec.blocks) == len(spec.attn) == len(spec.norm1) == 2
     assert spec.tokens_batch_first and spec.num_prefix_tokens == 1 and spec.patch_size == 8
     assert tokens.shape == (2, 1 + np.prod(spec.grid(32)), 32)
     assert spec.attn[0] is model.vit.blocks[0].attn and spec.norm1[-1] is model.vit.blocks[-1].norm1
 
     spec.set_input_size(48)
-    logits, tokens, spec = run_with_tokens(model, torch.randn(2, 3, 48, 48))
+    logits, tokens, spec = last_block_tokens(model, torch.randn(2, 3, 48, 48))
     assert logits.shape == (2, 3) and tokens.shape[1] == 1 + 6 * 6
     model.set_input_size(64)  # always interpolated from the native embedding
     assert model(torch.randn(1, 3, 64, 64)).shape == (1, 3)
