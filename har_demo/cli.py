@@ -66,11 +66,13 @@ def add_predict_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_predict(args) -> int:
     from .data.io import load_image
+    from .models.fuse import fold_batchnorm
     from .models.registry import load_model
     from .predict import predictions_from_probs
 
     images = [load_image(path) for path in args.images]  # fail before loading the model
     model = load_model(args.model, args.checkpoint)
+    fold_batchnorm(model)  # inference only: BN folded into convs
     preds = predictions_from_probs(model.predict_proba(images))
     if args.json:
         print(json.dumps([p.to_json(path=path) for path, p in zip(args.images, preds)], indent=2))

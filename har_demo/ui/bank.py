@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from ..errors import HarError
 from ..models.base import HarModel
+from ..models.fuse import fold_batchnorm
 from ..models.registry import MODELS, ModelSpec, availability, load_model
 from .gpu import on_zero_gpu
 from .text import enable_hint
@@ -128,6 +129,7 @@ class ModelBank:
                 model = loader(spec.name)
                 model.eval()
                 model.to(device)
+                fold_batchnorm(model)  # served, never trained: BN folded into convs (~1.4x on CPU)
                 entry.model = model
             except HarError as err:
                 ok, detail = False, str(err)
