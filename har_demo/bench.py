@@ -7,7 +7,7 @@ of timed calls, plus the minimum):
 * ``inference``  - per model: one photo end to end (``predict_proba``: preprocess + forward under
   ``torch.inference_mode``) and images/s at batch 1, 8, 32 (640x480 photos, preprocessing included);
 * ``references`` - our path against a plain one in the same run, as ``ratio = reference / ours``
-  (> 1: ours is faster): channels-last vs contiguous conv nets, ``inference_mode`` vs ``no_grad``,
+  (> 1: ours is faster): BN folded into convs vs BN layers, channels-last vs contiguous conv nets, ``inference_mode`` vs ``no_grad``,
   cached class text embeddings vs re-encoding the prompts (zero-shot CLIP), Grad-CAM from one
   forward+backward vs captum's usual predict-then-attribute, LeGrad's one backward vs one
   backward per layer, torch threads = physical cores vs 1 thread;
@@ -21,7 +21,8 @@ of timed calls, plus the minimum):
   AdamW, schedule; last epoch of two) vs a plain forward/backward/AdamW step on ready tensors.
 
 Models are built with random weights (``pretrained=False``: no downloads; ViT-B/32-sized
-open_clip towers for the CLIP entries). ``--quick`` uses tiny counts on reduced configs (the CI
+open_clip towers for the CLIP entries) and measured as the app serves them (``served_model``: BN
+folded into convs). ``--quick`` uses tiny counts on reduced configs (the CI
 smoke run, ``--scale full`` for full-size models); tiny models run on 1 thread unless ``--threads``.
 On a shared machine other processes inflate timings: the load average is recorded.
 ``benchmarks/bench_explain.py`` and ``benchmarks/bench_app.py`` reuse the helpers below.
@@ -230,6 +231,17 @@ def random_model(name: str, tiny: bool = False, **config):
     return randomise_untrained(build_model(name, pretrained=False, **cfg)).eval()
 
 
+def served_model(model):
+    """The model as the app serves it: a BN-folded copy (``models.fuse``) when it has conv->BN
+    pairs, else the model itself."""
+    from .models.fuse import fold_batchnorm, foldable
+
+    if not foldable(model):
+        return model
+    folded = copy.deepcopy(model)
+    return folded if fold_batchnorm(folded) else model
+
+
 # ---- inference -----------------------------------------------------------------------------------
 @dataclass
 class Profile:
@@ -325,6 +337,13 @@ def ref_channels_last(name: str, model, photos, prof: Profile, batch: int) -> di
     xc = x.contiguous()
     ours, ref = _paired(_forward(model, x), _forward(plain, xc), prof)
     return _ref_row(name, f"channels_last vs contiguous (forward, batch {batch})", ours, ref)
+
+
+def ref_fold(name: str, served, plain, photos, prof: Profile, batch: int) -> dict:
+    """Served model (BN folded into convs) vs the same weights with BN layers."""
+    x = served.preprocess(list(photos[:batch]))
+    ours, ref = _paired(_forward(served, x), _forward(plain, x), prof)
+    return _ref_row(name, f"BN folded into convs vs BN layers (forward, batch {batch})", ours, ref)
 
 
 def ref_inference_mode(name: str, model, photos, prof: Profile, batch: int) -> dict:
@@ -463,10 +482,13 @@ def ref_legrad(name: str, model, photo: Image.Image, prof: Profile) -> dict | No
     return _ref_row(name, f"LeGrad: one backward vs one backward per layer ({len(model.vit_spec().blocks)} layers)", ours, ref)
 
 
-def bench_references(models: dict, photos, prof: Profile) -> list[dict]:
+def bench_references(models: dict, photos, prof: Profile, plain: dict | None = None) -> list[dict]:
+    """Every applicable reference per model; ``plain``: the unfolded models (for the BN-fold row)."""
     rows: list[dict | None] = []
     big = max(prof.batches)
     for name, model in models.items():
+        if plain and plain.get(name) is not None and plain[name] is not model:
+            rows.append(ref_fold(name, model, plain[name], photos, prof, big))
         rows.append(ref_channels_last(name, model, photos, prof, big))
         rows.append(ref_inference_mode(name, model, photos, prof, 1))
         rows.append(ref_text_cache(name, model, photos, prof))
@@ -841,12 +863,13 @@ def _run(names: Sequence[str], prof: Profile, tiny: bool, sections: Sequence[str
             t0 = time.perf_counter()
             models[name] = build(name)
             _log(f"built {name} in {time.perf_counter() - t0:.1f} s")
+    served = {name: served_model(model) for name, model in models.items()}  # as the app serves them
     steps: dict[str, Callable[[], Any]] = {
-        "inference": lambda: bench_inference(models, photos, prof),
-        "references": lambda: bench_references(models, photos, prof),
-        "maps": lambda: bench_maps(models, photos[0], prof),
-        "photo": lambda: bench_photo(models, photos[0], prof),
-        "cold_start": lambda: bench_cold_start(models, prof),
+        "inference": lambda: bench_inference(served, photos, prof),
+        "references": lambda: bench_references(served, photos, prof, plain=models),
+        "maps": lambda: bench_maps(served, photos[0], prof),
+        "photo": lambda: bench_photo(served, photos[0], prof),
+        "cold_start": lambda: bench_cold_start(models, prof),  # checkpoints of the unfolded models
         "training": lambda: bench_training(names, build, prof),
     }
     report["meta"]["section_s"] = {}
@@ -855,6 +878,7 @@ def _run(names: Sequence[str], prof: Profile, tiny: bool, sections: Sequence[str
             continue
         if section == "training":
             models.clear()  # free the inference models before building training ones
+            served.clear()
         t0 = time.perf_counter()
         with torch.inference_mode(False):
             report[section] = step()

@@ -47,6 +47,7 @@ def test_quick_report_has_every_section(quick_report):
 
 def test_quick_report_references_and_maps(quick_report):
     refs = {(row["model"], row["comparison"].split(" ")[0]) for row in quick_report["references"]}
+    assert ("effnet_lite0", "BN") in refs and ("cnn_base", "BN") not in refs  # BN fold: only where there is BN
     assert ("effnet_lite0", "channels_last") in refs  # the conv net that uses NHWC
     assert ("cnn_base", "channels_last") not in refs  # ... and only it
     assert ("clip_zeroshot", "cached") in refs
