@@ -745,9 +745,12 @@ def plain_train_step(model, x: torch.Tensor, y: torch.Tensor, lr: float = 1e-4) 
 
 
 def bench_training(names: Sequence[str], build: Callable[[str], Any], prof: Profile) -> list[dict]:
-    """Images/s of ``training.loop.fit`` (last of 2 epochs) and of a plain step, per trainable model."""
+    """Images/s of the trainer (``training.loop.fit``: last of 2 epochs; for a frozen backbone the
+    feature-cache path ``training.features.fit_frozen``: 2 epochs including the feature extraction,
+    images counted once per epoch) and of a plain step, per trainable model."""
     from .models.registry import MODELS
     from .training.config import train_config_for
+    from .training.features import FeatureStore, fit_frozen, uses_frozen_features
     from .training.loop import fit, freeze_backbone_prefix, make_accelerator
 
     rows = []
@@ -763,8 +766,16 @@ def bench_training(names: Sequence[str], build: Callable[[str], Any], prof: Prof
         n -= n % cfg.batch_size
         train = _train_set(model, n, cfg.augment)
         val = _train_set(model, 0, ())
-        res = fit(model.train(), train, val, cfg, make_accelerator("no", cpu=True), torch.Generator().manual_seed(0), quiet=True)
-        ours_s = res.history[-1]["seconds"]
+        accel = make_accelerator("no", cpu=True)
+        if uses_frozen_features(model, cfg):
+            path = "training.features.fit_frozen"
+            t0 = time.perf_counter()
+            fit_frozen(model.train(), {"train": train, "val": val}, cfg, accel, FeatureStore(), torch.Generator().manual_seed(0), quiet=True)
+            ours_s = (time.perf_counter() - t0) / cfg.epochs
+        else:
+            path = "training.loop.fit"
+            res = fit(model.train(), train, val, cfg, accel, torch.Generator().manual_seed(0), quiet=True)
+            ours_s = res.history[-1]["seconds"]
         # the reference trains the same tensors the loop would (same frozen prefix, same batch)
         frozen = freeze_backbone_prefix(model, cfg.backbone_trainable)
         try:
@@ -786,6 +797,7 @@ def bench_training(names: Sequence[str], build: Callable[[str], Any], prof: Prof
                 "images": n,
                 "augment": list(cfg.augment),
                 "backbone_trainable": cfg.backbone_trainable,
+                "path": path,
                 "images_per_s": round(ours_ips, 2),
                 "plain_step_images_per_s": round(ref_ips, 2),
                 "ratio_vs_plain": round(ours_ips / ref_ips, 3),

@@ -70,8 +70,11 @@ def test_quick_report_photo_cold_start_training(quick_report):
     assert all(r["ratio"] > 0 for r in cold["checkpoint_load"])
     trained = {row["model"]: row for row in quick_report["training"]}
     assert set(trained) == {"cnn_base", "effnet_lite0"}  # clip_zeroshot needs no training
-    assert trained["effnet_lite0"]["backbone_trainable"] == 0.5  # the model's own training config
+    from har_demo.training.config import MODEL_DEFAULTS
+
+    assert trained["effnet_lite0"]["backbone_trainable"] == MODEL_DEFAULTS["effnet_lite0"]["backbone_trainable"]  # the model's own training config
     assert all(row["images_per_s"] > 0 and row["plain_step_images_per_s"] > 0 for row in trained.values())
+    assert trained["effnet_lite0"]["path"] == "training.features.fit_frozen" and trained["cnn_base"]["path"] == "training.loop.fit"
     goals = {g["goal"] for g in quick_report["goals"]}
     assert any("slowest model" in g for g in goals)
 

@@ -1,8 +1,15 @@
 """Image -> tensor transforms shared by every model and the training runner.
 
-Every model resizes the *whole* photo to a square (no centre crop), so a person at the edge of a
-tall pedestrian window is never cut off, and an explanation map maps back onto the original photo
-by a plain resize.
+Every model sees the *whole* photo (no centre crop), so a person at the edge of a tall pedestrian
+window is never cut off. Two ways to make it square (a model's ``resize`` option):
+
+* ``squash`` (default): resize to S x S, changing the aspect ratio;
+* ``pad``: letterbox - scale the longer side to S keeping the aspect ratio and centre the photo on
+  a mid-grey S x S canvas, so a tall 96 x 160 pedestrian window keeps its proportions (a stride
+  stays a stride).
+
+``content_box`` says where the photo lies in the model input, so an explanation map maps back onto
+the original photo by cropping that box and resizing.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from typing import Sequence
 import torch
 from PIL import Image
 from torchvision.transforms import v2 as T
+from torchvision.transforms.v2 import functional as TF
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -23,11 +31,56 @@ AUGMENTATIONS = ("hflip", "vflip", "perspective", "rrc", "color_jitter", "graysc
 STUDY_AUGMENT = ("vflip", "perspective", "rrc")
 
 
-def eval_transform(size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> T.Compose:
+RESIZE_MODES = ("squash", "pad")
+PAD_FILL = 128  # letterbox canvas grey (uint8); ~0 after the (0.5, 0.5) normalisation
+
+
+def check_resize_mode(mode: str) -> str:
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"resize mode {mode!r}: expected one of {', '.join(RESIZE_MODES)}")
+    return mode
+
+
+def content_box(image_size: tuple[int, int], size: int, mode: str = "squash") -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)``: where a photo of ``image_size=(W, H)`` lies in the S x S model input."""
+    if check_resize_mode(mode) == "squash":
+        return 0, 0, size, size
+    w, h = int(image_size[0]), int(image_size[1])
+    scale = size / max(w, h, 1)
+    nw, nh = min(size, max(1, round(w * scale))), min(size, max(1, round(h * scale)))
+    x0, y0 = (size - nw) // 2, (size - nh) // 2
+    return x0, y0, x0 + nw, y0 + nh
+
+
+class Letterbox(torch.nn.Module):
+    """Resize keeping the aspect ratio so the longer side is ``size``; centre on a grey square."""
+
+    def __init__(self, size: int, fill: int = PAD_FILL):
+        super().__init__()
+        self.size, self.fill = int(size), fill
+
+    def forward(self, img):
+        h, w = TF.get_size(img)
+        x0, y0, x1, y1 = content_box((w, h), self.size, "pad")
+        if (x1 - x0, y1 - y0) != (w, h):
+            img = TF.resize(img, [y1 - y0, x1 - x0], antialias=True)
+        if (x0, y0, x1, y1) == (0, 0, self.size, self.size):
+            return img
+        return TF.pad(img, [x0, y0, self.size - x1, self.size - y1], fill=self.fill)
+
+
+def resize_op(size: int, mode: str = "squash"):
+    """The op that makes any photo an S x S image (the first step of every model's preprocessing)."""
+    if check_resize_mode(mode) == "pad":
+        return Letterbox(size)
+    return T.Resize((size, size), antialias=True)
+
+
+def eval_transform(size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD, resize: str = "squash") -> T.Compose:
     return T.Compose(
         [
             T.ToImage(),
-            T.Resize((size, size), antialias=True),
+            resize_op(size, resize),
             T.ToDtype(torch.float32, scale=True),
             T.Normalize(mean, std),
         ]
@@ -55,12 +108,12 @@ def augmentation_ops(names: Sequence[str], size: int) -> list:
     return ops
 
 
-def train_transform(size: int, augment: Sequence[str] = (), mean=IMAGENET_MEAN, std=IMAGENET_STD) -> T.Compose:
-    """Resize to a square, apply the named augmentations, normalise. Output is always (3, size, size)."""
+def train_transform(size: int, augment: Sequence[str] = (), mean=IMAGENET_MEAN, std=IMAGENET_STD, resize: str = "squash") -> T.Compose:
+    """Make a square (``resize`` mode), apply the named augmentations, normalise. Output is always (3, size, size)."""
     return T.Compose(
         [
             T.ToImage(),
-            T.Resize((size, size), antialias=True),
+            resize_op(size, resize),
             *augmentation_ops(augment, size),
             T.ToDtype(torch.float32, scale=True),
             T.Normalize(mean, std),

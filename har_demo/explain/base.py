@@ -1,8 +1,9 @@
 """The one explainer interface, the registry of methods, and ``explain()``.
 
 An explainer turns (model, image, class) into a saliency map: ``HxW float32 in [0, 1]`` aligned
-with the *original* image. Every registry model squash-resizes the whole photo to a square (no
-crop), so a map computed on the model's input grid maps back by a plain resize.
+with the *original* image. Every registry model sees the whole photo (squashed or letterboxed to a
+square, no crop), so a map computed on the model's input grid maps back by cropping the photo's
+``content_box`` (the whole input when squashed) and resizing.
 
 A new method = one module with an ``Explainer`` subclass + one line in ``_METHOD_MODULES``.
 Faces (CLI, UI) discover methods through ``EXPLAINERS`` / ``applicable_methods`` - no per-model
@@ -30,6 +31,7 @@ import torch
 from PIL import Image
 
 from ..data.io import ImageSource, load_image
+from ..data.transforms import content_box
 from ..errors import HarError, UnknownName
 from ..models.base import HarModel
 
@@ -113,7 +115,7 @@ class Explainer:
                 x = model.preprocess([pil])
                 raw, logits, target = self.attribute(model, x, target)
         probs = torch.softmax(logits.detach().float()[0] / model.temperature.detach().float(), dim=-1).cpu().numpy()
-        sal = to_image_map(raw, pil.size)
+        sal = to_image_map(raw, pil.size, content_box(pil.size, size, model.resize), size)
         return Explanation(self.name, sal, int(target), probs.astype(np.float32), int(size), dict(self.opts))
 
 
@@ -179,11 +181,23 @@ def normalize_map(raw: torch.Tensor | np.ndarray) -> np.ndarray:
     return ((arr - lo) / (hi - lo)).astype(np.float32)
 
 
-def to_image_map(raw: torch.Tensor | np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Normalise a raw map and resize it (bilinear) to the original image ``size=(W, H)``."""
+def to_image_map(raw: torch.Tensor | np.ndarray, size: tuple[int, int], box: tuple[int, int, int, int] | None = None,
+                 input_size: int | None = None) -> np.ndarray:
+    """Normalise a raw map and resize it (bilinear) to the original image ``size=(W, H)``.
+
+    ``box`` (with ``input_size``): where the photo lies in the S x S model input (letterboxed
+    models, ``data.transforms.content_box``); the map is cropped to it first, so the padding
+    never lands on the photo."""
     arr = normalize_map(raw)
     if arr.ndim != 2:
         raise ValueError(f"explainer produced a map of shape {arr.shape}, expected 2-D")
+    if box is not None and input_size and tuple(box) != (0, 0, input_size, input_size):
+        s = int(input_size)
+        if arr.shape != (s, s):
+            arr = cv2.resize(arr, (s, s), interpolation=cv2.INTER_LINEAR)
+        x0, y0, x1, y1 = (int(v) for v in box)
+        arr = arr[y0:y1, x0:x1]
+        arr = normalize_map(arr) if arr.size else np.zeros((1, 1), np.float32)
     w, h = int(size[0]), int(size[1])
     if arr.shape != (h, w):
         arr = cv2.resize(arr, (w, h), interpolation=cv2.INTER_LINEAR)

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, to_batch
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, check_resize_mode, eval_transform, to_batch
 from ..labels import CLASSES
 
 
@@ -66,6 +66,9 @@ class HarModel(nn.Module):
         self.std = tuple(float(s) for s in std)
         # Everything needed to rebuild this architecture (saved in the checkpoint card).
         self.config: dict = dict(config or {})
+        # How a photo becomes a square input: "squash" or "pad" (letterbox); a builder option of
+        # the models that offer it, so it lives in the config and the checkpoint card.
+        self.resize: str = check_resize_mode(str(self.config.get("resize", "squash")))
         # Temperature for calibrated probabilities (fitted on validation by the trainer).
         self.register_buffer("temperature", torch.ones(()), persistent=True)
         self._transform = None
@@ -74,12 +77,20 @@ class HarModel(nn.Module):
     @property
     def transform(self):
         if self._transform is None:
-            self._transform = eval_transform(self.input_size, self.mean, self.std)
+            self._transform = eval_transform(self.input_size, self.mean, self.std, self.resize)
         return self._transform
 
     def set_input_size(self, size: int) -> None:
         self.input_size = int(size)
         self._transform = None
+
+    def set_resize(self, mode: str) -> None:
+        """Switch how photos become squares (``squash`` / ``pad``); recorded in ``config``."""
+        mode = check_resize_mode(str(mode))
+        if mode != self.resize:
+            self.resize = mode
+            self.config["resize"] = mode
+            self._transform = None
 
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """RGB PIL images -> normalised (B, 3, S, S) float tensor on the model's device."""
@@ -87,7 +98,7 @@ class HarModel(nn.Module):
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def preprocessing_card(self) -> dict:
-        return {"resize": [self.input_size, self.input_size], "crop": None, "mean": list(self.mean), "std": list(self.std)}
+        return {"resize": [self.input_size, self.input_size], "resize_mode": self.resize, "crop": None, "mean": list(self.mean), "std": list(self.std)}
 
     @property
     def device(self) -> torch.device:
@@ -119,6 +130,12 @@ class HarModel(nn.Module):
         return None
 
     # --- training support --------------------------------------------------------------------
+    def head_split(self) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Module] | None:
+        """``(features, head)`` with ``forward(x) == head(features(x))``, for models whose
+        pretrained backbone can stay frozen while only the head trains (the trainer then caches
+        features: ``training.features``). ``None``: not offered."""
+        return None
+
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """Named parameter groups for the optimiser: 'head' (new layers) and 'backbone'
         (pretrained layers, which get a smaller LR). Models without a backbone put all in 'head'."""

@@ -120,6 +120,8 @@ def load_checkpoint(directory: str | Path, expected_name: str | None = None) -> 
             own[k].copy_(v.to(own[k].dtype))
     if "temperature" not in tensors and "temperature" in card:
         model.temperature.fill_(float(card["temperature"]))
+    # Preprocess exactly as in training; cards written before letterboxing existed were squashed.
+    model.set_resize((card.get("preprocessing") or {}).get("resize_mode", "squash"))
     model.card = card
     model.eval()
     return model

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--split-seed", type=int, default=0, help="seed of the split (fixed across model seeds; default 0)")
     d.add_argument("--splits", help="reuse this splits.json instead of making a split")
     d.add_argument("--holdout-source", help="SRC[,SRC]: test on these sources, train/validate on the others (cross-source line)")
+    d.add_argument("--leave-one-source-out", type=int, nargs="?", const=10, metavar="MIN", dest="loso",
+                   help="one fold per source with >= MIN photos (default 10): train on the others, test on it (OUT/loso.md)")
 
     m = p.add_argument_group("models and runs")
     m.add_argument("--models", default=",".join(model_names()), help="comma-separated registry names (default: all)")
@@ -167,13 +169,23 @@ def run(args, argv: Sequence[str]) -> int:
         args.data, args.coco_images, args.coco_captions, args.coco_instances, args.coco_keypoints,
         args.coco_per_class, args.coco_single_person, out_dir=out if accelerator.is_main_process else None,
     )
+    seeds = list(range(args.seed_start, args.seed_start + args.seeds))
+    if args.loso is not None:
+        from .loso import run_loso
+
+        if holdout or args.splits or abl:
+            raise ConfigError("--leave-one-source-out makes its own splits: drop --holdout-source / --splits / --augment-ablation")
+        run_loso(entries, samples, out, seeds, accelerator, args.split_seed, args.split, args.loso, source_info, command,
+                 argv=list(argv), quiet=args.quiet, resume=args.resume, cache=ImageCache(samples))
+        if accelerator.is_main_process and not args.quiet:
+            accelerator.print(f"wrote {out / 'loso.md'}")
+        return 0
     split_args = (samples, out, args.split_seed, args.split, holdout, args.splits, source_info)
     if accelerator.is_main_process:  # makes and writes the split; the other processes then read it
         data = make_run_data(*split_args, write=True)
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
         data = make_run_data(*split_args, write=False)
-    seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     cache = ImageCache(data.all_samples)
     common = {"command": command, "argv": list(argv), "quiet": args.quiet, "resume": args.resume, "cache": cache}
     if entries:

@@ -106,15 +106,19 @@ class FitResult:
     epochs_run: int = 0
     stopped_early: bool = False
     seconds: float = 0.0
+    feature_views: int = 0  # > 0: head trained on cached frozen-backbone features (training.features)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "best_epoch": self.best_epoch,
             "best_val": self.best_val,
             "epochs_run": self.epochs_run,
             "stopped_early": self.stopped_early,
             "seconds": round(self.seconds, 2),
         }
+        if self.feature_views:
+            d["frozen_features"] = {"views": self.feature_views}
+        return d
 
 
 def freeze_backbone_prefix(model: HarModel, trainable: float) -> list[torch.nn.Parameter]:

@@ -35,6 +35,7 @@ from .config import ConfigError, TrainConfig
 from .data import ImageCache, make_datasets
 from .dataprep import RunData
 from .evaluation import classification_report
+from .features import FeatureStore, fit_frozen, uses_frozen_features
 from .loop import FitResult, eval_loader, fit, predict_logits, split_metrics, state_copy
 from .seeding import seed_everything
 from .wise import choose_alpha
@@ -102,6 +103,14 @@ def input_size_of(entry: Entry) -> int:
     if "input_size" in entry.config:
         return int(entry.config["input_size"])
     return int(build_entry_model(entry).input_size)
+
+
+def input_geometry_of(entry: Entry) -> tuple[int, str]:
+    """(input size, resize mode) of the entry's model: what the image cache holds for it."""
+    if "resize" in entry.config:
+        return input_size_of(entry), str(entry.config["resize"])
+    model = build_entry_model(entry)
+    return int(model.input_size), model.resize
 
 
 # ---- checkpoint storage policy -----------------------------------------------------------------
@@ -175,8 +184,10 @@ def train_one(
     command: str = "",
     argv: Sequence[str] | None = None,
     quiet: bool = False,
+    features: FeatureStore | None = None,
 ) -> dict:
-    """Train one (entry, seed); write its checkpoint, card, history and metrics; return the metrics."""
+    """Train one (entry, seed); write its checkpoint, card, history and metrics; return the metrics.
+    ``features``: the run's frozen-backbone feature cache (shared across seeds and folds)."""
     started = time.perf_counter()
     cfg = entry.train
     spec = get_spec(entry.model)
@@ -186,10 +197,14 @@ def train_one(
     model = build_entry_model(entry)
     eval_names = ["val", *data.eval_splits]
     parts = {"train": data.splits["train"], **{k: data.splits[k] for k in eval_names}}
-    ds = make_datasets(cache, parts, model.input_size, model.mean, model.std, cfg.augment)
+    ds = make_datasets(cache, parts, model.input_size, model.mean, model.std, cfg.augment, model.resize)
     zeroshot = state_copy(model) if cfg.wise_ft else None
 
-    result: FitResult = fit(model, ds["train"], ds["val"], cfg, accelerator, generator, desc=f"{entry.label} seed {seed}", quiet=quiet)
+    desc = f"{entry.label} seed {seed}"
+    if uses_frozen_features(model, cfg):
+        result: FitResult = fit_frozen(model, ds, cfg, accelerator, features if features is not None else FeatureStore(), generator, desc, quiet)
+    else:
+        result = fit(model, ds["train"], ds["val"], cfg, accelerator, generator, desc=desc, quiet=quiet)
 
     def logits_of(split: str) -> tuple[np.ndarray, np.ndarray]:
         loader = accelerator.prepare(eval_loader(ds[split], cfg.eval_batch_size, cfg.num_workers))
@@ -280,10 +295,13 @@ def run_entries(
     argv: Sequence[str] | None = None,
     quiet: bool = False,
     resume: bool = False,
+    features: FeatureStore | None = None,
 ) -> list[EntryResult]:
     """Every entry x seed. Entries whose weights are unavailable are returned with ``skipped`` set
-    (the reason goes into the table); nothing is skipped silently."""
+    (the reason goes into the table); nothing is skipped silently. ``features``: frozen-backbone
+    feature cache to share (e.g. across cross-source folds); a new one by default."""
     out = Path(out_dir)
+    features = features if features is not None else FeatureStore()
     results = [EntryResult(e) for e in entries]
     for r in results:
         r.skipped = unavailable_reason(r.entry)
@@ -291,7 +309,7 @@ def run_entries(
     sizes = set()
     for r in live:
         try:
-            sizes.add(input_size_of(r.entry))
+            sizes.add(input_geometry_of(r.entry))
         except ModelUnavailable as err:
             r.skipped = str(err)
     cache = cache or ImageCache(data.all_samples)
@@ -308,7 +326,7 @@ def run_entries(
                 r.runs.append(json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8")))
                 continue
             try:
-                m = train_one(r.entry, data, cache, seed, run_dir, accelerator, command, argv, quiet)
+                m = train_one(r.entry, data, cache, seed, run_dir, accelerator, command, argv, quiet, features)
             except ModelUnavailable as err:
                 r.skipped = str(err)
                 break

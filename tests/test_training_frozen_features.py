@@ -1,0 +1,94 @@
+"""The frozen-backbone fast path (``training.features``): the head trains on cached features, the
+backbone (weights and BatchNorm statistics) is untouched, and features are computed once per
+image view for a whole run (shared across seeds)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from har_demo.data.datasets import load_dataset
+from har_demo.models.checkpoint import load_checkpoint
+from har_demo.models.registry import build_model
+from har_demo.training.config import TrainConfig
+from har_demo.training.data import ImageCache
+from har_demo.training.dataprep import make_run_data
+from har_demo.training.features import FeatureStore, backbone_fingerprint, uses_frozen_features, view_transforms
+from har_demo.training.loop import make_accelerator
+from har_demo.training.runner import Entry, train_one
+from tests.test_training_end_to_end import make_manifest
+
+CFG = TrainConfig(epochs=3, batch_size=8, backbone_trainable=0.0, augment=("hflip", "color_jitter"), feature_views=3, lr=3e-3)
+
+
+def test_head_split_composes_to_forward():
+    m = build_model("effnet_lite0", pretrained=False, input_size=32).eval()
+    x = torch.randn(2, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    features, head = m.head_split()
+    with torch.no_grad():
+        assert torch.allclose(head.eval()(features(x)), m(x), atol=1e-6)
+
+
+def test_fast_path_conditions():
+    m = build_model("effnet_lite0", pretrained=False, input_size=32)
+    assert uses_frozen_features(m, CFG)
+    assert not uses_frozen_features(m, CFG.replace(backbone_trainable=0.5))
+    assert not uses_frozen_features(m, CFG.replace(lp_epochs=1))
+    assert not uses_frozen_features(build_model("fnn", input_size=32, hidden=[8]), CFG)  # no head_split
+
+
+def test_fingerprint_tells_backbones_apart_but_not_heads():
+    torch.manual_seed(0)
+    a = build_model("effnet_lite0", pretrained=False, input_size=32)
+    torch.manual_seed(1)
+    b = build_model("effnet_lite0", pretrained=False, input_size=32)
+    assert backbone_fingerprint(a) != backbone_fingerprint(b)
+    b.load_state_dict(a.state_dict())
+    with torch.no_grad():
+        b.head.weight.add_(1.0)
+    assert backbone_fingerprint(a) == backbone_fingerprint(b)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("frozen")
+    samples = load_dataset(make_manifest(root, per_class=6))
+    data = make_run_data(samples, root / "run", 0, (0.6, 0.2, 0.2))
+    return root, data, ImageCache(data.all_samples)
+
+
+def test_views(tiny_run):
+    _, data, cache = tiny_run
+    from har_demo.training.data import make_datasets
+
+    ds = make_datasets(cache, {"train": data.splits["train"], "val": data.splits["val"]}, 32, (0.5,) * 3, (0.5,) * 3, CFG.augment, "pad")
+    views = view_transforms(ds["train"], ds["val"], CFG)
+    assert len(views) == 3
+    img = ds["train"].images[ds["train"].indices[0]]
+    from torchvision import tv_tensors
+
+    clean, flipped = views[0](tv_tensors.Image(img)), views[1](tv_tensors.Image(img))
+    assert torch.allclose(flipped, clean.flip(-1))  # view 1 is the exact mirror
+    assert len(view_transforms(ds["train"], ds["val"], CFG.replace(augment=()))) == 1  # nothing to vary
+
+
+def test_head_trains_on_cached_features_backbone_untouched_and_shared_across_seeds(tiny_run):
+    root, data, cache = tiny_run
+    entry = Entry("effnet_lite0", "effnet_lite0", {"input_size": 32}, CFG, True, None)
+    store = FeatureStore()
+    acc = make_accelerator("no", cpu=True)
+    n_train, n_val = len(data.splits["train"]), len(data.splits["val"])
+    m0 = train_one(entry, data, cache, 0, root / "out" / "seed0", acc, quiet=True, features=store)
+    assert store.computed == 3 * n_train + n_val  # 3 views of each training photo, 1 of each val photo
+    m1 = train_one(entry, data, cache, 1, root / "out" / "seed1", acc, quiet=True, features=store)
+    assert store.computed == 3 * n_train + n_val  # seed 1 reused every feature
+    for m in (m0, m1):
+        assert m["fit"]["frozen_features"] == {"views": 3}
+        assert m["fit"]["epochs_run"] >= 1
+    base = build_model("effnet_lite0", pretrained=True, input_size=32).state_dict()
+    trained = load_checkpoint(root / "out" / "seed0")
+    state = trained.state_dict()
+    changed = [k for k in base if not k.startswith("head.") and k != "temperature" and not torch.allclose(state[k].float(), base[k].float(), atol=2e-3, rtol=2e-3)]
+    assert changed == []  # backbone weights and BN running statistics as pretrained (fp16 storage tolerance)
+    assert not torch.allclose(state["head.weight"].float(), base["head.weight"].float(), atol=1e-3)
+    assert trained.config["resize"] == "pad" and trained.resize == "pad"
