@@ -118,10 +118,10 @@ def render_loso(doc: dict) -> str:
     if doc.get("command"):
         lines += [f"Reproduce: `{doc['command']}`", ""]
     lines += [
-        f"- Each column: train + validate on every other source (group-aware split), test on all photos of that source "
-        f"(folds: sources with >= {doc['min_images']} photos). Seeds {doc['seeds']}: mean ± sample std.",
-        "- pooled: accuracy over every held-out photo (each predicted by the fold that never saw its source), "
-        "95% CI by bootstrap over those photos; macro: mean of the per-source accuracies.",
+        (f"- Each column: train + validate on every other source (group-aware split), test on all photos of that source "
+         f"(folds: sources with >= {doc['min_images']} photos). Seeds {doc['seeds']}: mean ± sample std."),
+        ("- pooled: accuracy over every held-out photo (each predicted by the fold that never saw its source), "
+         "95% CI by bootstrap over those photos; macro: mean of the per-source accuracies."),
         "",
     ]
     first_ok = next((r for r in doc["rows"] if r["status"] == "ok"), None)
