@@ -66,42 +66,24 @@ class AppProcess:
 def running_app(checkpoint_dir: Path | None = None, extra_env: dict | None = None, workdir: Path | None = None) -> Iterator[AppProcess]:
     """``python app.py`` on a free 127.0.0.1 port (tiny checkpoints unless ``checkpoint_dir`` is
     given), waited for and terminated on exit. ``workdir`` holds the log and, by default, TMPDIR."""
-    from tests.test_ui_app_e2e import _wait_until_up
-    from tests.test_ui_support import free_port, write_tiny_checkpoints
+    from har_demo.ui.process import app_process
+    from tests.test_ui_support import write_tiny_checkpoints
 
     with contextlib.ExitStack() as stack:
         work = Path(workdir) if workdir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="har_load_")))
         if checkpoint_dir is None:
             checkpoint_dir = write_tiny_checkpoints(work / "checkpoints")
-        port = free_port()
         (work / "tmp").mkdir(parents=True, exist_ok=True)
         env = {
-            **os.environ,
-            "HAR_CHECKPOINT_DIR": str(checkpoint_dir),
             "HAR_RUNS_DIR": str(work / "runs"),
-            "HF_HUB_OFFLINE": "1",
-            "GRADIO_ANALYTICS_ENABLED": "False",
-            "HAR_HOST": "127.0.0.1",
-            "HAR_PORT": str(port),
-            "PYTHONUNBUFFERED": "1",
             "TMPDIR": str(work / "tmp"),  # Gradio's upload cache and the batch temp folders live here
+            "GRADIO_TEMP_DIR": None,
             **(extra_env or {}),
         }
-        env.pop("GRADIO_TEMP_DIR", None)
-        url = f"http://127.0.0.1:{port}/"
         log_path = work / "app.log"
         log = stack.enter_context(open(log_path, "w+"))
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            _wait_until_up(url, proc, log)
-            yield AppProcess(url, proc, env, log_path)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=20)
+        with app_process(checkpoint_dir, log, env) as app:
+            yield AppProcess(app.url, app.proc, app.env, log_path)
 
 
 # ---- memory and queue sampling -----------------------------------------------------------------

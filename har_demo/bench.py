@@ -50,6 +50,7 @@ import torch
 from PIL import Image
 
 from .errors import HarError
+from .models.tiny import tiny_clip_cfg, tiny_siglip_cfg
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("inference", "references", "maps", "photo", "cold_start", "training")
@@ -57,24 +58,8 @@ GOAL_PHOTO_S = 1.0  # one photo through a model with its default map (median)
 GOAL_EFFNET_IPS = 30.0  # effnet_lite0 inference at batch 32
 
 # Reduced configs for --scale tiny (CI, --quick): same code paths, toy sizes.
-_TEXT = {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}
-_TINY_CLIP = {
-    "embed_dim": 16,
-    "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 32, "layers": 2, "head_width": 16},
-    "text_cfg": _TEXT,
-}
-_TINY_SIGLIP = {
-    "embed_dim": 64,
-    "init_logit_bias": -10.0,
-    "vision_cfg": {
-        "timm_model_name": "test_vit",
-        "timm_model_pretrained": False,
-        "timm_pool": "map",
-        "timm_proj": "none",
-        "image_size": 64,
-    },
-    "text_cfg": _TEXT,
-}
+_TINY_CLIP = tiny_clip_cfg(text_layers=1)
+_TINY_SIGLIP = tiny_siglip_cfg(image_size=64, text_layers=1)
 TINY_CONFIGS: dict[str, dict] = {
     "cnn_base": {"input_size": 32, "widths": [4, 8, 8], "hidden": 16, "pool": 2},
     "cnn_gen": {"input_size": 32, "widths": [4, 8, 8], "hidden": 16, "pool": 2},
@@ -609,46 +594,18 @@ def cold_start(names: Sequence[str], ckpt_root: Path) -> dict:
     return out
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def app_cold_start(ckpt_root: Path, photo: str, repeats: int = 3) -> dict:
     """Spawn ``python app.py``; seconds to the server being up and to the first ``/predict``
     answer (gradio_client), then warm ``/predict`` medians (queue + JPEG overlays + download)."""
-    import urllib.request
-
     from gradio_client import Client, handle_file
 
-    port = _free_port()
-    env = {
-        **os.environ,
-        "HAR_CHECKPOINT_DIR": str(ckpt_root),
-        "HAR_PORT": str(port),
-        "HAR_HOST": "127.0.0.1",
-        "HF_HUB_OFFLINE": "1",
-        "GRADIO_ANALYTICS_ENABLED": "False",
-    }
-    url = f"http://127.0.0.1:{port}/"
+    from .ui.process import app_process
+
     with tempfile.TemporaryFile("w+") as log:
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            while True:
-                if proc.poll() is not None:
-                    log.seek(0)
-                    raise HarError(f"app.py exited: {(log.read().strip().splitlines() or ['?'])[-1]}")
-                try:
-                    with urllib.request.urlopen(url + "config", timeout=2):
-                        break
-                except OSError:
-                    time.sleep(0.2)
+        with app_process(ckpt_root, log, timeout_s=600) as app:
             up_s = time.perf_counter() - t0
-            client = Client(url, verbose=False)
+            client = Client(app.url, verbose=False)
             result, overlays = client.predict(handle_file(photo), "", "predicted", 0.5, api_name="/predict")
             first_s = time.perf_counter() - t0
             n_cards = len(result["models"])
@@ -659,12 +616,6 @@ def app_cold_start(ckpt_root: Path, photo: str, repeats: int = 3) -> dict:
                 times.append(time.perf_counter() - t1)
                 if len(overlays) != n_cards or not all(Path(o["image"]).is_file() for o in overlays):
                     raise HarError(f"app answered {len(overlays)} overlays (files missing?) for {n_cards} cards")
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
     return {
         "server_up_s": round(up_s, 2),
         "cold_start_to_first_answer_s": round(first_s, 2),

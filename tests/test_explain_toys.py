@@ -18,19 +18,12 @@ from torch import nn
 
 from har_demo.models.base import HarModel, ViTSpec
 from har_demo.models.registry import build_model
+from har_demo.models.tiny import tiny_clip_cfg, tiny_siglip_cfg
 
 TINY_CNN = dict(input_size=32, widths=[4, 8, 8], hidden=16, pool=2)
 TINY_VIT = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2)
-_TEXT = {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}
-# open_clip ViT tower (nn.MultiheadAttention blocks), as in tests/test_models_clip.py
-TINY_CLIP_CFG = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 32, "layers": 2, "head_width": 16}, "text_cfg": _TEXT}
-# SigLIP-2-like open_clip TimmModel tower (timm trunk, attention-pool head)
-TINY_SIGLIP_CFG = {
-    "embed_dim": 64,
-    "init_logit_bias": -10.0,
-    "vision_cfg": {"timm_model_name": "test_vit", "timm_model_pretrained": False, "timm_pool": "map", "timm_proj": "none", "image_size": 64},
-    "text_cfg": _TEXT,
-}
+TINY_CLIP_CFG = tiny_clip_cfg()  # open_clip ViT tower (nn.MultiheadAttention blocks)
+TINY_SIGLIP_CFG = tiny_siglip_cfg(image_size=64)  # SigLIP-2-like open_clip TimmModel tower
 
 
 def _clip(name: str, cfg: dict) -> Callable[[], HarModel]:

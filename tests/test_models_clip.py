@@ -15,32 +15,16 @@ from har_demo.data.transforms import CLIP_MEAN, CLIP_STD
 from har_demo.errors import ModelUnavailable
 from har_demo.labels import CLASSES, prompts_for
 from har_demo.models import sources
-
-from .vit_helpers import go_offline, last_block_tokens
 from har_demo.models.checkpoint import load_checkpoint, save_checkpoint
 from har_demo.models.clip import check_clip, check_siglip, wise_ft
 from har_demo.models.registry import availability, build_model
+from har_demo.models.tiny import tiny_clip_cfg, tiny_siglip_cfg
 
-TEXT = {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2}
-TINY = {
-    "embed_dim": 16,
-    "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 32, "layers": 2, "head_width": 16},
-    "text_cfg": TEXT,
-}
+from .vit_helpers import go_offline, last_block_tokens
+
+TINY = tiny_clip_cfg()
 TINY_SIGLIP = {**TINY, "init_logit_scale": 2.3, "init_logit_bias": -10.0}
-# SigLIP-2-like: open_clip TimmModel image tower (timm ViT trunk, attention-pool head, no projection).
-TINY_TIMM_TOWER = {
-    "embed_dim": 64,
-    "init_logit_bias": -10.0,
-    "vision_cfg": {
-        "timm_model_name": "test_vit",
-        "timm_model_pretrained": False,
-        "timm_pool": "map",
-        "timm_proj": "none",
-        "image_size": 160,
-    },
-    "text_cfg": TEXT,
-}
+TINY_TIMM_TOWER = tiny_siglip_cfg(image_size=160)  # SigLIP-2-like open_clip TimmModel tower
 CONFIGS = {
     "clip_zeroshot": TINY,
     "clip_cs": TINY,

@@ -16,6 +16,7 @@ from har_demo.data.splits import load_splits
 from har_demo.models.checkpoint import load_checkpoint
 from har_demo.models.clip import wise_ft
 from har_demo.models.registry import build_model
+from har_demo.models.tiny import tiny_clip_cfg
 from har_demo.training.config import TrainConfig
 from har_demo.training.data import ImageCache
 from har_demo.training.dataprep import make_run_data
@@ -25,8 +26,7 @@ from har_demo.training.runner import Entry, train_one
 from har_demo.training.schedules import param_groups
 from har_demo.training.wise import choose_alpha
 
-TEXT = {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}
-TINY = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 32, "layers": 2, "head_width": 16}, "text_cfg": TEXT}
+TINY = tiny_clip_cfg(text_layers=1)
 
 
 def test_wise_ft_alpha_zero_is_the_zero_shot_model_and_alpha_is_chosen_by_score():

@@ -4,16 +4,14 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 from PIL import Image
 
 from har_demo.labels import CLASSES
-from tests.test_ui_support import REPO, example_photo, free_port, write_tiny_checkpoints
+from har_demo.ui.process import app_process
+from tests.test_ui_support import REPO, example_photo, write_tiny_checkpoints
 
 sys.path.insert(0, str(REPO))
 import app as app_module
@@ -21,46 +19,11 @@ import app as app_module
 STARTUP_TIMEOUT_S = 180
 
 
-def _wait_until_up(url: str, proc: subprocess.Popen, log) -> None:
-    deadline = time.time() + STARTUP_TIMEOUT_S
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            log.seek(0)
-            pytest.fail(f"app.py exited with {proc.returncode}:\n{log.read()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url + "config", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"app.py did not answer within {STARTUP_TIMEOUT_S} s")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     ckpt = write_tiny_checkpoints(tmp_path_factory.mktemp("ckpt"))
-    port = free_port()
-    env = {
-        **os.environ,
-        "HAR_CHECKPOINT_DIR": str(ckpt),
-        "HF_HUB_OFFLINE": "1",
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        "HAR_HOST": "127.0.0.1",
-        "HAR_PORT": str(port),
-        "PYTHONUNBUFFERED": "1",
-    }
-    url = f"http://127.0.0.1:{port}/"
-    with open(tmp_path_factory.mktemp("log") / "app.log", "w+") as log:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            _wait_until_up(url, proc, log)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with open(tmp_path_factory.mktemp("log") / "app.log", "w+") as log, app_process(ckpt, log, timeout_s=STARTUP_TIMEOUT_S) as app:
+        yield app.url
 
 
 @pytest.fixture(scope="module")

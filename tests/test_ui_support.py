@@ -17,6 +17,7 @@ import pytest
 
 from har_demo.models.checkpoint import save_checkpoint
 from har_demo.models.registry import build_model
+from har_demo.ui.process import free_port  # noqa: F401  (re-exported for the UI tests)
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -61,12 +62,6 @@ def example_photo(name: str = "standing_woods.jpg") -> str:
     if not path.is_file():
         pytest.skip(f"example photo missing: {path}")
     return str(path)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def card_values(out: dict, ui, name: str) -> dict:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import os
 import random
@@ -45,6 +44,7 @@ import numpy as np
 from ..errors import DataError
 from ..labels import CLASSES
 from .datasets import Sample, SampleList, write_manifest
+from .io import read_json_file
 
 log = logging.getLogger(__name__)
 
@@ -208,13 +208,7 @@ def image_activity(captions: Sequence[str], min_agree: int = 3) -> str | None:
 
 
 def _read_json(path: str | Path, what: str) -> dict:
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{path}: {what} file not found")
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"{path}: not a valid JSON file ({err})") from None
+    doc = read_json_file(path, what)
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) or not isinstance(doc.get("annotations"), list):
         raise DataError(f"{path}: not a COCO {what} file (needs 'images' and 'annotations' lists)")
     return doc

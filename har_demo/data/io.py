@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import warnings
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import ImageLoadError
+from ..errors import DataError, HarError, ImageLoadError
 
 MAX_PIXELS = int(os.environ.get("HAR_MAX_PIXELS", 40_000_000))  # ~ 6300 x 6300
 MAX_FILE_BYTES = int(os.environ.get("HAR_MAX_FILE_BYTES", 25 * 1024 * 1024))
@@ -127,3 +128,16 @@ def _decode(data: bytes, label: str) -> Image.Image:
         raise ImageLoadError(f"{label}: not a recognised image file (JPEG, PNG, GIF, BMP, WebP, TIFF)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageLoadError(f"{label}: image is corrupt or truncated ({err})") from None
+
+
+def read_json_file(path: str | Path, what: str, error: type[HarError] = DataError, label: str | None = None):
+    """Parse a JSON file; a missing file or bad JSON raises ``error`` with one line naming
+    ``label`` (default: the path) and ``what`` the file should be."""
+    name = label or str(path)
+    p = Path(path)
+    if not p.is_file():
+        raise error(f"{name}: {what} file not found")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise error(f"{name}: not a valid JSON file ({err})") from None

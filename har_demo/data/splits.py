@@ -25,6 +25,7 @@ from typing import Any, Iterable, Sequence
 from ..errors import DataError
 from ..labels import CLASSES
 from .datasets import Sample, _relpath
+from .io import read_json_file
 
 log = logging.getLogger(__name__)
 
@@ -178,12 +179,7 @@ def save_splits(splits: dict[str, list[Sample]], json_path: str | Path, meta: di
 def load_splits(json_path: str | Path) -> dict[str, list[Sample]]:
     """Read a splits JSON; validates format, labels, files, and that no image or group is in two splits."""
     p = Path(json_path)
-    if not p.is_file():
-        raise DataError(f"{json_path}: splits file not found")
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"{json_path}: not a valid JSON file ({err})") from None
+    doc = read_json_file(p, "splits", label=str(json_path))
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("splits"), dict):
         raise DataError(f"{json_path}: not a har_demo splits file (expected format {FORMAT!r})")
     base = p.parent

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..data.io import read_json_file
 from ..data.transforms import AUGMENTATIONS, STUDY_AUGMENT
 from ..errors import HarError
 from ..models.registry import get_spec
@@ -238,10 +239,7 @@ def parse_overrides(items: Iterable[str] | None) -> Overrides:
             path = Path(item)
             if not path.is_file():
                 raise ConfigError(f"--config {item}: not a file, a JSON object or KEY=VALUE")
-            try:
-                doc = json.loads(path.read_text(encoding="utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as err:
-                raise ConfigError(f"--config {item}: not valid JSON ({err})") from None
+            doc = read_json_file(path, "config", ConfigError, f"--config {item}")
             if not isinstance(doc, dict):
                 raise ConfigError(f"--config {item}: expected a JSON object")
             out = out.merge(_from_mapping(doc, f"--config {item}"))
