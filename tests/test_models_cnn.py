@@ -6,7 +6,6 @@ from har_demo.labels import CLASSES
 from har_demo.models.registry import build_model
 
 
-
 @pytest.fixture
 def rgb_images():
     g = torch.Generator().manual_seed(0)
@@ -36,7 +35,7 @@ def test_small_models_give_logits_over_the_classes(name, rgb_images):
 def test_cnn_gen_has_batchnorm_and_dropout_but_base_does_not():
     base = build_model("cnn_base", **TINY["cnn_base"])
     gen = build_model("cnn_gen", **TINY["cnn_gen"])
-    kinds = lambda m: {type(x).__name__ for x in m.modules()}  # noqa: E731
+    kinds = lambda m: {type(x).__name__ for x in m.modules()}
     assert "BatchNorm2d" not in kinds(base) and "Dropout" not in kinds(base)
     assert {"BatchNorm2d", "Dropout"} <= kinds(gen)
 

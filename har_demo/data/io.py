@@ -22,8 +22,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DataError, HarError, ImageLoadError
 
-MAX_PIXELS = int(os.environ.get("HAR_MAX_PIXELS", 40_000_000))  # ~ 6300 x 6300
-MAX_FILE_BYTES = int(os.environ.get("HAR_MAX_FILE_BYTES", 25 * 1024 * 1024))
+MAX_PIXELS = int(os.environ.get("HAR_MAX_PIXELS", "40000000"))  # ~ 6300 x 6300
+MAX_FILE_BYTES = int(os.environ.get("HAR_MAX_FILE_BYTES", str(25 * 1024 * 1024)))
 MIN_SIDE = 1
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 # Only these decoders are ever tried (no EPS/Ghostscript, no exotic plugins); MPO is opened by JPEG.

@@ -110,7 +110,7 @@ def availability(name: str, checkpoint: str | Path | None = None) -> tuple[bool,
     if (ckpt / CARD_FILE).is_file() and (ckpt / WEIGHTS_FILE).is_file():
         try:
             card = read_card(ckpt)
-        except Exception as err:  # noqa: BLE001 - reported, not raised
+        except Exception as err:
             return False, str(err)
         if card.get("partial"):
             reason = spec.unavailable_reason(**card.get("config", {}))
@@ -134,7 +134,7 @@ def load_model(name: str, checkpoint: str | Path | None = None) -> HarModel:
     models - the pretrained weights. Raises ModelUnavailable/CheckpointError with one line."""
     from .checkpoint import load_checkpoint
 
-    spec = get_spec(name)
+    get_spec(name)  # an unknown name fails here, with the closest names
     ckpt = Path(checkpoint) if checkpoint else default_checkpoint(name)
     if checkpoint or ckpt.exists():
         return load_checkpoint(ckpt, expected_name=name)
