@@ -70,6 +70,7 @@ def test_views(tiny_run):
     clean, flipped = views[0](tv_tensors.Image(img)), views[1](tv_tensors.Image(img))
     assert torch.allclose(flipped, clean.flip(-1))  # view 1 is the exact mirror
     assert len(view_transforms(ds["train"], ds["val"], CFG.replace(augment=()))) == 1  # nothing to vary
+    assert len(view_transforms(ds["train"], ds["val"], CFG.replace(augment=("hflip",)))) == 2  # clean + mirror only
 
 
 def test_head_trains_on_cached_features_backbone_untouched_and_shared_across_seeds(tiny_run):

@@ -108,7 +108,7 @@ def view_transforms(train: CachedDataset, evaluation: CachedDataset, cfg: TrainC
     views: list[Callable] = [clean]
     if "hflip" in cfg.augment:
         views.append(T.Compose([T.RandomHorizontalFlip(1.0), clean]))
-    if cfg.augment:
+    if set(cfg.augment) - {"hflip"}:  # random draws add nothing when mirroring is the only augmentation
         while len(views) < max(1, cfg.feature_views):
             views.append(train.transform)
     return views[: max(1, cfg.feature_views)]
