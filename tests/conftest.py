@@ -81,3 +81,20 @@ def tiny_manifest(tiny_image_folder, tmp_path) -> Path:
                 rel = img.relative_to(tmp_path).as_posix()
                 w.writerow([rel, cls, f"{cls}_g{i // 2}", "src_a" if i % 2 == 0 else "src_b", "CC0"])
     return csv_path
+
+
+# ---- the UI tests' tiny model bank (one per test module) ------------------------------------------
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory):
+    """A ``ModelBank`` over tiny random checkpoints (``tests.test_ui_support.tiny_bank``)."""
+    from tests.test_ui_support import tiny_bank
+
+    return tiny_bank(tmp_path_factory.mktemp("ckpt"))
+
+
+@pytest.fixture(scope="module")
+def app(bank):
+    """(demo, ui, callbacks) built on the tiny bank."""
+    from har_demo.ui.layout import build_demo
+
+    return build_demo(bank)

@@ -12,12 +12,7 @@ from har_demo.explain.base import explain_full
 from har_demo.explain.metrics import box_mask, drift_score, pose_ambiguity
 from har_demo.labels import CLASSES
 from har_demo.ui import analysis as an
-from tests.test_ui_support import example_photo, tiny_bank
-
-
-@pytest.fixture(scope="module")
-def bank(tmp_path_factory):
-    return tiny_bank(tmp_path_factory.mktemp("ckpt"))
+from tests.test_ui_support import example_photo
 
 
 @pytest.fixture(scope="module")

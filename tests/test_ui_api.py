@@ -14,12 +14,7 @@ from PIL import Image
 from har_demo.labels import CLASSES
 from har_demo.ui import analysis as an
 from har_demo.ui.api import Api
-from tests.test_ui_support import example_photo, tiny_bank
-
-
-@pytest.fixture(scope="module")
-def bank(tmp_path_factory):
-    return tiny_bank(tmp_path_factory.mktemp("ckpt"))
+from tests.test_ui_support import example_photo
 
 
 @pytest.fixture(scope="module")

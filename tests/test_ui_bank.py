@@ -8,12 +8,7 @@ from har_demo.errors import ModelUnavailable, UnknownName
 from har_demo.explain.base import applicable_methods, default_method
 from har_demo.models.registry import MODELS
 from har_demo.ui.bank import ModelBank
-from tests.test_ui_support import TINY, tiny_bank, tiny_env, write_tiny_checkpoints
-
-
-@pytest.fixture(scope="module")
-def bank(tmp_path_factory):
-    return tiny_bank(tmp_path_factory.mktemp("ckpt"))
+from tests.test_ui_support import TINY, tiny_env, write_tiny_checkpoints
 
 
 def test_bank_walks_the_whole_registry_in_order(bank):

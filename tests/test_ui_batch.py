@@ -13,19 +13,6 @@ from har_demo.errors import DataError
 from har_demo.labels import CLASSES
 from har_demo.training.evaluation import classification_report
 from har_demo.ui import batch as bt
-from har_demo.ui.layout import build_demo
-from tests.test_ui_support import tiny_bank
-
-
-@pytest.fixture(scope="module")
-def bank(tmp_path_factory):
-    return tiny_bank(tmp_path_factory.mktemp("ckpt"))
-
-
-@pytest.fixture(scope="module")
-def app(bank):
-    """(demo, ui, callbacks) built on the tiny bank."""
-    return build_demo(bank)
 
 
 @pytest.mark.parametrize(

@@ -10,20 +10,8 @@ import pytest
 from har_demo.labels import CLASSES
 from har_demo.ui import analysis as an
 from har_demo.ui import callbacks as cbm
-from har_demo.ui.layout import build_demo
 from har_demo.ui.text import msg, text
-from tests.test_ui_support import card_values, example_photo, tiny_bank
-
-
-@pytest.fixture(scope="module")
-def bank(tmp_path_factory):
-    return tiny_bank(tmp_path_factory.mktemp("ckpt"))
-
-
-@pytest.fixture(scope="module")
-def app(bank):
-    """(demo, ui, callbacks) built on the tiny bank."""
-    return build_demo(bank)
+from tests.test_ui_support import card_values, example_photo
 
 
 PREDICTED = text("controls", "target_predicted")

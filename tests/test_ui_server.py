@@ -10,12 +10,6 @@ import pytest
 
 from har_demo.ui import gpu, layout, server
 from har_demo.ui.text import examples_dir
-from tests.test_ui_support import tiny_bank
-
-
-@pytest.fixture(scope="module")
-def bank(tmp_path_factory):
-    return tiny_bank(tmp_path_factory.mktemp("ckpt"))
 
 
 def test_app_is_queued_with_bounded_size_and_shared_model_group(bank, monkeypatch):

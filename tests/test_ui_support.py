@@ -70,11 +70,6 @@ def card_values(out: dict, ui, name: str) -> dict:
     return {part: out[getattr(card, part)] for part in ("column", "label", "overlay", "info", "method") if getattr(card, part) in out}
 
 
-@pytest.fixture(scope="module")
-def bank(tmp_path_factory):
-    return tiny_bank(tmp_path_factory.mktemp("ckpt"))
-
-
 # ---- checks of the helpers themselves ------------------------------------------------------------
 def test_tiny_bank_loads_exactly_the_tiny_checkpoints(bank):
     assert bank.available_names() == [n for n in bank.names() if n in TINY]

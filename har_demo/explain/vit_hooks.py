@@ -235,7 +235,7 @@ class ViTHooks:
         return len(self.readout_layers or ())
 
     # --- enter / exit ------------------------------------------------------------------------
-    def __enter__(self) -> "ViTHooks":
+    def __enter__(self) -> "ViTHooks":  # noqa: PYI034
         try:
             if self.attention:
                 impls = [_attention_impl(m) for m in self.spec.attn]  # fail before touching anything

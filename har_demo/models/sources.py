@@ -94,7 +94,7 @@ def _tcp_probe(host: str, port: int, timeout: float) -> bool:
         try:
             with socket.create_connection((host, port), timeout=timeout):
                 result.append(True)
-        except Exception:
+        except Exception:  # noqa: BLE001
             result.append(False)
 
     worker = threading.Thread(target=attempt, name="har-hub-probe", daemon=True)
@@ -167,7 +167,7 @@ def cached_hf_file(repo_id: str, filenames: Sequence[str]) -> str | None:
     for name in filenames:
         try:
             found = try_to_load_from_cache(repo_id, name, cache_dir=hf_cache_dir())
-        except Exception:
+        except Exception:  # noqa: BLE001
             found = None
         if isinstance(found, str) and os.path.isfile(found):
             return found
@@ -311,6 +311,10 @@ def _open_clip_cached(source: ClipSource) -> tuple[bool, str]:
     return True, ""
 
 
+def _missing_file(source: ClipSource | VitSource) -> str:
+    return f"weights file not found: {source.weights} (set {source.env_weights} or the 'weights' option to an existing file)"
+
+
 def clip_unavailable(source: ClipSource) -> str | None:
     """None when the source's weights can be had here (local file, HF cache or reachable hub),
     else one line saying what is missing and how to enable it."""
@@ -318,9 +322,7 @@ def clip_unavailable(source: ClipSource) -> str | None:
         return None
     if source.kind == "file":
         if local_file(source.weights) is None:
-            return (
-                f"weights file not found: {source.weights} (set {source.env_weights} or the 'weights' option to an existing file)"
-            )
+            return _missing_file(source)
         if source.model_name:
             tokenizer_reason = _tokenizer_unavailable(source)
             if tokenizer_reason:
@@ -409,9 +411,7 @@ def vit_unavailable(source: VitSource) -> str | None:
         return None
     if source.kind == "file":
         if local_file(source.weights) is None:
-            return (
-                f"weights file not found: {source.weights} (set {source.env_weights} or the 'weights' option to an existing file)"
-            )
+            return _missing_file(source)
         return None
     hub = _timm_hub_files(source.model_name)
     if hub is None:
