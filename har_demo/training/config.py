@@ -107,7 +107,7 @@ TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
 # Per-model training defaults: data, not code paths. The pretrained CNN backbone stays frozen and
 # only its head trains, on cached backbone features (``training.features``: 4 views per photo -
 # clean, mirrored, 2 augmented): on har3 that beat fine-tuning the top 30 % of the backbone at
-# 144 px (test 0.80-0.84 vs 0.70) at a fraction of the CPU time (a head epoch is ~0.1 s). To
+# 144 px (test 0.823 over 5 seeds vs 0.700) at a fraction of the CPU time (a head epoch is ~0.1 s). To
 # fine-tune the backbone instead (e.g. on a GPU): ``--backbone-trainable 1``.
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "cnn_gen": {"augment": STUDY_AUGMENT},
