@@ -93,3 +93,39 @@ def test_head_trains_on_cached_features_backbone_untouched_and_shared_across_see
     assert changed == []  # backbone weights and BN running statistics as pretrained (fp16 storage tolerance)
     assert not torch.allclose(state["head.weight"].float(), base["head.weight"].float(), atol=1e-3)
     assert trained.config["resize"] == "pad" and trained.resize == "pad"
+
+
+def test_clip_heads_on_frozen_towers_take_the_fast_path(tiny_run):
+    """clip_em / clip_cs freeze their image tower themselves: cached features, tower untouched;
+    clip_ft trains its tower and does not qualify."""
+    from har_demo.models.tiny import tiny_clip_cfg
+
+    root, data, cache = tiny_run
+    cfg = {"model_cfg": tiny_clip_cfg(text_layers=1)}
+    train = TrainConfig(epochs=2, batch_size=8, augment=("hflip",), lr=3e-3)
+    for name in ("clip_em", "clip_cs"):
+        model = build_model(name, **cfg)
+        assert uses_frozen_features(model, train)
+        entry = Entry(name, name, cfg, train, True, None)
+        store = FeatureStore()
+        acc = make_accelerator("no", cpu=True)
+        m0 = train_one(entry, data, cache, 0, root / name / "seed0", acc, quiet=True, features=store)
+        n = store.computed
+        assert n == 2 * len(data.splits["train"]) + len(data.splits["val"])
+        train_one(entry, data, cache, 1, root / name / "seed1", acc, quiet=True, features=store)
+        assert store.computed == n and m0["fit"]["frozen_features"] == {"views": 2}
+        trained = load_checkpoint(root / name / "seed0").state_dict()
+        base = model.state_dict()
+        assert all(torch.allclose(trained[k].float(), base[k].float(), atol=2e-3) for k in base if k.startswith("visual."))
+        assert any(not torch.allclose(trained[k].float(), base[k].float(), atol=1e-4) for k in base if k.startswith("head."))
+    assert not uses_frozen_features(build_model("clip_ft", **cfg), train)
+
+
+def test_fingerprint_covers_buffers_like_class_embeddings():
+    from har_demo.models.tiny import tiny_clip_cfg
+
+    a = build_model("clip_cs", model_cfg=tiny_clip_cfg(text_layers=1))
+    fp = backbone_fingerprint(a)
+    with torch.no_grad():
+        a.class_emb.mul_(-1.0)  # other prompts -> other cosine features from the same tower
+    assert backbone_fingerprint(a) != fp

@@ -345,8 +345,13 @@ class ClipCosineMLP(ClipClassifier):
         self.head = nn.Sequential(nn.Linear(n, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.image_features(x)
-        return self.head(self.logit_scale * feats @ self.class_emb.t())
+        return self.head(self.scaled_cosines(x))
+
+    def scaled_cosines(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logit_scale * self.image_features(x) @ self.class_emb.t()
+
+    def head_split(self):
+        return self.scaled_cosines, self.head
 
 
 class ClipEmbeddingMLP(ClipClassifier):
@@ -362,6 +367,9 @@ class ClipEmbeddingMLP(ClipClassifier):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.image_features(x))
+
+    def head_split(self):
+        return self.image_features, self.head
 
 
 class ClipFineTune(ClipClassifier):

@@ -17,7 +17,9 @@ Each epoch every training image contributes one view chosen at random (seeded by
 Validation uses view 0. The backbone stays in eval mode (BatchNorm statistics frozen) - exactly the
 network that is saved and evaluated afterwards on the images themselves.
 
-A model opts in with ``HarModel.head_split()`` -> ``(features_fn, head_module)``.
+A model opts in with ``HarModel.head_split()`` -> ``(features_fn, head_module)``: ``effnet_lite0``
+(with ``backbone_trainable=0``, its default) and the CLIP heads on frozen towers (``clip_cs``,
+``clip_em``).
 """
 
 from __future__ import annotations
@@ -39,20 +41,26 @@ VIEW_SEED = 1_000_003  # view k's augmentation draws use torch seed VIEW_SEED + 
 
 
 def uses_frozen_features(model: HarModel, cfg: TrainConfig) -> bool:
-    """True when the fast path applies: a frozen pretrained backbone, a model that splits into
-    (features, head), no linear-probe phase (LP-FT needs the backbone to train afterwards)."""
-    return cfg.backbone_trainable == 0 and cfg.lp_epochs == 0 and cfg.epochs > 0 and model.head_split() is not None
+    """True when the fast path applies: a model that splits into (features, head) whose backbone
+    does not train (``backbone_trainable=0``, or a model that freezes it itself, like ``clip_em``),
+    and no linear-probe phase (LP-FT needs the backbone to train afterwards)."""
+    if cfg.lp_epochs or cfg.epochs <= 0 or model.head_split() is None:
+        return False
+    frozen_by_model = not any(p.requires_grad for p in model.param_groups().get("backbone", []))
+    return cfg.backbone_trainable == 0 or frozen_by_model
 
 
 def backbone_fingerprint(model: HarModel) -> str:
-    """A short hash of the model's non-head weights: cached features are reused only for the same
-    backbone (a randomly initialised backbone differs per seed and is never shared)."""
-    head = {id(p) for p in model.param_groups().get("head", [])}
+    """A short hash of everything but the head (parameters *and* buffers: BatchNorm statistics, CLIP
+    class embeddings): cached features are reused only for the same backbone (a randomly
+    initialised backbone differs per seed and is never shared)."""
+    _, head = model.head_split()
+    skip = {id(t) for t in [*head.parameters(), *head.buffers(), model.temperature]}
     h = hashlib.sha1(json.dumps({"cls": type(model).__name__, "config": model.config}, sort_keys=True, default=str).encode())
     with torch.no_grad():
-        for p in model.parameters():
-            if id(p) not in head:
-                h.update(p.detach().float().flatten()[:: max(1, p.numel() // 256)].cpu().numpy().tobytes())
+        for t in [*model.parameters(), *model.buffers()]:
+            if id(t) not in skip and t.numel():
+                h.update(t.detach().float().flatten()[:: max(1, t.numel() // 256)].cpu().numpy().tobytes())
     return h.hexdigest()[:16]
 
 
