@@ -347,7 +347,7 @@ def _guard(report: dict, key: str, fn: Callable[[], object]) -> None:
     """Run one part; its error goes into the report instead of ending the run."""
     try:
         report[key] = fn()
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:  # noqa: BLE001 - a measurement script: record and go on
         report[key] = {"error": f"{type(err).__name__}: {err}", "trace": traceback.format_exc(limit=3)}
     print(f"  {key}: {json.dumps(report[key])[:300]}", file=sys.stderr, flush=True)
 

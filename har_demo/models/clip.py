@@ -443,7 +443,7 @@ def _build(name: str, kind: str, family: str, pretrained: bool | str, config: di
             class_emb = torch.zeros(len(CLASSES), int(dim) if dim else _embed_dim(visual, size))
     except ModelUnavailable:
         raise
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:  # noqa: BLE001 - one line for the user, not a traceback
         raise ModelUnavailable(f"{name}: cannot build {src.describe()}: {_first_line(err)}") from None
     logit_scale = float(clip_model.logit_scale.detach().exp())
     bias = getattr(clip_model, "logit_bias", None)

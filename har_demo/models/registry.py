@@ -110,7 +110,7 @@ def availability(name: str, checkpoint: str | Path | None = None) -> tuple[bool,
     if (ckpt / CARD_FILE).is_file() and (ckpt / WEIGHTS_FILE).is_file():
         try:
             card = read_card(ckpt)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:  # noqa: BLE001 - reported, not raised
             return False, str(err)
         if card.get("partial"):
             reason = spec.unavailable_reason(**card.get("config", {}))

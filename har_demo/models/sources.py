@@ -94,7 +94,7 @@ def _tcp_probe(host: str, port: int, timeout: float) -> bool:
         try:
             with socket.create_connection((host, port), timeout=timeout):
                 result.append(True)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - any failure to connect means "unreachable"
             result.append(False)
 
     worker = threading.Thread(target=attempt, name="har-hub-probe", daemon=True)
@@ -167,7 +167,7 @@ def cached_hf_file(repo_id: str, filenames: Sequence[str]) -> str | None:
     for name in filenames:
         try:
             found = try_to_load_from_cache(repo_id, name, cache_dir=hf_cache_dir())
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a malformed id or cache simply means "not cached"
             found = None
         if isinstance(found, str) and os.path.isfile(found):
             return found

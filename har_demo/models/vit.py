@@ -255,7 +255,7 @@ def build_vit(pretrained: bool | str = True, **config) -> TimmViT:
                 _load_timm_file(net, str(path))
     except ModelUnavailable:
         raise
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:  # noqa: BLE001 - one line for the user, not a traceback
         raise ModelUnavailable(
             f"vit: cannot build {src.describe()}: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
         ) from None

@@ -84,7 +84,7 @@ def _device() -> str:
         import torch
 
         return "cuda" if torch.cuda.is_available() else "cpu"
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - never fail start-up over device probing
         return "cpu"
 
 
@@ -122,7 +122,7 @@ class ModelBank:
         entry = ModelEntry(spec.name, spec.family, spec.summary)
         try:
             ok, detail = availability(spec.name)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:  # noqa: BLE001 - a broken check must not stop the app
             ok, detail = False, f"availability check failed ({type(err).__name__}: {err})"
         if ok:
             try:

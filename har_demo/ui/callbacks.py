@@ -224,7 +224,7 @@ class Callbacks:
 
     # --- batch tab -----------------------------------------------------------------------------
     @guarded("evaluating the batch")
-    def batch(self, files, models, progress=gr.Progress()) -> dict:  # noqa: B008
+    def batch(self, files, models, progress=gr.Progress()) -> dict:  # noqa: B008 - Gradio's progress idiom
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
         if not paths:
             raise HarError(msg("batch_no_files"))
