@@ -933,7 +933,7 @@ def format_report(report: dict) -> str:
     if report.get("training"):
         lines += [
             "",
-            "## training throughput (fit loop incl. augmentation vs plain forward/backward/AdamW step)",
+            "## training throughput (the trainer incl. augmentation - loop.fit, or fit_frozen with its feature extraction for frozen backbones - vs plain forward/backward/AdamW step)",
             f"{'model':<14} {'size':>4} {'batch':>5} {'fit img/s':>10} {'plain img/s':>12} {'ratio':>6}",
         ]
         for r in report["training"]:

@@ -4,7 +4,7 @@ With ``backbone_trainable=0`` a pretrained backbone never changes, so running it
 every epoch (and again for every seed, and again for every cross-source fold) is wasted work - on
 this project's 2-core CPU it was 30-125 s per EfficientNet epoch. Here the backbone runs once per
 image *view*, in eval mode, and the head trains on the cached vectors with the same loop
-(``loop._fit``: AdamW, warm-up + cosine, early stopping on val macro-F1, best-epoch restore).
+(``loop.fit``: AdamW, warm-up + cosine, early stopping on val macro-F1, best-epoch restore).
 
 Views of a training image (``TrainConfig.feature_views`` of them):
 
@@ -35,7 +35,7 @@ from torch.utils.data import Dataset
 from ..models.base import HarModel
 from .config import TrainConfig
 from .data import CachedDataset
-from .loop import FitResult, _fit
+from .loop import FitResult, fit
 
 VIEW_SEED = 1_000_003  # view k's augmentation draws use torch seed VIEW_SEED + k
 
@@ -78,9 +78,9 @@ class FeatureStore:
               batch_size: int = 64) -> torch.Tensor:
         """(V, N, D) float32 features of ``dataset``'s images under each view transform."""
         features, _ = model.head_split()
+        paths = [s.path for s in dataset.samples]
         out = []
         for v, tf in enumerate(transforms):
-            paths = [s.path for s in dataset.samples]
             todo = [i for i, p in enumerate(paths) if (key, v, p) not in self._feats]
             if todo:
                 view = CachedDataset(dataset.images, [dataset.samples[i] for i in todo], tf, dataset.indices[todo])
@@ -158,9 +158,9 @@ def fit_frozen(model: HarModel, datasets: dict[str, CachedDataset], cfg: TrainCo
     views = view_transforms(train, val, cfg)
     train_feats = store.views(key, model, train, views, accelerator.device, cfg.eval_batch_size)
     val_feats = store.views(key, model, val, [val.transform], accelerator.device, cfg.eval_batch_size)
-    head_model = _HeadOnly(head)
-    result = _fit(
-        head_model,
+    # The head-only model has no backbone group, so loop.fit freezes nothing and trains all of it.
+    result = fit(
+        _HeadOnly(head),
         _ViewDataset(train_feats, train.targets),
         _ViewDataset(val_feats, val.targets),
         cfg,
