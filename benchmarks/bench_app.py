@@ -39,10 +39,13 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from har_demo.bench import app_cold_start, machine_info, random_model
+from har_demo.commands.bench_startup import app_cold_start
+from har_demo.commands.timing import machine_info
+from har_demo.testing import random_model
 from har_demo.errors import HarError
 from har_demo.models.checkpoint import save_checkpoint
-from har_demo.models.registry import MODELS, availability, load_model
+from har_demo.models.loading import availability, load_model
+from har_demo.models.registry import MODELS
 
 DEFAULT_PHOTO = ROOT / "examples" / "standing_woods.jpg"
 
@@ -109,7 +112,7 @@ def warm_in_process(ckpt_root: Path, photo: str, repeats: int) -> dict:
 
 def run_app(ckpt_root: Path, photo: str, repeats: int) -> dict:
     """Spawn ``python app.py``: cold start to the first /predict answer, then warm /predict
-    (``har_demo.bench.app_cold_start``)."""
+    (``har_demo.commands.bench_startup.app_cold_start``)."""
     return app_cold_start(ckpt_root, photo, repeats)
 
 

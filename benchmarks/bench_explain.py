@@ -29,7 +29,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from har_demo.bench import machine_info, random_model, synthetic_photo, time_call
+from har_demo.commands.timing import machine_info, time_call
+from har_demo.testing import random_model, synthetic_photo
 from har_demo.errors import HarError
 from har_demo.explain.base import applicable_methods, explain
 
@@ -44,7 +45,7 @@ ATTENTION = ("legrad", "rollout", "vit_gradcam")
 
 
 def build(name: str, size: int):
-    """Random-weight registry model (``har_demo.bench.random_model``) run at ``size`` px."""
+    """Random-weight registry model (``har_demo.testing.random_model``) run at ``size`` px."""
     config = {"input_size": size} if name == "cnn_base" else {}
     model = random_model(name, **config)
     if model.input_size != size:

@@ -51,7 +51,8 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from har_demo.bench import machine_info, random_model
+from har_demo.commands.timing import machine_info
+from har_demo.testing import random_model
 from har_demo.labels import CLASSES
 
 # Dense bf16 tensor-core peak, TFLOP/s (vendor datasheets, no sparsity). First match wins.

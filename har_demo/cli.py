@@ -1,7 +1,8 @@
 """har_demo command line: models, predict, evaluate, explain, explain-eval, bench.
 
-Each subcommand is a pair of functions (add its arguments, run it) in the layer that owns the
-logic; this file only wires them. Every user error becomes one line on stderr and exit code 2.
+Each subcommand is a pair of functions (add its arguments, run it): ``models`` / ``predict`` /
+``evaluate`` here, the others in ``har_demo/commands/``; the work itself is done by library
+functions (``evaluate``, ``explain``, ...) the UI and the tests call too. Every user error becomes one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "models": ("har_demo.cli", "add_models_args", "cmd_models", "list registry models and whether they can run here"),
     "predict": ("har_demo.cli", "add_predict_args", "cmd_predict", "classify images"),
     "evaluate": ("har_demo.cli", "add_evaluate_args", "cmd_evaluate", "accuracy/F1/confusion on a labelled dataset"),
-    "explain": ("har_demo.explain.commands", "add_explain_args", "cmd_explain", "attention map overlay + scores for one image"),
-    "explain-eval": ("har_demo.explain.commands", "add_explain_eval_args", "cmd_explain_eval", "map quality (deletion/insertion AUC, drift) over a dataset"),
-    "bench": ("har_demo.bench", "add_bench_args", "cmd_bench", "speed benchmarks (inference, maps, training, app start)"),
+    "explain": ("har_demo.commands.explain", "add_explain_args", "cmd_explain", "attention map overlay + scores for one image"),
+    "explain-eval": ("har_demo.commands.explain", "add_explain_eval_args", "cmd_explain_eval", "map quality (deletion/insertion AUC, drift) over a dataset"),
+    "bench": ("har_demo.commands.bench", "add_bench_args", "cmd_bench", "speed benchmarks (inference, maps, training, app start)"),
 }
 
 
@@ -36,7 +37,8 @@ def add_models_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_models(args) -> int:
-    from .models.registry import MODELS, availability
+    from .models.loading import availability
+    from .models.registry import MODELS
 
     rows = []
     for name, spec in MODELS.items():
@@ -66,13 +68,12 @@ def add_predict_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_predict(args) -> int:
     from .data.io import load_image
-    from .models.fuse import fold_batchnorm
-    from .models.registry import load_model
+    from .models.fuse import prepare_for_serving
+    from .models.loading import load_model
     from .predict import predictions_from_probs
 
     images = [load_image(path) for path in args.images]  # fail before loading the model
-    model = load_model(args.model, args.checkpoint)
-    fold_batchnorm(model)  # inference only: BN folded into convs
+    model = prepare_for_serving(load_model(args.model, args.checkpoint))  # inference only: BN folded into convs
     preds = predictions_from_probs(model.predict_proba(images))
     if args.json:
         print(json.dumps([p.to_json(path=path) for path, p in zip(args.images, preds)], indent=2))
@@ -90,8 +91,8 @@ def add_evaluate_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_evaluate(args) -> int:
     from .data.datasets import load_dataset
-    from .models.registry import load_model
-    from .training.evaluation import evaluate_model, format_report
+    from .models.loading import load_model
+    from .evaluate import evaluate_model, format_report
 
     samples = load_dataset(args.data)
     model = load_model(args.model, args.checkpoint)

@@ -8,7 +8,8 @@ import json
 import pytest
 import torch
 
-from har_demo import bench
+from har_demo import testing
+from har_demo.commands import bench
 from har_demo.cli import main
 from har_demo.explain.legrad import LeGrad
 from har_demo.explain.vit_hooks import explain_mode
@@ -70,9 +71,9 @@ def test_quick_report_photo_cold_start_training(quick_report):
     assert all(r["ratio"] > 0 for r in cold["checkpoint_load"])
     trained = {row["model"]: row for row in quick_report["training"]}
     assert set(trained) == {"cnn_base", "effnet_lite0"}  # clip_zeroshot needs no training
-    from har_demo.training.config import MODEL_DEFAULTS
+    from har_demo.models.registry import get_spec
 
-    assert trained["effnet_lite0"]["backbone_trainable"] == MODEL_DEFAULTS["effnet_lite0"]["backbone_trainable"]  # the model's own training config
+    assert trained["effnet_lite0"]["backbone_trainable"] == get_spec("effnet_lite0").train["backbone_trainable"]  # the model's own training config
     assert all(row["images_per_s"] > 0 and row["plain_step_images_per_s"] > 0 for row in trained.values())
     assert trained["effnet_lite0"]["path"] == "training.features.fit_frozen" and trained["cnn_base"]["path"] == "training.loop.fit"
     goals = {g["goal"] for g in quick_report["goals"]}
@@ -110,16 +111,16 @@ def test_speed_ratio_is_reference_over_ours():
 
 def test_naive_legrad_reference_equals_legrad():
     """The per-layer reference the bench times computes the same map as our one-backward LeGrad."""
-    model = bench.random_model("clip_ft", tiny=True)
-    x = model.preprocess([bench.synthetic_photo(64, 48)])
+    model = testing.random_model("clip_ft", tiny=True)
+    x = model.preprocess([testing.synthetic_photo(64, 48)])
     with explain_mode(model), torch.enable_grad():
         raw, _logits, _target = LeGrad().attribute(model, x, 1)
-        naive = bench.naive_legrad(model, x, 1)
+        naive = testing.naive_legrad(model, x, 1)
     assert torch.allclose(raw.flatten(), naive, rtol=1e-4, atol=1e-8) and float(naive.abs().sum()) > 0
 
 
 def test_random_model_has_no_zero_heads():
-    model = bench.random_model("clip_zeroshot", tiny=True)
+    model = testing.random_model("clip_zeroshot", tiny=True)
     assert model.class_emb.abs().sum() > 0 and not model.training
 
 
@@ -174,7 +175,7 @@ def test_gpu_train_flops_count_attention_projections():
     ref = gt.train_flops_per_image(
         timm.create_model("vit_base_patch32_224", pretrained=False, num_classes=3, **kw), 32, torch.device("cpu")
     )
-    clip = gt.train_flops_per_image(bench.random_model("clip_ft", tiny=True).visual, 32, torch.device("cpu"))
+    clip = gt.train_flops_per_image(testing.random_model("clip_ft", tiny=True).visual, 32, torch.device("cpu"))
     lin = 2 * 17 * (32 * 96 + 32 * 32 + 2 * 32 * 128) * 2  # q/k/v + out + MLP per block, 17 tokens, 2 blocks
     assert clip >= 3 * lin and abs(clip - ref) / ref < 0.2
 

@@ -6,7 +6,8 @@ import pytest
 
 from har_demo.cli import main
 from har_demo.models.checkpoint import CARD_FILE, WEIGHTS_FILE, read_card
-from har_demo.models.registry import MODELS, load_model
+from har_demo.models.loading import load_model
+from har_demo.models.registry import MODELS
 
 ROOT = Path(__file__).resolve().parents[1] / "checkpoints"
 COMMITTED = sorted(p.name for p in ROOT.glob("*") if (p / CARD_FILE).is_file())

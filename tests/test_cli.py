@@ -12,9 +12,9 @@ from PIL import Image
 from har_demo.cli import main
 from har_demo.labels import CLASSES
 from har_demo.models.checkpoint import save_checkpoint
-from har_demo.models.registry import MODELS, build_model
+from har_demo.models.registry import MODELS, build_model, get_spec
 
-TINY = dict(input_size=32, widths=[4, 8, 8], hidden=16, pool=2)
+TINY = get_spec("cnn_base").tiny_config()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""`explain` / `explain-eval` through har_demo.explain.commands (argparse in, JSON/text out)."""
+"""`explain` / `explain-eval` through har_demo.commands.explain (argparse in, JSON/text out)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,17 @@ import torch
 from PIL import Image
 
 from har_demo.errors import HarError, UnknownName
-from har_demo.explain.commands import add_explain_args, add_explain_eval_args, cmd_explain, cmd_explain_eval
+from har_demo.commands.explain import add_explain_args, add_explain_eval_args, cmd_explain, cmd_explain_eval
 from har_demo.labels import CLASSES
 from har_demo.models.checkpoint import save_checkpoint
-from har_demo.models.registry import build_model
-from tests.test_explain_toys import TINY_CNN, sample_image
+from har_demo.models.registry import build_tiny
+from har_demo.testing import sample_image
 
 
 @pytest.fixture
 def ckpt(tmp_path):
     torch.manual_seed(0)
-    return save_checkpoint(build_model("cnn_base", pretrained=False, **TINY_CNN), tmp_path / "ckpt")
+    return save_checkpoint(build_tiny("cnn_base"), tmp_path / "ckpt")
 
 
 @pytest.fixture

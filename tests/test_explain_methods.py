@@ -16,9 +16,9 @@ from har_demo.explain.base import (
     explain_full,
     get_explainer,
 )
-from tests.test_explain_toys import CHEAP_OPTS, RegionCNN, registry_models, sample_image
+from har_demo.testing import CHEAP_OPTS, RegionCNN, sample_image, tiny_models
 
-MODELS = dict(registry_models())
+MODELS = tiny_models()
 _cache: dict[str, torch.nn.Module] = {}
 
 

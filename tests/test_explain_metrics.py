@@ -20,7 +20,7 @@ from har_demo.explain.metrics import (
     random_map,
 )
 from har_demo.models.base import HarModel
-from tests.test_explain_toys import sample_image
+from har_demo.testing import sample_image
 
 
 class QuadrantEnergy(HarModel):
@@ -128,7 +128,7 @@ def test_pose_ambiguity_flags_only_close_sitting_standing():
 
 def test_faithfulness_on_a_real_map_runs_on_any_image_size():
     from har_demo.explain.base import explain_full
-    from tests.test_explain_toys import RegionCNN
+    from har_demo.testing import RegionCNN
 
     model = RegionCNN().eval()
     img = sample_image(45, 30)

@@ -7,7 +7,7 @@ import pytest
 
 from har_demo.errors import HarError, UnknownName
 from har_demo.explain.overlay import colorize, overlay
-from tests.test_explain_toys import sample_image
+from har_demo.testing import sample_image
 
 
 def _map(h, w):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from har_demo.explain.base import applicable_methods, explain
-from tests.test_explain_toys import RegionCNN, RegionViT, energy_inside, quadrant_mask, sample_image
+from har_demo.testing import RegionCNN, RegionViT, energy_inside, quadrant_mask, sample_image
 
 IMAGE = sample_image(48, 40, seed=3)
 

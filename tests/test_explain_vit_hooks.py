@@ -12,9 +12,9 @@ from har_demo.explain.base import explain
 from har_demo.explain.legrad import LeGrad
 from har_demo.explain.vit_hooks import ViTHooks, explain_mode, input_size_override
 from har_demo.models.base import HarModel, ViTSpec
-from tests.test_explain_toys import registry_models, sample_image
+from har_demo.testing import naive_legrad, sample_image, tiny_models
 
-VITS = {name: f for name, f in registry_models() if name in ("vit", "vit_map", "clip_ft", "siglip_ft", "clip_em")}
+VITS = {name: f for name, f in tiny_models().items() if name in ("vit", "vit_map", "clip_ft", "siglip_ft", "clip_em")}
 
 
 @pytest.fixture(scope="module", params=sorted(VITS))
@@ -55,36 +55,18 @@ def test_restored_after_an_error(vit_model):
     _no_surgery_left(vit_model)
 
 
-def _naive_legrad(model, x, target):
-    """LeGrad the slow way: one forward+backward per layer, no detached block inputs."""
-    spec = model.vit_spec()
-    prefix, acc = spec.num_prefix_tokens, 0
-    for layer in range(len(spec.blocks)):
-        seen = {}
-        h1 = spec.blocks[layer].register_forward_hook(lambda m, i, o: seen.setdefault("out", o))
-        h2 = spec.blocks[-1].register_forward_hook(lambda m, i, o: seen["out"].mean(1, keepdim=True).expand_as(seen["out"]))
-        try:
-            with ViTHooks(model) as hooks:
-                score = model(x.clone().requires_grad_(True))[0, target]
-                (g,) = torch.autograd.grad(score, [hooks.attn_probs[layer]])
-        finally:
-            h1.remove(), h2.remove()
-        acc = acc + g.clamp(min=0).mean(1)[0].mean(0)[prefix:]
-    return acc
-
-
 def test_legrad_one_backward_equals_one_backward_per_layer(vit_model):
     x = _x(vit_model)
     with explain_mode(vit_model), torch.enable_grad():
         raw, _logits, target = LeGrad().attribute(vit_model, x, 2)
-        naive = _naive_legrad(vit_model, x, 2)
+        naive = naive_legrad(vit_model, x, 2)
     assert target == 2
     assert torch.allclose(raw.flatten(), naive, rtol=1e-4, atol=1e-8)
     assert float(naive.abs().sum()) > 0
 
 
 def test_higher_input_resolution_is_temporary():
-    model = dict(registry_models())["vit"]().eval()
+    model = tiny_models()["vit"]().eval()
     pos = {k: v.clone() for k, v in model.state_dict().items()}
     sal = explain(model, sample_image(45, 30), "legrad", input_size=48)  # 6x6 patch grid
     assert sal.shape == (30, 45)
@@ -100,7 +82,7 @@ def test_higher_input_resolution_is_temporary():
 
 
 def test_fixed_size_model_refuses_another_input_size():
-    model = dict(registry_models())["fnn"]()
+    model = tiny_models()["fnn"]()
     with pytest.raises(HarError, match="cannot run at input size 32"):
         explain(model, sample_image(), "integrated_gradients", input_size=32, steps=2)
     assert model.input_size == 16
@@ -142,7 +124,7 @@ def test_explicit_multihead_attention_matches_torch(batch_first):
 
 
 def test_explicit_timm_attention_matches_fused_with_a_mask():
-    from tests.test_explain_toys import RegionViT
+    from har_demo.testing import RegionViT
 
     model = RegionViT().eval()  # passes a boolean attention mask to every block
     x = _x(model)

@@ -6,9 +6,9 @@ import torch
 
 from har_demo.errors import CheckpointError
 from har_demo.models.checkpoint import CARD_FILE, WEIGHTS_FILE, load_checkpoint, save_checkpoint
-from har_demo.models.registry import build_model
+from har_demo.models.registry import build_model, get_spec
 
-TINY = dict(input_size=32, widths=[4, 8, 8], hidden=16, pool=2)
+TINY = get_spec("cnn_gen").tiny_config()
 
 
 @pytest.fixture

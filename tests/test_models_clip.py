@@ -17,7 +17,8 @@ from har_demo.labels import CLASSES, prompts_for
 from har_demo.models import sources
 from har_demo.models.checkpoint import load_checkpoint, save_checkpoint
 from har_demo.models.clip import check_clip, check_siglip, wise_ft
-from har_demo.models.registry import availability, build_model
+from har_demo.models.loading import availability
+from har_demo.models.registry import build_model
 from har_demo.models.tiny import tiny_clip_cfg, tiny_siglip_cfg
 
 from .vit_helpers import go_offline, last_block_tokens

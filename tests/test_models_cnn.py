@@ -3,7 +3,7 @@ import torch
 from PIL import Image
 
 from har_demo.labels import CLASSES
-from har_demo.models.registry import build_model
+from har_demo.models.registry import build_model, get_spec
 
 
 @pytest.fixture
@@ -13,11 +13,7 @@ def rgb_images():
     return [Image.fromarray(a) for a in arrays]
 
 
-TINY = {
-    "cnn_base": dict(input_size=32, widths=[4, 8, 8], hidden=16, pool=2),
-    "cnn_gen": dict(input_size=32, widths=[4, 8, 8], hidden=16, pool=2),
-    "fnn": dict(input_size=16, hidden=[16]),
-}
+TINY = {name: get_spec(name).tiny_config() for name in ("cnn_base", "cnn_gen", "fnn")}
 
 
 @pytest.mark.parametrize("name", sorted(TINY))

@@ -20,7 +20,7 @@ from har_demo.models.tiny import tiny_clip_cfg
 from har_demo.training.config import TrainConfig
 from har_demo.training.data import ImageCache
 from har_demo.training.dataprep import make_run_data
-from har_demo.training.evaluation import evaluate_model
+from har_demo.evaluate import evaluate_model
 from har_demo.training.loop import make_accelerator, state_copy
 from har_demo.training.runner import Entry, train_one
 from har_demo.training.schedules import param_groups

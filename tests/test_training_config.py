@@ -8,7 +8,8 @@ import pytest
 
 from har_demo.data.transforms import STUDY_AUGMENT
 from har_demo.training.cli import build_parser
-from har_demo.training.config import MODEL_DEFAULTS, ConfigError, parse_overrides, train_config_for
+from har_demo.models.registry import get_spec
+from har_demo.training.config import ConfigError, parse_overrides, train_config_for
 
 
 def test_key_value_json_object_and_file_forms_agree(tmp_path):
@@ -27,7 +28,7 @@ def test_key_value_json_object_and_file_forms_agree(tmp_path):
 def test_precedence_defaults_cli_global_then_model_overrides():
     o = parse_overrides(["train.lr=0.5", "effnet_lite0.train.lr=0.25"])
     assert train_config_for("cnn_gen").augment == tuple(STUDY_AUGMENT)  # per-model default
-    assert train_config_for("effnet_lite0").epochs == MODEL_DEFAULTS["effnet_lite0"]["epochs"]
+    assert train_config_for("effnet_lite0").epochs == get_spec("effnet_lite0").train["epochs"]  # the registry line
     assert train_config_for("effnet_lite0", {"epochs": 2, "lr": None}).epochs == 2  # explicit flag beats default
     assert train_config_for("cnn_base", {"lr": 0.1}, o).lr == 0.5  # --config train.* beats flags
     assert train_config_for("effnet_lite0", {"lr": 0.1}, o).lr == 0.25  # per-model override wins
@@ -53,6 +54,25 @@ def test_invalid_values_are_config_errors():
         train_config_for("cnn_base", overrides=parse_overrides(["train.precision=fp8"]))
     with pytest.raises(ConfigError, match="lr_decay"):
         train_config_for("vit", {"lr_decay": 1.5})
+
+
+@pytest.mark.parametrize("name", ["cnn_base", "effnet_lite0", "vit", "clip_cs"])
+def test_wise_ft_is_refused_unless_the_head_starts_from_text(name):
+    with pytest.raises(ConfigError, match=f"--wise-ft needs a head initialised from text embeddings .*clip_ft.*; {name}'s head starts random"):
+        train_config_for(name, wise_ft=True)
+
+
+@pytest.mark.parametrize("name", ["clip_ft", "siglip_ft"])
+def test_wise_ft_is_accepted_for_text_initialised_heads(name):
+    assert train_config_for(name, wise_ft=True).wise_ft
+
+
+def test_wise_ft_flag_on_a_scratch_model_is_one_line_from_train_py(tmp_path, capsys):
+    from har_demo.training.cli import main
+
+    assert main(["--data", str(tmp_path / "none.csv"), "--models", "cnn_base", "--wise-ft", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--wise-ft" in err and "cnn_base" in err
 
 
 def test_parser_accepts_the_documented_command_line():

@@ -11,7 +11,7 @@ import pytest
 
 from har_demo.errors import DataError
 from har_demo.labels import CLASSES
-from har_demo.training.evaluation import classification_report
+from har_demo.evaluate import classification_report
 from har_demo.ui import batch as bt
 
 

@@ -16,15 +16,12 @@ from pathlib import Path
 import pytest
 
 from har_demo.models.checkpoint import save_checkpoint
-from har_demo.models.registry import build_model
+from har_demo.models.registry import build_model, get_spec
 from har_demo.ui.process import free_port  # noqa: F401  (re-exported for the UI tests)
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
-TINY = {
-    "cnn_base": {"input_size": 32, "widths": [4, 8, 8], "hidden": 16, "pool": 2},
-    "fnn": {"input_size": 16, "hidden": [16]},
-}
+TINY = {name: get_spec(name).tiny_config() for name in ("cnn_base", "fnn")}
 
 
 def write_tiny_checkpoints(root: Path, names=tuple(TINY)) -> Path:

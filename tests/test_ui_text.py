@@ -23,10 +23,10 @@ def test_every_message_formats_with_its_fields():
         assert text.msg(key, **{f: 0.5 if f in ("seconds", "margin", "drift", "opacity") else "x" for f in fields})
 
 
-def test_every_model_family_has_a_how_to_enable_hint():
+def test_every_model_has_a_how_to_enable_hint():
     for spec in MODELS.values():
-        hint = text.enable_hint(spec.family, spec.name)
-        assert hint and ("HAR_" in hint), spec.name
+        hint = spec.enable_hint()
+        assert hint and ("HAR_" in hint) and spec.name in hint, spec.name
 
 
 def test_examples_cover_every_class_and_exist():

@@ -2,7 +2,8 @@
 Never imports explain/, training/ or ui/."""
 
 from .base import HarModel, ViTSpec
-from .registry import MODELS, ModelSpec, availability, build_model, get_spec, load_model, model_names
+from .loading import availability, load_model
+from .registry import MODELS, ModelSpec, build_model, get_spec, model_names
 
 __all__ = [
     "HarModel",

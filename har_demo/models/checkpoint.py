@@ -23,6 +23,7 @@ from ..errors import CheckpointError
 from ..labels import CLASSES
 from .base import HarModel
 from .fast_init import skip_param_init
+from .registry import build_model
 
 CARD_FILE = "card.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -87,8 +88,6 @@ def save_checkpoint(
 
 def load_checkpoint(directory: str | Path, expected_name: str | None = None) -> HarModel:
     """Rebuild the model named in the card and load its weights strictly."""
-    from .registry import build_model  # registry imports this module lazily too
-
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"checkpoint directory not found: {directory}")

@@ -65,8 +65,9 @@ def _source(family: str, config: Mapping) -> sources.ClipSource:
     return sources.resolve_clip(family, config.get("model_name"), weights, config.get("model_cfg"), config.get("quick_gelu"))
 
 
-def _instantiate(model_cfg: dict, quick_gelu: bool) -> nn.Module:
-    """An open_clip model from a literal config dict (as in open_clip's model_configs/*.json)."""
+def instantiate(model_cfg: dict, quick_gelu: bool = False) -> nn.Module:
+    """An open_clip model (random weights) from a literal config dict (as in open_clip's
+    model_configs/*.json); the benchmark builds the text side of tiny configs with it."""
     import open_clip
 
     cfg = copy.deepcopy(dict(model_cfg))
@@ -110,7 +111,7 @@ def _open_clip_model(src: sources.ClipSource, model_cfg: dict | None, seed: int,
     if model_cfg is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = _instantiate(model_cfg, src.quick_gelu)
+            model = instantiate(model_cfg, src.quick_gelu)
         if load_weights and src.kind == "file":
             open_clip.load_checkpoint(model, str(src.weights))
     elif shell is not None:

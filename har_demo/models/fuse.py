@@ -7,11 +7,13 @@ activation) stays as ``BNTail``. On CPU a BN is a full extra pass over the activ
 makes EfficientNet-Lite0 ~1.4x faster at batch 32 (2 cores). Outputs are unchanged up to float
 rounding; the fold is checked on a random input and undone if the outputs differ (e.g. when
 registration order does not match data flow). A folded model has no BN statistics any more: do not
-train it or save it as a checkpoint (``load_model`` does not fold; the app's ``ModelBank`` does).
+train it or save it as a checkpoint (``load_model`` does not fold; ``prepare_for_serving`` - used
+by the CLI, the app's ``ModelBank`` and the benchmark - does).
 """
 
 from __future__ import annotations
 
+import copy as _copy
 import itertools
 
 import torch
@@ -89,6 +91,19 @@ def fold_batchnorm(model: nn.Module, check: bool = True) -> int:
             setattr(parent, bn_name, bn)
         return 0
     return len(undo)
+
+
+def prepare_for_serving(model: nn.Module, device: str | torch.device | None = None, copy: bool = False) -> nn.Module:
+    """The one way a model is made ready to serve (CLI ``predict``, the app's ``ModelBank``, the
+    benchmark): eval mode, moved to ``device`` (when given), conv -> BN pairs folded. ``copy``:
+    fold a copy and leave ``model`` as it is (returned unchanged when there is nothing to fold)."""
+    model.eval()
+    if device is not None:
+        model.to(device)
+    if not foldable(model):
+        return model
+    target = _copy.deepcopy(model) if copy else model
+    return target if fold_batchnorm(target) else model
 
 
 def _device(model: nn.Module) -> torch.device:

@@ -119,7 +119,7 @@ def _entries(args, overrides: Overrides, names: Sequence[str], augment: list[str
         extra_common["wise_alphas"] = args.wise_alphas
     entries = []
     for name in names:
-        spec = get_spec(name)
+        get_spec(name)  # unknown names -> one line
         config = dict(overrides.models.get(name, {}))
         pretrained = config.pop("pretrained", True)
         if isinstance(pretrained, str):
@@ -127,7 +127,7 @@ def _entries(args, overrides: Overrides, names: Sequence[str], augment: list[str
         extra = dict(extra_common)
         if augment is not None:
             extra["augment"] = augment
-        if args.wise_ft and spec.check and pretrained:
+        if args.wise_ft and pretrained:  # train_config_for refuses it for heads not initialised from text
             extra["wise_ft"] = True
         train = train_config_for(name, cli, overrides, **extra)
         entries.append(Entry(name, name, config, train, bool(pretrained), args.image_size))

@@ -1,6 +1,6 @@
 """Training hyper-parameters, per-model defaults, and the ``--config`` override mechanism.
 
-Precedence (later wins): ``TrainConfig`` defaults < ``MODEL_DEFAULTS[model]`` < explicit CLI flags
+Precedence (later wins): ``TrainConfig`` defaults < the model's registry line (``ModelSpec.train``) < explicit CLI flags
 (``--epochs``, ``--lr`` ...) < ``--config`` overrides for all models (``train.KEY=V``) <
 ``--config`` overrides for one model (``MODEL.train.KEY=V``).
 
@@ -27,7 +27,7 @@ from typing import Any
 from ..data.io import read_json_file
 from ..data.transforms import AUGMENTATIONS, STUDY_AUGMENT
 from ..errors import HarError
-from ..models.registry import get_spec
+from ..models.registry import MODELS, get_spec
 
 
 class ConfigError(HarError):
@@ -103,25 +103,6 @@ class TrainConfig:
 
 
 TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
-
-# Per-model training defaults: data, not code paths. The pretrained CNN backbone stays frozen and
-# only its head trains, on cached backbone features (``training.features``: 4 views per photo -
-# clean, mirrored, 2 augmented): on har3 that beat fine-tuning the top 30 % of the backbone at
-# 144 px (test 0.823 over 5 seeds vs 0.700) at a fraction of the CPU time (a head epoch is ~0.1 s). To
-# fine-tune the backbone instead (e.g. on a GPU): ``--backbone-trainable 1``.
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "cnn_gen": {"augment": STUDY_AUGMENT},
-    "effnet_lite0": {
-        "epochs": 40, "lr": 3e-3, "backbone_lr_scale": 0.1, "backbone_trainable": 0.0, "patience": 10,
-        "augment": ("hflip", "rrc", "color_jitter"), "feature_views": 4,
-    },
-    "clip_cs": {"epochs": 30, "lr": 1e-3},
-    "clip_em": {"epochs": 30, "lr": 1e-3},
-    "clip_ft": {"epochs": 10, "lr": 1e-4, "backbone_lr": 1e-5, "lr_decay": 0.8, "patience": 4, "augment": ("hflip", "rrc")},
-    "siglip_ft": {"epochs": 10, "lr": 1e-4, "backbone_lr": 1e-5, "lr_decay": 0.8, "patience": 4, "augment": ("hflip", "rrc")},
-    "vit": {"epochs": 10, "lr": 1e-3, "backbone_lr": 1e-5, "lr_decay": 0.8, "patience": 4, "augment": ("hflip", "rrc")},
-}
-
 
 def parse_augment(value: str | Iterable[str] | None) -> list[str]:
     """``"vflip,rrc"`` / ``["vflip"]`` / ``"study"`` / ``"all"`` / ``"none"`` -> validated names."""
@@ -249,7 +230,7 @@ def parse_overrides(items: Iterable[str] | None) -> Overrides:
 def train_config_for(model: str, cli: dict[str, Any] | None = None, overrides: Overrides | None = None, **extra) -> TrainConfig:
     """The effective ``TrainConfig`` for one model (see module doc for the precedence)."""
     values: dict[str, Any] = {}
-    values.update(MODEL_DEFAULTS.get(model, {}))
+    values.update(get_spec(model).train)
     values.update({k: v for k, v in (cli or {}).items() if v is not None})
     values.update(extra)
     if overrides:
@@ -257,6 +238,17 @@ def train_config_for(model: str, cli: dict[str, Any] | None = None, overrides: O
         values.update(overrides.model_train.get(model, {}))
     _check_train_keys(values, f"training options for {model}")
     try:
-        return TrainConfig(**values)
+        cfg = TrainConfig(**values)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"training options for {model}: {err}") from None
+    check_wise_ft(model, cfg)
+    return cfg
+
+
+def check_wise_ft(model: str, cfg: TrainConfig) -> None:
+    """WiSE-FT interpolates towards the zero-shot head, so it needs one: refused (one line) for a
+    model whose head does not start from text embeddings (registry ``init``)."""
+    spec = get_spec(model)
+    if cfg.wise_ft and spec.init != "text":
+        text = ", ".join(n for n, s in MODELS.items() if s.init == "text")
+        raise ConfigError(f"--wise-ft needs a head initialised from text embeddings ({text}); {model}'s head starts random (registry init {spec.init!r})")

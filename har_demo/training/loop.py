@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..models.base import HarModel
 from .config import TrainConfig
-from .evaluation import classification_report
+from ..evaluate import classification_report
 from .schedules import param_groups, warmup_cosine
 
 log = logging.getLogger(__name__)

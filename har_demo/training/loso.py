@@ -25,7 +25,7 @@ from ..data.datasets import Sample
 from ..errors import DataError
 from ..labels import CLASSES
 from .dataprep import make_run_data
-from .evaluation import classification_report
+from ..evaluate import classification_report
 from .features import FeatureStore
 from .results import write_results
 from .runner import Entry, EntryResult, run_entries

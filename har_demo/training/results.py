@@ -24,7 +24,7 @@ SPLIT_TITLES = {
 
 def _weights_kind(r: EntryResult) -> str:
     """from scratch | pretrained | random init (a tiny/local config of a pretrained-family model)."""
-    if get_spec(r.entry.model).check is None:
+    if get_spec(r.entry.model).init == "scratch":
         return "from scratch"
     described = " ".join(str(m.get("backbone_source") or "") for m in r.runs)
     if not r.entry.pretrained or "random init" in described:

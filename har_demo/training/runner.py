@@ -34,7 +34,7 @@ from .calibration import calibration_summary, fit_temperature, softmax
 from .config import ConfigError, TrainConfig
 from .data import ImageCache, make_datasets
 from .dataprep import RunData
-from .evaluation import classification_report
+from ..evaluate import classification_report
 from .features import FeatureStore, fit_frozen, uses_frozen_features
 from .loop import FitResult, eval_loader, fit, predict_logits, split_metrics, state_copy
 from .seeding import seed_everything

@@ -19,11 +19,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ..errors import HarError
+from ..explain import base as explain_base
 from ..models.base import HarModel
-from ..models.fuse import fold_batchnorm
-from ..models.registry import MODELS, ModelSpec, availability, load_model
+from ..models.fuse import prepare_for_serving
+from ..models.loading import availability, load_model
+from ..models.registry import MODELS, ModelSpec
 from .gpu import on_zero_gpu
-from .text import enable_hint
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,6 @@ def explain_methods(model: HarModel) -> tuple[list[str], str | None]:
     """(applicable methods in registry order, the default one) - from the explain registry.
 
     Methods whose module cannot be imported here are left out rather than breaking the app."""
-    try:
-        from ..explain import base as explain_base
-    except ImportError as err:  # explain layer not installed: predictions only
-        log.warning("explanations unavailable: %s", err)
-        return [], None
     methods = []
     for name in explain_base.EXPLAINERS:
         try:
@@ -126,11 +122,7 @@ class ModelBank:
             ok, detail = False, f"availability check failed ({type(err).__name__}: {err})"
         if ok:
             try:
-                model = loader(spec.name)
-                model.eval()
-                model.to(device)
-                fold_batchnorm(model)  # served, never trained: BN folded into convs (~1.4x on CPU)
-                entry.model = model
+                entry.model = prepare_for_serving(loader(spec.name), device)  # BN folded (~1.4x on CPU)
             except HarError as err:
                 ok, detail = False, str(err)
             except Exception as err:
@@ -140,7 +132,7 @@ class ModelBank:
         if ok:
             entry.methods, entry.default_method = explain_methods(entry.model)
         else:
-            entry.hint = enable_hint(spec.family, spec.name)
+            entry.hint = spec.enable_hint()
         entry.load_seconds = time.perf_counter() - start
         return entry
 
@@ -157,7 +149,7 @@ class ModelBank:
         for name, reason in (unavailable or {}).items():
             spec = MODELS.get(name)
             family = spec.family if spec else ""
-            entries.append(ModelEntry(name, family, spec.summary if spec else "", None, reason, enable_hint(family, name)))
+            entries.append(ModelEntry(name, family, spec.summary if spec else "", None, reason, spec.enable_hint() if spec else ""))
         return cls(entries)
 
     # --- lookups --------------------------------------------------------------------------------

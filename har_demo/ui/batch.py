@@ -5,7 +5,7 @@ Inputs are image files labelled by a class name in the file name (``sitting_01.j
 ``Walking-Running 3.png``) and/or zips of class folders (``data.zipdata.extract_zip_dataset``:
 safe extraction into a temporary folder, removed afterwards). Images are decoded once per chunk
 (``data.io.load_image``; an unreadable one is skipped and named) and every chosen model classifies
-the chunk; metrics come from ``training.evaluation.classification_report``; maps of the
+the chunk (``evaluate.predict_dataset``); metrics come from ``evaluate.classification_report``; maps of the
 misclassified photos from ``explain.explain_full``.
 """
 
@@ -24,8 +24,8 @@ import numpy as np
 from PIL import Image
 
 from ..data.datasets import Sample, is_image_file, normalize_class_name
-from ..data.io import load_image
 from ..errors import DataError, HarError
+from ..evaluate import classification_report, predict_dataset
 from ..labels import CLASSES
 from .analysis import Analysis, blend, run_card, working_image
 from .bank import ModelBank
@@ -112,26 +112,16 @@ def _display_name(sample: Sample) -> str:
 def predict_all(bank: ModelBank, names: Sequence[str], samples: Sequence[Sample], progress: Progress | None = None):
     """(kept samples, skipped lines, model -> probs (N, C)); images decoded once per chunk."""
     entries = [bank.require(n) for n in names]
-    kept: list[Sample] = []
-    skipped: list[str] = []
-    probs: dict[str, list[np.ndarray]] = {e.name: [] for e in entries}
-    for start in range(0, len(samples), CHUNK):
-        chunk, images = [], []
-        for s in samples[start : start + CHUNK]:
-            try:
-                images.append(load_image(s.path, name=_display_name(s)))
-                chunk.append(s)
-            except HarError as err:
-                skipped.append(str(err))
-        for e in entries:
-            if images:
-                with e.lock:
-                    probs[e.name].append(e.model.predict_proba(images))
-        kept += chunk
-        if progress:
-            progress(min(1.0, (start + CHUNK) / len(samples)), f"{len(kept)} / {len(samples)} images")
-    out = {n: (np.concatenate(p) if p else np.zeros((0, len(CLASSES)), np.float32)) for n, p in probs.items()}
-    return kept, skipped, out
+
+    def locked(entry):
+        def predict(images):
+            with entry.lock:  # explainers share the model: one request at a time per model
+                return entry.model.predict_proba(images)
+
+        return predict
+
+    predictors = {e.name: locked(e) for e in entries}
+    return predict_dataset(predictors, samples, CHUNK, skip_unreadable=True, display_name=_display_name, progress=progress)
 
 
 def evaluate_batch(
@@ -142,8 +132,6 @@ def evaluate_batch(
     misclassified_per_model: int = MISCLASSIFIED_PER_MODEL,
 ) -> BatchResult:
     """Evaluate the chosen (default: all available) models on uploaded images / zips."""
-    from ..training.evaluation import classification_report
-
     start = time.perf_counter()
     names = [e.name for e in bank.select(names)]
     if not names:

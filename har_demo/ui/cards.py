@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import HarError
 from ..models.checkpoint import CARD_FILE, read_card
-from ..models.registry import checkpoint_root, default_checkpoint
+from ..models.loading import checkpoint_root, default_checkpoint
 from .bank import ModelBank
 from .render import unavailable_line
 from .text import PROJECT_ROOT, msg, strings

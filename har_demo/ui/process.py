@@ -1,5 +1,5 @@
 """``python app.py`` as a child process on a free loopback port: one launcher for the cold-start
-benchmark (``har_demo.bench``), the load test (``benchmarks/load_test.py``) and the end-to-end
+benchmark (``har_demo.commands.bench``), the load test (``benchmarks/load_test.py``) and the end-to-end
 tests, so they start, wait for and stop the app the same way."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """UI text and the examples list, read from files next to this module (no strings in the code).
 
-* ``strings.json`` - titles, labels, messages (``msg(key, **fields)`` formats one), per-family
-  "how to enable" hints;
+* ``strings.json`` - titles, labels, messages (``msg(key, **fields)`` formats one); a model's
+  "how to enable" hint is part of its registry line (``ModelSpec.hint``);
 * ``help.md``      - the help tab;
 * ``examples.json`` - the example photos (files under the repository's ``examples/`` folder, or
   ``$HAR_EXAMPLES_DIR``).
@@ -32,12 +32,6 @@ def text(section: str, key: str) -> str:
 def msg(key: str, **fields: Any) -> str:
     """A formatted message from ``strings.json["messages"]``."""
     return strings()["messages"][key].format(**fields)
-
-
-def enable_hint(family: str, name: str) -> str:
-    """How to enable a model of ``family`` (empty when the strings have no hint for it)."""
-    hint = strings().get("enable_hints", {}).get(family)
-    return hint.format(name=name) if hint else ""
 
 
 @cache

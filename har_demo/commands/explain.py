@@ -1,12 +1,13 @@
-"""CLI subcommands ``explain`` and ``explain-eval`` (wired by ``har_demo.cli``).
+"""CLI subcommands ``explain`` and ``explain-eval`` (wired by ``har_demo.cli``): arguments in,
+library calls (``explain``, ``evaluate.evaluate_maps``), JSON/text out.
 
     python -m har_demo explain IMAGE --model NAME [--method NAME] [--target CLASS] [--checkpoint DIR]
         [--opacity 0.5] --out overlay.png [--json] [--box x0,y0,x1,y1]
     python -m har_demo explain-eval --data PATH --model NAME [--method NAME] [--coco-instances JSON]
         [--limit N] [--json]
 
-Everything printed is computed by library functions (base / overlay / metrics) that the UI and
-the tests call too. User errors are ``HarError``s with one line; the CLI prints them.
+Everything printed is computed by library functions (explain base / overlay / metrics,
+``evaluate``) that the UI and the tests call too. User errors are ``HarError``s with one line; the CLI prints them.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from ..errors import DataError, HarError, ImageLoadError
-from .base import EXPLAINERS, explain_full, get_explainer, make_explainer
-from .metrics import AMBIGUITY_THRESHOLD, DEFAULT_STEPS, box_mask, drift_score, faithfulness, parse_box, pose_ambiguity
-from .overlay import COLORMAPS, DEFAULT_COLORMAP, overlay
+from ..errors import DataError, HarError
+from ..evaluate import evaluate_maps, format_eval
+from ..explain.base import EXPLAINERS, default_method, explain_full, get_explainer, make_explainer
+from ..explain.metrics import AMBIGUITY_THRESHOLD, DEFAULT_STEPS, box_mask, drift_score, faithfulness, parse_box, pose_ambiguity
+from ..explain.overlay import COLORMAPS, DEFAULT_COLORMAP, overlay
 
 
 # ---- shared arguments ---------------------------------------------------------------------------
@@ -122,7 +124,7 @@ def explain_report(model, image, method: str | None, target, opts: dict, steps: 
 
 def cmd_explain(args) -> int:
     from ..data.io import load_image
-    from ..models.registry import load_model
+    from ..models.loading import load_model
 
     image = load_image(args.image)  # fail before loading the model
     box = parse_box(args.box) if args.box else None
@@ -206,83 +208,8 @@ def load_eval_samples(args) -> list:
     return list(samples)
 
 
-def _person_mask(instances: str | None, path: str):
-    if not instances:
-        return None
-    from ..data.coco import person_mask
-
-    try:
-        mask = person_mask(instances, Path(path).name)
-    except DataError:  # image not annotated
-        return None
-    return mask if mask.any() else None
-
-
-def evaluate_maps(model, samples: Sequence, method: str, opts: dict, steps: int = DEFAULT_STEPS, seed: int = 0,
-                  coco_instances: str | None = None, explain_class: str = "predicted") -> dict:
-    """Mean deletion/insertion AUC (and the random baseline) and mean drift over ``samples``."""
-    from ..data.io import load_image
-
-    classes = list(model.classes)
-    rows, skipped = [], []
-    for s in samples:
-        try:
-            image = load_image(s.path)
-        except ImageLoadError as err:
-            skipped.append(str(err))
-            continue
-        target = s.label if explain_class == "label" and s.label in classes else None
-        exp = explain_full(model, image, method, target, **opts)
-        row = {"path": s.path, "label": s.label or None, "prediction": classes[exp.predicted], "target": classes[exp.target]}
-        row.update(faithfulness(model, image, exp.saliency, exp.target, steps, seed))
-        mask = _person_mask(coco_instances, s.path)
-        row["drift"] = drift_score(exp.saliency, mask) if mask is not None else None
-        rows.append(row)
-    if not rows:
-        raise DataError(f"no readable images ({skipped[0] if skipped else 'empty dataset'})")
-
-    def mean(key: str) -> float | None:
-        vals = [r[key] for r in rows if r[key] is not None and not math.isnan(r[key])]
-        return float(np.mean(vals)) if vals else None
-
-    drifts = [r["drift"] for r in rows if r["drift"] is not None and not math.isnan(r["drift"])]
-    return {
-        "model": getattr(model, "name", "?"),
-        "method": method,
-        "images": len(rows),
-        "skipped": len(skipped),
-        "steps": steps,
-        "deletion_auc": mean("deletion_auc"),
-        "deletion_auc_random": mean("deletion_auc_random"),
-        "insertion_auc": mean("insertion_auc"),
-        "insertion_auc_random": mean("insertion_auc_random"),
-        "deletion_beats_random": float(np.mean([r["deletion_auc"] < r["deletion_auc_random"] for r in rows])),
-        "insertion_beats_random": float(np.mean([r["insertion_auc"] > r["insertion_auc_random"] for r in rows])),
-        "drift": float(np.mean(drifts)) if drifts else None,
-        "drift_images": len(drifts),
-        "rows": rows,
-    }
-
-
-def format_eval(report: dict) -> str:
-    def f(v) -> str:
-        return "n/a" if v is None else f"{v:.3f}"
-
-    lines = [
-        f"{report['model']} / {report['method']}: {report['images']} images" + (f" ({report['skipped']} unreadable skipped)" if report["skipped"] else ""),
-        f"deletion AUC  {f(report['deletion_auc'])}  (random {f(report['deletion_auc_random'])}; lower is better; beats random on {report['deletion_beats_random']:.0%})",
-        f"insertion AUC {f(report['insertion_auc'])}  (random {f(report['insertion_auc_random'])}; higher is better; beats random on {report['insertion_beats_random']:.0%})",
-    ]
-    if report["drift_images"]:
-        lines.append(f"drift (share of map inside the person) {f(report['drift'])} over {report['drift_images']} images with a person mask")
-    else:
-        lines.append("drift: n/a (no person masks; pass --coco-instances)")
-    return "\n".join(lines)
-
-
 def cmd_explain_eval(args) -> int:
-    from ..models.registry import load_model
-    from .base import default_method
+    from ..models.loading import load_model
 
     samples = load_eval_samples(args)
     opts = _method_opts(args)

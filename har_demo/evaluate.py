@@ -1,0 +1,189 @@
+"""Prediction and evaluation over a data set - the one home the CLI (``evaluate``, ``explain-eval``),
+the UI batch tab and the trainer all call.
+
+* ``classification_report`` - accuracy, macro P/R/F1, per class, confusion (scikit-learn);
+* ``predict_dataset`` - decode samples once per chunk, run every given model on the chunk
+  (unreadable images skipped and named, or raised);
+* ``predict_samples`` / ``evaluate_model`` - one model over labelled samples;
+* ``evaluate_maps`` - explanation quality (deletion/insertion AUC vs a random map, drift) over samples.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+from PIL import Image
+
+from .data.datasets import Sample
+from .data.io import load_image
+from .errors import DataError, HarError, ImageLoadError
+from .explain.base import explain_full
+from .explain.metrics import DEFAULT_STEPS, drift_score, faithfulness
+from .labels import CLASSES
+from .models.base import HarModel
+
+
+def classification_report(y_true: Sequence[int], y_pred: Sequence[int]) -> dict:
+    """accuracy, macro precision/recall/F1, per-class metrics, confusion matrix (rows = truth), n."""
+    labels = list(range(len(CLASSES)))
+    y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    mp, mr, mf, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float(accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
+        "macro_precision": float(mp),
+        "macro_recall": float(mr),
+        "macro_f1": float(mf),
+        "per_class": {
+            c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            for i, c in enumerate(CLASSES)
+        },
+        "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "classes": list(CLASSES),
+    }
+
+
+Predictor = Callable[[list[Image.Image]], np.ndarray]  # images -> probabilities (N, C)
+
+
+def predict_dataset(
+    predictors: Mapping[str, Predictor],
+    samples: Sequence[Sample],
+    chunk: int = 32,
+    skip_unreadable: bool = False,
+    display_name: Callable[[Sample], str] | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> tuple[list[Sample], list[str], dict[str, np.ndarray]]:
+    """(kept samples, one line per skipped image, name -> probabilities (N_kept, C)). Images are
+    decoded once per chunk of ``chunk`` samples (bounded memory) and every predictor sees the chunk.
+    An unreadable image raises ``ImageLoadError`` naming it, or with ``skip_unreadable`` is left out."""
+    kept: list[Sample] = []
+    skipped: list[str] = []
+    probs: dict[str, list[np.ndarray]] = {name: [] for name in predictors}
+    for start in range(0, len(samples), chunk):
+        part, images = [], []
+        for s in samples[start : start + chunk]:
+            try:
+                images.append(load_image(s.path, name=display_name(s)) if display_name else load_image(s.path))
+                part.append(s)
+            except HarError as err:
+                if not skip_unreadable:
+                    raise
+                skipped.append(str(err))
+        if images:
+            for name, predict in predictors.items():
+                probs[name].append(predict(images))
+        kept += part
+        if progress:
+            progress(min(1.0, (start + chunk) / len(samples)), f"{len(kept)} / {len(samples)} images")
+    out = {n: (np.concatenate(p) if p else np.zeros((0, len(CLASSES)), np.float32)) for n, p in probs.items()}
+    return kept, skipped, out
+
+
+def predict_samples(model: HarModel, samples: Sequence[Sample], batch_size: int = 32) -> np.ndarray:
+    """Probabilities (N, C) for dataset samples, decoding in batches to bound memory."""
+    _, _, probs = predict_dataset({"model": lambda images: model.predict_proba(images, batch_size=batch_size)}, samples, batch_size)
+    return probs["model"]
+
+
+def evaluate_model(model: HarModel, samples: Sequence[Sample], batch_size: int = 32) -> dict:
+    probs = predict_samples(model, samples, batch_size)
+    y_true = [CLASSES.index(s.label) for s in samples]
+    report = classification_report(y_true, probs.argmax(1))
+    report["probs"] = probs
+    return report
+
+
+def format_report(report: dict) -> str:
+    """Human-readable table of a classification report."""
+    lines = [
+        f"n={report['n']}  accuracy={report['accuracy']:.3f}  macro P={report['macro_precision']:.3f} "
+        f"R={report['macro_recall']:.3f} F1={report['macro_f1']:.3f}",
+        "",
+        f"{'class':<16}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}",
+    ]
+    for c, m in report["per_class"].items():
+        lines.append(f"{c:<16}{m['precision']:>10.3f}{m['recall']:>10.3f}{m['f1']:>10.3f}{m['support']:>9d}")
+    lines += ["", "confusion (rows = true, cols = predicted): " + " ".join(CLASSES)]
+    for c, row in zip(CLASSES, report["confusion"]):
+        lines.append(f"{c:<16}" + "".join(f"{v:>8d}" for v in row))
+    return "\n".join(lines)
+
+
+# ---- explanation quality over a data set ---------------------------------------------------------
+def _person_mask(instances: str | None, path: str):
+    if not instances:
+        return None
+    from .data.coco import person_mask
+
+    try:
+        mask = person_mask(instances, Path(path).name)
+    except DataError:  # image not annotated
+        return None
+    return mask if mask.any() else None
+
+
+def evaluate_maps(model, samples: Sequence, method: str, opts: dict, steps: int = DEFAULT_STEPS, seed: int = 0,
+                  coco_instances: str | None = None, explain_class: str = "predicted") -> dict:
+    """Mean deletion/insertion AUC (and the random baseline) and mean drift over ``samples``."""
+    classes = list(model.classes)
+    rows, skipped = [], []
+    for s in samples:
+        try:
+            image = load_image(s.path)
+        except ImageLoadError as err:
+            skipped.append(str(err))
+            continue
+        target = s.label if explain_class == "label" and s.label in classes else None
+        exp = explain_full(model, image, method, target, **opts)
+        row = {"path": s.path, "label": s.label or None, "prediction": classes[exp.predicted], "target": classes[exp.target]}
+        row.update(faithfulness(model, image, exp.saliency, exp.target, steps, seed))
+        mask = _person_mask(coco_instances, s.path)
+        row["drift"] = drift_score(exp.saliency, mask) if mask is not None else None
+        rows.append(row)
+    if not rows:
+        raise DataError(f"no readable images ({skipped[0] if skipped else 'empty dataset'})")
+
+    def mean(key: str) -> float | None:
+        vals = [r[key] for r in rows if r[key] is not None and not math.isnan(r[key])]
+        return float(np.mean(vals)) if vals else None
+
+    drifts = [r["drift"] for r in rows if r["drift"] is not None and not math.isnan(r["drift"])]
+    return {
+        "model": getattr(model, "name", "?"),
+        "method": method,
+        "images": len(rows),
+        "skipped": len(skipped),
+        "steps": steps,
+        "deletion_auc": mean("deletion_auc"),
+        "deletion_auc_random": mean("deletion_auc_random"),
+        "insertion_auc": mean("insertion_auc"),
+        "insertion_auc_random": mean("insertion_auc_random"),
+        "deletion_beats_random": float(np.mean([r["deletion_auc"] < r["deletion_auc_random"] for r in rows])),
+        "insertion_beats_random": float(np.mean([r["insertion_auc"] > r["insertion_auc_random"] for r in rows])),
+        "drift": float(np.mean(drifts)) if drifts else None,
+        "drift_images": len(drifts),
+        "rows": rows,
+    }
+
+
+def format_eval(report: dict) -> str:
+    def f(v) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    lines = [
+        f"{report['model']} / {report['method']}: {report['images']} images" + (f" ({report['skipped']} unreadable skipped)" if report["skipped"] else ""),
+        f"deletion AUC  {f(report['deletion_auc'])}  (random {f(report['deletion_auc_random'])}; lower is better; beats random on {report['deletion_beats_random']:.0%})",
+        f"insertion AUC {f(report['insertion_auc'])}  (random {f(report['insertion_auc_random'])}; higher is better; beats random on {report['insertion_beats_random']:.0%})",
+    ]
+    if report["drift_images"]:
+        lines.append(f"drift (share of map inside the person) {f(report['drift'])} over {report['drift_images']} images with a person mask")
+    else:
+        lines.append("drift: n/a (no person masks; pass --coco-instances)")
+    return "\n".join(lines)
