@@ -68,9 +68,9 @@ def add_predict_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_predict(args) -> int:
     from .data.io import load_image
+    from .evaluate import predictions_from_probs
     from .models.fuse import prepare_for_serving
     from .models.loading import load_model
-    from .predict import predictions_from_probs
 
     images = [load_image(path) for path in args.images]  # fail before loading the model
     model = prepare_for_serving(load_model(args.model, args.checkpoint))  # inference only: BN folded into convs
@@ -91,8 +91,8 @@ def add_evaluate_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_evaluate(args) -> int:
     from .data.datasets import load_dataset
-    from .models.loading import load_model
     from .evaluate import evaluate_model, format_report
+    from .models.loading import load_model
 
     samples = load_dataset(args.data)
     model = load_model(args.model, args.checkpoint)

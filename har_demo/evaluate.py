@@ -1,6 +1,7 @@
 """Prediction and evaluation over a data set - the one home the CLI (``evaluate``, ``explain-eval``),
 the UI batch tab and the trainer all call.
 
+* ``Prediction`` / ``predictions_from_probs`` - labelled probabilities (CLI ``predict``);
 * ``classification_report`` - accuracy, macro P/R/F1, per class, confusion (scikit-learn);
 * ``predict_dataset`` - decode samples once per chunk, run every given model on the chunk
   (unreadable images skipped and named, or raised);
@@ -11,13 +12,13 @@ the UI batch tab and the trainer all call.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
-
 from PIL import Image
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from .data.datasets import Sample
 from .data.io import load_image
@@ -47,6 +48,25 @@ def classification_report(y_true: Sequence[int], y_pred: Sequence[int]) -> dict:
         "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
         "classes": list(CLASSES),
     }
+
+
+# ---- predictions -------------------------------------------------------------------------------
+@dataclass
+class Prediction:
+    label: str
+    probs: dict[str, float]
+
+    @property
+    def margin(self) -> float:
+        top = sorted(self.probs.values(), reverse=True)
+        return float(top[0] - top[1])
+
+    def to_json(self, **extra) -> dict:
+        return {**extra, "label": self.label, "probs": {k: round(v, 6) for k, v in self.probs.items()}}
+
+
+def predictions_from_probs(probs: np.ndarray) -> list[Prediction]:
+    return [Prediction(CLASSES[int(p.argmax())], {c: float(v) for c, v in zip(CLASSES, p)}) for p in probs]
 
 
 Predictor = Callable[[list[Image.Image]], np.ndarray]  # images -> probabilities (N, C)

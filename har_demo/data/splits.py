@@ -215,12 +215,3 @@ def load_splits(json_path: str | Path) -> dict[str, list[Sample]]:
         parts[k] = out
     meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
     return Splits(parts, meta)
-
-
-def split_summary(splits: dict[str, list[Sample]]) -> dict[str, dict[str, int]]:
-    """``{split: {class: count, ..., "total": n}}`` for reports."""
-    out = {}
-    for k in SPLIT_NAMES:
-        c = Counter(s.label for s in splits.get(k, []))
-        out[k] = {**{cls: c.get(cls, 0) for cls in CLASSES}, "total": len(splits.get(k, []))}
-    return out

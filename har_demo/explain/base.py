@@ -247,10 +247,6 @@ class _LazyRegistry(Mapping):
 EXPLAINERS: Mapping[str, type[Explainer]] = _LazyRegistry(_METHOD_MODULES)
 
 
-def method_names() -> list[str]:
-    return list(EXPLAINERS)
-
-
 def get_explainer(name: str) -> type[Explainer]:
     try:
         return EXPLAINERS[name]

@@ -230,10 +230,6 @@ class ViTHooks:
         """A (B, N, D) view of a token tensor from a block/norm."""
         return t if self.spec.tokens_batch_first else t.transpose(0, 1)
 
-    @property
-    def readout_count(self) -> int:
-        return len(self.readout_layers or ())
-
     # --- enter / exit ------------------------------------------------------------------------
     def __enter__(self) -> "ViTHooks":  # noqa: PYI034
         try:

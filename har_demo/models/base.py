@@ -136,6 +136,16 @@ class HarModel(nn.Module):
         features: ``training.features``). ``None``: not offered."""
         return None
 
+    def layerwise_groups(self, base_lr: float, decay: float = 0.75) -> list[dict] | None:
+        """Backbone parameter groups with layer-wise decayed LRs (``[{"params", "lr"}, ...]``,
+        input end first) for ``TrainConfig.lr_decay``; ``None``: not offered (one backbone LR)."""
+        return None
+
+    def partial_state_keys(self) -> list[str] | None:
+        """State keys that are not part of the pretrained base weights (head, temperature ...),
+        for partial checkpoints relative to the base; ``None``: not offered (full checkpoints)."""
+        return None
+
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """Named parameter groups for the optimiser: 'head' (new layers) and 'backbone'
         (pretrained layers, which get a smaller LR). Models without a backbone put all in 'head'."""

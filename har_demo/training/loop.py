@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from ..evaluate import classification_report
 from ..models.base import HarModel
 from .config import TrainConfig
-from ..evaluate import classification_report
 from .schedules import param_groups, warmup_cosine
 
 log = logging.getLogger(__name__)

@@ -23,9 +23,9 @@ import numpy as np
 
 from ..data.datasets import Sample
 from ..errors import DataError
+from ..evaluate import classification_report
 from ..labels import CLASSES
 from .dataprep import make_run_data
-from ..evaluate import classification_report
 from .features import FeatureStore
 from .results import write_results
 from .runner import Entry, EntryResult, run_entries

@@ -43,25 +43,3 @@ def confusion_png(confusion: Sequence[Sequence[int]], path: str | Path, title: s
     fig.savefig(path)
     plt.close(fig)
     return path
-
-
-def history_png(history: Sequence[dict], path: str | Path, title: str = "") -> Path:
-    """Train loss and val macro-F1 per epoch."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=110)
-    ep = [h["epoch"] for h in history]
-    ax.plot(ep, [h.get("train_loss", np.nan) for h in history], "o-", label="train loss")
-    ax.plot(ep, [h.get("val_loss", np.nan) for h in history], "s-", label="val loss")
-    ax2 = ax.twinx()
-    ax2.plot(ep, [h.get("val_macro_f1", np.nan) for h in history], "^-", color="tab:green", label="val macro-F1")
-    ax2.set_ylim(0, 1)
-    ax.set_xlabel("epoch")
-    ax.legend(loc="upper left", fontsize=7)
-    ax2.legend(loc="upper right", fontsize=7)
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path

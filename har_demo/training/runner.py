@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
 import shutil
 import time
 from collections import Counter
@@ -27,14 +26,15 @@ import numpy as np
 import torch
 
 from ..errors import HarError, ModelUnavailable
+from ..evaluate import classification_report
 from ..models.base import HarModel
 from ..models.checkpoint import CARD_FILE, WEIGHTS_FILE, save_checkpoint
 from ..models.registry import build_model, get_spec
 from .calibration import calibration_summary, fit_temperature, softmax
+from .card import TrainingCard
 from .config import ConfigError, TrainConfig
 from .data import ImageCache, make_datasets
 from .dataprep import RunData
-from ..evaluate import classification_report
 from .features import FeatureStore, fit_frozen, uses_frozen_features
 from .loop import FitResult, eval_loader, fit, predict_logits, split_metrics, state_copy
 from .seeding import seed_everything
@@ -125,13 +125,14 @@ def partial_keys_for(model: HarModel, entry: Entry) -> tuple[list[str] | None, s
     base is rebuilt from ``model.config`` exactly as ``load_checkpoint`` will, and only tensors that
     differ from it (plus the model's own partial keys and the temperature) are stored. When the base
     is not reproducible (random init) every tensor differs and the checkpoint is full."""
-    if not callable(getattr(model, "partial_state_keys", None)):
+    own_keys = model.partial_state_keys()
+    if own_keys is None:
         return None, "full: this model has no partial-checkpoint support (all its weights are stored)"
     if not entry.pretrained:
         return None, "full: built without pretrained weights (pretrained=false), so there is no base to be relative to"
     base = build_model(entry.model, pretrained=True, **model.config).state_dict()
     state = model.state_dict()
-    keys = set(model.partial_state_keys()) | {"temperature"}
+    keys = set(own_keys) | {"temperature"}
     for k, v in state.items():
         b = base.get(k)
         if b is None or b.shape != v.shape or not torch.equal(b, v.detach().cpu().to(b.dtype)):
@@ -174,6 +175,116 @@ def run_is_complete(run_dir: Path) -> bool:
     return all((run_dir / f).is_file() for f in (WEIGHTS_FILE, CARD_FILE, METRICS_FILE, HISTORY_FILE))
 
 
+@dataclass
+class _Run:
+    """One (entry, seed) while it trains: the recipe's steps below read and fill it."""
+
+    entry: Entry
+    cfg: TrainConfig
+    model: HarModel
+    datasets: dict
+    eval_names: list[str]
+    generator: torch.Generator
+    accelerator: object
+    zeroshot: dict | None = None  # weights before fine-tuning (WiSE-FT's other end)
+
+    def logits_of(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        loader = self.accelerator.prepare(eval_loader(self.datasets[split], self.cfg.eval_batch_size, self.cfg.num_workers))
+        return predict_logits(self.model, loader, self.accelerator)
+
+
+@dataclass
+class _Storage:
+    partial: list[str] | None  # keys stored relative to the base weights; None = full checkpoint
+    note: str
+    stored: list[str]
+    half: bool
+
+
+def _prepare(entry: Entry, data: RunData, cache: ImageCache, seed: int, accelerator) -> _Run:
+    """Seed, build the model, make the datasets; keep the starting weights when WiSE-FT needs them."""
+    cfg = entry.train
+    if not get_spec(entry.model).needs_training:
+        cfg = cfg.replace(epochs=0, lp_epochs=0)
+    generator = seed_everything(seed)
+    model = build_entry_model(entry)
+    eval_names = ["val", *data.eval_splits]
+    parts = {"train": data.splits["train"], **{k: data.splits[k] for k in eval_names}}
+    ds = make_datasets(cache, parts, model.input_size, model.mean, model.std, cfg.augment, model.resize)
+    return _Run(entry, cfg, model, ds, eval_names, generator, accelerator, state_copy(model) if cfg.wise_ft else None)
+
+
+def _fit(run: _Run, desc: str, features: FeatureStore | None, quiet: bool) -> FitResult:
+    """The training loop: on cached frozen-backbone features when the model and config allow it."""
+    if uses_frozen_features(run.model, run.cfg):
+        store = features if features is not None else FeatureStore()
+        return fit_frozen(run.model, run.datasets, run.cfg, run.accelerator, store, run.generator, desc, quiet)
+    return fit(run.model, run.datasets["train"], run.datasets["val"], run.cfg, run.accelerator, run.generator, desc=desc, quiet=quiet)
+
+
+def _wise_ft(run: _Run, result: FitResult) -> dict | None:
+    """WiSE-FT: interpolate back towards the starting (text-initialised) weights, alpha chosen on val."""
+    if not (run.cfg.wise_ft and result.epochs_run > 0):
+        return None
+    wise = choose_alpha(run.model, run.zeroshot, state_copy(run.model), run.cfg.wise_alphas, lambda m: split_metrics(*run.logits_of("val")))
+    wise["chosen_on"] = "val macro-F1 (ties: val loss, then larger alpha)"
+    return wise
+
+
+def _storage(run: _Run) -> _Storage:
+    """What the checkpoint stores (partial or full; fp16 when big), rounded in place to fp16 when
+    half so the metrics measured next are those of the weights that ship."""
+    partial, note = partial_keys_for(run.model, run.entry)
+    state = run.model.state_dict()
+    stored = partial if partial is not None else list(state)
+    save_dtype = run.cfg.save_dtype
+    half = save_dtype == "float16" or (save_dtype == "auto" and _float_bytes(state, stored) > HALF_ABOVE_BYTES)
+    if half:
+        _round_to_half(run.model, stored)
+    return _Storage(partial, note, stored, half)
+
+
+def _evaluate(run: _Run, data: RunData) -> tuple[float, dict, dict]:
+    """Calibrate on val, then (temperature, split -> report, non-val split -> predictions)."""
+    logits = {k: run.logits_of(k) for k in run.eval_names}
+    temperature = fit_temperature(*logits["val"]) if run.cfg.calibrate else 1.0
+    run.model.temperature.fill_(temperature)
+    reports = {k: _report(z, y, temperature, data.splits[k]) for k, (z, y) in logits.items()}
+    predictions = {
+        k: {"y_true": y.tolist(), "probs": softmax(z, temperature).round(6).tolist(), "paths": [s.path for s in data.splits[k]]}
+        for k, (z, y) in logits.items()
+        if k != "val"
+    }
+    return temperature, reports, predictions
+
+
+def _card(run: _Run, data: RunData, seed: int, result: FitResult, wise, storage: _Storage, temperature: float, reports: dict,
+          command: str, argv: Sequence[str] | None) -> TrainingCard:
+    acc = run.accelerator
+    return TrainingCard(
+        label=run.entry.label,
+        seed=seed,
+        data=data.info,
+        split_sizes={k: len(v) for k, v in data.splits.items()},
+        metrics=TrainingCard.card_metrics(reports),
+        calibration=TrainingCard.calibration_of(temperature, reports),
+        wise_ft=wise,
+        training={
+            **run.cfg.to_dict(),
+            **result.to_dict(),
+            "pretrained": run.entry.pretrained,
+            "precision": str(acc.mixed_precision),
+            "device": str(acc.device),
+            "processes": acc.num_processes,
+            "notes": list(run.entry.notes),
+        },
+        weights={"storage": storage.note, "stored_tensors": len(storage.stored), "half": storage.half,
+                 "description": run.model.describe().get("backbone_source")},
+        command=command,
+        argv=list(argv or []),
+    )
+
+
 def train_one(
     entry: Entry,
     data: RunData,
@@ -189,86 +300,27 @@ def train_one(
     """Train one (entry, seed); write its checkpoint, card, history and metrics; return the metrics.
     ``features``: the run's frozen-backbone feature cache (shared across seeds and folds)."""
     started = time.perf_counter()
-    cfg = entry.train
-    spec = get_spec(entry.model)
-    if not spec.needs_training:
-        cfg = cfg.replace(epochs=0, lp_epochs=0)
-    generator = seed_everything(seed)
-    model = build_entry_model(entry)
-    eval_names = ["val", *data.eval_splits]
-    parts = {"train": data.splits["train"], **{k: data.splits[k] for k in eval_names}}
-    ds = make_datasets(cache, parts, model.input_size, model.mean, model.std, cfg.augment, model.resize)
-    zeroshot = state_copy(model) if cfg.wise_ft else None
-
-    desc = f"{entry.label} seed {seed}"
-    if uses_frozen_features(model, cfg):
-        result: FitResult = fit_frozen(model, ds, cfg, accelerator, features if features is not None else FeatureStore(), generator, desc, quiet)
-    else:
-        result = fit(model, ds["train"], ds["val"], cfg, accelerator, generator, desc=desc, quiet=quiet)
-
-    def logits_of(split: str) -> tuple[np.ndarray, np.ndarray]:
-        loader = accelerator.prepare(eval_loader(ds[split], cfg.eval_batch_size, cfg.num_workers))
-        return predict_logits(model, loader, accelerator)
-
-    wise = None
-    if cfg.wise_ft and result.epochs_run > 0:
-        wise = choose_alpha(model, zeroshot, state_copy(model), cfg.wise_alphas, lambda m: split_metrics(*logits_of("val")))
-        wise["chosen_on"] = "val macro-F1 (ties: val loss, then larger alpha)"
-
-    partial, storage_note = partial_keys_for(model, entry)
-    state = model.state_dict()
-    stored = partial if partial is not None else list(state)
-    half = cfg.save_dtype == "float16" or (cfg.save_dtype == "auto" and _float_bytes(state, stored) > HALF_ABOVE_BYTES)
-    if half:
-        _round_to_half(model, stored)
-
-    logits = {k: logits_of(k) for k in eval_names}
-    temperature = fit_temperature(*logits["val"]) if cfg.calibrate else 1.0
-    model.temperature.fill_(temperature)
-    reports = {k: _report(z, y, temperature, data.splits[k]) for k, (z, y) in logits.items()}
-    predictions = {
-        k: {"y_true": y.tolist(), "probs": softmax(z, temperature).round(6).tolist(), "paths": [s.path for s in data.splits[k]]}
-        for k, (z, y) in logits.items()
-        if k != "val"
-    }
-    seconds = time.perf_counter() - started
+    run = _prepare(entry, data, cache, seed, accelerator)
+    result = _fit(run, f"{entry.label} seed {seed}", features, quiet)
+    wise = _wise_ft(run, result)
+    storage = _storage(run)
+    temperature, reports, predictions = _evaluate(run, data)
     metrics = {
         "label": entry.label,
         "model": entry.model,
         "seed": seed,
-        "backbone_source": model.describe().get("backbone_source"),
+        "backbone_source": run.model.describe().get("backbone_source"),
         "fit": result.to_dict(),
         "temperature": temperature,
         "wise_ft": wise,
         "reports": reports,
         "predictions": predictions,
-        "seconds": round(seconds, 2),
+        "seconds": round(time.perf_counter() - started, 2),
     }
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
-        card = {
-            "label": entry.label,
-            "seed": seed,
-            "data": data.info,
-            "split_sizes": {k: len(v) for k, v in data.splits.items()},
-            "metrics": {k: {m: r[m] for m in ("n", "accuracy", "macro_precision", "macro_recall", "macro_f1", "per_class", "confusion", "per_source")} for k, r in reports.items()},
-            "calibration": {"method": "temperature scaling, LBFGS on val NLL", "temperature": temperature, **{k: r["calibration"] for k, r in reports.items()}},
-            "wise_ft": wise,
-            "training": {
-                **cfg.to_dict(),
-                **result.to_dict(),
-                "pretrained": entry.pretrained,
-                "precision": str(accelerator.mixed_precision),
-                "device": str(accelerator.device),
-                "processes": accelerator.num_processes,
-                "notes": list(entry.notes),
-            },
-            "weights": {"storage": storage_note, "stored_tensors": len(stored), "half": half, "description": model.describe().get("backbone_source")},
-            "command": command,
-            "argv": list(argv or []),
-            "environment": {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform()},
-        }
-        save_checkpoint(model, run_dir, card, partial_keys=partial, half=half)
+        card = _card(run, data, seed, result, wise, storage, temperature, reports, command, argv)
+        save_checkpoint(run.model, run_dir, card.to_dict(), partial_keys=storage.partial, half=storage.half)
         _json_dump(result.history, run_dir / HISTORY_FILE)
         _json_dump(metrics, run_dir / METRICS_FILE)
     accelerator.wait_for_everyone()

@@ -53,10 +53,10 @@ def param_groups(model: HarModel, cfg: TrainConfig) -> list[dict]:
     groups = _split_decay(head, cfg.head_lr, cfg.weight_decay, "head")
     if not backbone:
         return groups
-    layerwise = getattr(model, "layerwise_groups", None)
-    if cfg.lr_decay is not None and callable(layerwise):
+    layerwise = model.layerwise_groups(cfg.base_backbone_lr, cfg.lr_decay) if cfg.lr_decay is not None else None
+    if layerwise is not None:
         head_ids = {id(p) for p in head}
-        for g in layerwise(cfg.base_backbone_lr, cfg.lr_decay):
+        for g in layerwise:
             ps = [p for p in g["params"] if id(p) not in head_ids]
             groups += _split_decay(ps, float(g["lr"]), cfg.weight_decay, "backbone")
         covered = {id(p) for g in groups for p in g["params"]}

@@ -18,8 +18,3 @@ STUDY_RESULTS: dict[str, tuple[str, float, str]] = {
     "cnn_base": ("CNN trained from scratch", 0.41, "abstract"),
     "clip_ft": ("fine-tuned CLIP", 0.76, "abstract"),
 }
-
-
-def study_accuracy(model: str) -> float | None:
-    row = STUDY_RESULTS.get(model)
-    return row[1] if row else None
