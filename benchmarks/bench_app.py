@@ -41,11 +41,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from har_demo.commands.bench_startup import app_cold_start
 from har_demo.commands.timing import machine_info
-from har_demo.testing import random_model
 from har_demo.errors import HarError
 from har_demo.models.checkpoint import save_checkpoint
 from har_demo.models.loading import availability, load_model
 from har_demo.models.registry import MODELS
+from har_demo.testing import random_model
 
 DEFAULT_PHOTO = ROOT / "examples" / "standing_woods.jpg"
 

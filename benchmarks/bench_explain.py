@@ -30,15 +30,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from har_demo.commands.timing import machine_info, time_call
-from har_demo.testing import random_model, synthetic_photo
 from har_demo.errors import HarError
 from har_demo.explain.base import applicable_methods, explain
+from har_demo.testing import random_model, synthetic_photo
 
 DEFAULT_MODELS = ("cnn_base", "effnet_lite0", "vit", "clip_zeroshot", "clip_ft", "siglip_ft")
 # method -> list of option sets to time (one row each); methods not listed: defaults only
 VARIANTS: dict[str, list[dict]] = {
-    "integrated_gradients": [dict(steps=8), dict(steps=16)],
-    "occlusion": [dict(window=112, stride=56), dict(window=56, stride=28)],
+    "integrated_gradients": [{"steps": 8}, {"steps": 16}],
+    "occlusion": [{"window": 112, "stride": 56}, {"window": 56, "stride": 28}],
 }
 SLOW = ("integrated_gradients", "occlusion")
 ATTENTION = ("legrad", "rollout", "vit_gradcam")

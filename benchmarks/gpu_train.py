@@ -52,8 +52,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from har_demo.commands.timing import machine_info
-from har_demo.testing import random_model
 from har_demo.labels import CLASSES
+from har_demo.testing import random_model
 
 # Dense bf16 tensor-core peak, TFLOP/s (vendor datasheets, no sparsity). First match wins.
 PEAK_BF16_TFLOPS = (

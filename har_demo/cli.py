@@ -12,7 +12,7 @@ import importlib
 import json
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from .errors import HarError
 

@@ -36,7 +36,7 @@ def classification_report(y_true: Sequence[int], y_pred: Sequence[int]) -> dict:
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     mp, mr, mf, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average="macro", zero_division=0)
     return {
-        "n": int(len(y_true)),
+        "n": len(y_true),
         "accuracy": float(accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
         "macro_precision": float(mp),
         "macro_recall": float(mr),
@@ -123,8 +123,8 @@ def evaluate_model(model: HarModel, samples: Sequence[Sample], batch_size: int =
 def format_report(report: dict) -> str:
     """Human-readable table of a classification report."""
     lines = [
-        f"n={report['n']}  accuracy={report['accuracy']:.3f}  macro P={report['macro_precision']:.3f} "
-        f"R={report['macro_recall']:.3f} F1={report['macro_f1']:.3f}",
+        (f"n={report['n']}  accuracy={report['accuracy']:.3f}  macro P={report['macro_precision']:.3f} "
+        f"R={report['macro_recall']:.3f} F1={report['macro_f1']:.3f}"),
         "",
         f"{'class':<16}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}",
     ]

@@ -189,5 +189,5 @@ class RegionViT(HarModel):
 
 def energy_inside(sal: np.ndarray, frac_h: float = 0.5, frac_w: float = 0.5) -> float:
     h, w = sal.shape
-    inside = sal[: int(round(h * frac_h)), : int(round(w * frac_w))].sum()
+    inside = sal[: round(h * frac_h), : round(w * frac_w)].sum()
     return float(inside / max(sal.sum(), 1e-12))

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from har_demo import testing
-from har_demo.commands import bench
 from har_demo.cli import main
+from har_demo.commands import bench
 from har_demo.explain.legrad import LeGrad
 from har_demo.explain.vit_hooks import explain_mode
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from har_demo.errors import HarError, UnknownName
 from har_demo.commands.explain import add_explain_args, add_explain_eval_args, cmd_explain, cmd_explain_eval
+from har_demo.errors import HarError, UnknownName
 from har_demo.labels import CLASSES
 from har_demo.models.checkpoint import save_checkpoint
 from har_demo.models.registry import build_tiny

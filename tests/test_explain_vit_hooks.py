@@ -49,9 +49,9 @@ def test_explicit_attention_matches_the_model(vit_model):
 
 
 def test_restored_after_an_error(vit_model):
-    with pytest.raises(RuntimeError, match="boom"):
-        with ViTHooks(vit_model, norm1=True, readout_layers=range(len(vit_model.vit_spec().blocks))):
-            raise RuntimeError("boom")
+    blocks = range(len(vit_model.vit_spec().blocks))
+    with pytest.raises(RuntimeError, match="boom"), ViTHooks(vit_model, norm1=True, readout_layers=blocks):
+        raise RuntimeError("boom")
     _no_surgery_left(vit_model)
 
 
@@ -97,9 +97,8 @@ def test_unsupported_attention_module_is_a_one_line_error():
             return ViTSpec([nn.Identity()], [Weird()], [nn.Identity()], 1, 8)
 
     model = Odd()
-    with pytest.raises(HarError, match="Weird is not supported"):
-        with ViTHooks(model):
-            pass
+    with pytest.raises(HarError, match="Weird is not supported"), ViTHooks(model):
+        pass
     _no_surgery_left(model)
 
 

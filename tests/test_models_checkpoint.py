@@ -85,7 +85,7 @@ class _Boom:
 
 
 def test_pickle_in_checkpoint_dir_is_never_executed(saved, tmp_path, monkeypatch):
-    model, ck = saved
+    _model, ck = saved
     flag = tmp_path / "flag"
     monkeypatch.setenv("BOOM_FILE", str(flag))
     # A malicious pickle under every name a careless loader might try.

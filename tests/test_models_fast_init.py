@@ -9,9 +9,9 @@ import torch
 from torch import nn
 from torch.nn import init
 
-from har_demo.testing import random_model, synthetic_photo
 from har_demo.models.checkpoint import load_checkpoint, save_checkpoint
 from har_demo.models.fast_init import RANDOM_INITIALISERS, skip_param_init
+from har_demo.testing import random_model, synthetic_photo
 
 
 def test_random_initialisers_are_skipped_inside_and_work_outside():

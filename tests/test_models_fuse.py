@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from har_demo.testing import random_model, synthetic_photo
 from har_demo.explain.base import explain
 from har_demo.models.fuse import fold_batchnorm, foldable
+from har_demo.testing import random_model, synthetic_photo
 from har_demo.ui.bank import ModelBank
 
 

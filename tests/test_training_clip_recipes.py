@@ -13,6 +13,7 @@ pytest.importorskip("open_clip")
 
 from har_demo.data.datasets import load_dataset
 from har_demo.data.splits import load_splits
+from har_demo.evaluate import evaluate_model
 from har_demo.models.checkpoint import load_checkpoint
 from har_demo.models.clip import wise_ft
 from har_demo.models.registry import build_model
@@ -20,7 +21,6 @@ from har_demo.models.tiny import tiny_clip_cfg
 from har_demo.training.config import TrainConfig
 from har_demo.training.data import ImageCache
 from har_demo.training.dataprep import make_run_data
-from har_demo.evaluate import evaluate_model
 from har_demo.training.loop import make_accelerator, state_copy
 from har_demo.training.runner import Entry, train_one
 from har_demo.training.schedules import param_groups

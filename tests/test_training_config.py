@@ -7,8 +7,8 @@ import json
 import pytest
 
 from har_demo.data.transforms import STUDY_AUGMENT
-from har_demo.training.cli import build_parser
 from har_demo.models.registry import get_spec
+from har_demo.training.cli import build_parser
 from har_demo.training.config import ConfigError, parse_overrides, train_config_for
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from har_demo.errors import DataError
-from har_demo.labels import CLASSES
 from har_demo.evaluate import classification_report
+from har_demo.labels import CLASSES
 from har_demo.ui import batch as bt
 
 

@@ -13,7 +13,6 @@ from har_demo.ui import callbacks as cbm
 from har_demo.ui.text import msg, text
 from tests.test_ui_support import card_values, example_photo
 
-
 PREDICTED = text("controls", "target_predicted")
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from har_demo.models.checkpoint import save_checkpoint
 from har_demo.models.registry import build_model, get_spec
-from har_demo.ui.process import free_port  # noqa: F401  (re-exported for the UI tests)
+from har_demo.ui.process import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"

@@ -35,9 +35,10 @@ import os
 import random
 import re
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -148,10 +149,12 @@ def _verb_subject(words: list[str], i: int) -> str | None:
     while j >= 0 and words[j] in _LINK:
         j -= 1
     kind = _noun_kind(words, j) if j >= 0 else None
-    if kind == "object" and first is not None and first < j and _noun_kind(words, first) == "person":
-        # "a man on a snowboard standing", "a woman holding an umbrella walking": the object is not the subject
-        if any(w in _ATTACHED for w in words[first + 1 : j]):
-            return "person"
+    # "a man on a snowboard standing", "a woman holding an umbrella walking": the object is not the subject
+    if (
+        kind == "object" and first is not None and first < j and _noun_kind(words, first) == "person"
+        and any(w in _ATTACHED for w in words[first + 1 : j])
+    ):
+        return "person"
     if kind:
         return kind
     return _noun_kind(words, first) if first is not None else None
@@ -170,11 +173,12 @@ def caption_activity(caption: str) -> str | None:
             continue
         prev = words[i - 1] if i else ""
         nxt = words[i + 1] if i + 1 < len(words) else ""
-        if w in ("stand", "stands", "run", "runs", "sit", "walk", "walks", "jog", "stroll") and (
-            prev in _DETERMINERS or prev in _NOUN_MODIFIERS
+        if (
+            w in ("stand", "stands", "run", "runs", "sit", "walk", "walks", "jog", "stroll")
+            and (prev in _DETERMINERS or prev in _NOUN_MODIFIERS)
+            and not (w == "walk" and prev in ("a", "the"))  # "taking a walk" is walking
         ):
-            if not (w == "walk" and prev in ("a", "the")):  # "taking a walk" is walking
-                continue
+            continue
         if prev in _NOUN_MODIFIERS and w in ("stand", "stands", "run", "runs"):
             continue
         if nxt in _COMPOUND_HEADS and w.endswith("ing"):

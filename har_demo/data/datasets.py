@@ -15,9 +15,10 @@ import csv
 import difflib
 import os
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 from PIL import Image
@@ -236,15 +237,15 @@ class ImageDataset(torch.utils.data.Dataset):
 
 
 __all__ = [
+    "ImageDataset",
     "Sample",
     "SampleList",
-    "ImageDataset",
+    "class_counts",
+    "is_image_file",
+    "load_dataset",
     "load_folder",
     "load_manifest",
-    "write_manifest",
-    "load_dataset",
-    "class_counts",
-    "resolve_class_name",
     "normalize_class_name",
-    "is_image_file",
+    "resolve_class_name",
+    "write_manifest",
 ]

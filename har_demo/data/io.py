@@ -15,7 +15,6 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -29,7 +28,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".
 # Only these decoders are ever tried (no EPS/Ghostscript, no exotic plugins); MPO is opened by JPEG.
 DECODE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
 
-ImageSource = Union[str, Path, bytes, Image.Image, np.ndarray]
+ImageSource = str | Path | bytes | Image.Image | np.ndarray
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:

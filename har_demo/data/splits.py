@@ -19,8 +19,9 @@ import logging
 import os
 import random
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from ..errors import DataError
 from ..labels import CLASSES

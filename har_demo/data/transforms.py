@@ -14,7 +14,7 @@ the original photo by cropping that box and resizing.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from PIL import Image

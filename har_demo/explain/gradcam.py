@@ -8,6 +8,8 @@ backward: the class is chosen from that same forward when none is given.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from captum.attr import LayerAttribution, LayerGradCam
 
@@ -18,7 +20,7 @@ from .base import ClassScore, Explainer
 class GradCAM(Explainer):
     name = "gradcam"
     summary = "Grad-CAM on the last conv block (CNNs)"
-    defaults = {"interpolate_mode": "bilinear"}
+    defaults: ClassVar[dict] = {"interpolate_mode": "bilinear"}
 
     @classmethod
     def applies_to(cls, model: HarModel) -> bool:

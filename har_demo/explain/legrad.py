@@ -24,6 +24,8 @@ this against one backward per layer).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from ..errors import HarError
@@ -35,7 +37,7 @@ from .vit_hooks import ViTHooks
 class LeGrad(ViTExplainer):
     name = "legrad"
     summary = "LeGrad: layer-wise gradients w.r.t. attention maps (ViT/CLIP)"
-    defaults = {"start_layer": 0, "readout": "mean", "rows": "all"}
+    defaults: ClassVar[dict] = {"start_layer": 0, "readout": "mean", "rows": "all"}
 
     def attribute(self, model: HarModel, x: torch.Tensor, target: int | None):
         readout, rows = self.opts["readout"], self.opts["rows"]

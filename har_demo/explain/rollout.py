@@ -10,6 +10,8 @@ a class token). One forward, one backward.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from ..models.base import HarModel
@@ -20,7 +22,7 @@ from .vit_hooks import ViTHooks
 class GradRollout(ViTExplainer):
     name = "rollout"
     summary = "Chefer et al. gradient-weighted attention rollout (ViT/CLIP)"
-    defaults = {"start_layer": 0}
+    defaults: ClassVar[dict] = {"start_layer": 0}
 
     def attribute(self, model: HarModel, x: torch.Tensor, target: int | None):
         spec = model.vit_spec()

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from ..models.base import HarModel
@@ -15,7 +17,7 @@ from .vit_hooks import ViTHooks
 class ViTGradCAM(ViTExplainer):
     name = "vit_gradcam"
     summary = "Grad-CAM on the patch tokens of the last block's norm1 (ViT/CLIP)"
-    defaults: dict = {}
+    defaults: ClassVar[dict] = {}
 
     def attribute(self, model: HarModel, x: torch.Tensor, target: int | None):
         prefix = model.vit_spec().num_prefix_tokens

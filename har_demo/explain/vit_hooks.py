@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -231,7 +231,7 @@ class ViTHooks:
         return t if self.spec.tokens_batch_first else t.transpose(0, 1)
 
     # --- enter / exit ------------------------------------------------------------------------
-    def __enter__(self) -> "ViTHooks":  # noqa: PYI034
+    def __enter__(self) -> ViTHooks:  # noqa: PYI034
         try:
             if self.attention:
                 impls = [_attention_impl(m) for m in self.spec.attn]  # fail before touching anything
@@ -320,7 +320,7 @@ class ViTHooks:
         gh, gw = self.spec.grid(input_size)
         if gh * gw == n_tokens:
             return gh, gw
-        g = int(round(math.sqrt(n_tokens)))
+        g = round(math.sqrt(n_tokens))
         if g * g == n_tokens:
             return g, g
         raise HarError(f"cannot arrange {n_tokens} patch tokens on a grid (patch size {self.spec.patch_size}, input {input_size})")

@@ -6,10 +6,10 @@ from .loading import availability, load_model
 from .registry import MODELS, ModelSpec, build_model, get_spec, model_names
 
 __all__ = [
-    "HarModel",
-    "ViTSpec",
     "MODELS",
+    "HarModel",
     "ModelSpec",
+    "ViTSpec",
     "availability",
     "build_model",
     "get_spec",

@@ -11,8 +11,9 @@ Hooks themselves live in ``explain/`` (one wrapper); models only point at their 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch

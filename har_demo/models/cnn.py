@@ -29,7 +29,7 @@ class SmallCNN(HarModel):
         widths = tuple(int(w) for w in widths)
         super().__init__(
             input_size,
-            config=dict(input_size=input_size, widths=list(widths), hidden=hidden, pool=pool, batch_norm=batch_norm, dropout=dropout),
+            config={"input_size": input_size, "widths": list(widths), "hidden": hidden, "pool": pool, "batch_norm": batch_norm, "dropout": dropout},
         )
         chans = (3, *widths)
         self.features = nn.Sequential(*[_block(chans[i], chans[i + 1], batch_norm) for i in range(len(widths))])
@@ -59,7 +59,7 @@ class PixelMLP(HarModel):
 
     def __init__(self, input_size=64, hidden=(256, 128), dropout=0.2):
         hidden = tuple(int(h) for h in hidden)
-        super().__init__(input_size, config=dict(input_size=input_size, hidden=list(hidden), dropout=dropout))
+        super().__init__(input_size, config={"input_size": input_size, "hidden": list(hidden), "dropout": dropout})
         dims = (3 * input_size * input_size, *hidden)
         layers: list[nn.Module] = [nn.Flatten()]
         for i in range(len(hidden)):

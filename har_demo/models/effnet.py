@@ -66,7 +66,7 @@ class EffNetLite0(HarModel):
     channels_last = True
 
     def __init__(self, pretrained: bool = True, input_size: int = 224, dropout: float = 0.2, resize: str = "pad"):
-        super().__init__(input_size, MEAN, MEAN, config=dict(input_size=input_size, dropout=dropout, resize=resize))
+        super().__init__(input_size, MEAN, MEAN, config={"input_size": input_size, "dropout": dropout, "resize": resize})
         self.backbone = imagenet_backbone(pretrained)
         self.backbone.reset_classifier(0)  # keep features, drop the 1000-way layer
         self.dropout = nn.Dropout(dropout)
