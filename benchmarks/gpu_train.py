@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 from har_demo.commands.timing import machine_info
 from har_demo.labels import CLASSES
+from har_demo.models.registry import get_spec
 from har_demo.testing import random_model
 
 # Dense bf16 tensor-core peak, TFLOP/s (vendor datasheets, no sparsity). First match wins.
@@ -392,7 +393,7 @@ def bench_model(name: str, args, device: torch.device, peak: float | None) -> di
 def bench_reference(args, device: torch.device, peak: float | None) -> dict:
     import timm
 
-    kwargs = {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2} if args.dry_run else {}
+    kwargs = get_spec("vit").tiny_config()["timm_kwargs"] if args.dry_run else {}  # the same tiny ViT as the registry's
     size = kwargs.get("img_size", 224)
 
     def build():

@@ -171,7 +171,9 @@ def test_gpu_train_flops_count_attention_projections():
     import timm
 
     gt = _gpu_train()
-    kw = {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2}
+    from har_demo.models.registry import get_spec
+
+    kw = get_spec("vit").tiny_config()["timm_kwargs"]
     ref = gt.train_flops_per_image(
         timm.create_model("vit_base_patch32_224", pretrained=False, num_classes=3, **kw), 32, torch.device("cpu")
     )

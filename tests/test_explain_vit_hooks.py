@@ -33,13 +33,19 @@ def _no_surgery_left(model):
         assert not m._forward_hooks and not m._forward_pre_hooks
 
 
+def _matches_without_hooks(model, x) -> ViTHooks:
+    """The model's output is the same with the explicit-attention hooks in place; the hooks."""
+    with torch.no_grad():
+        ref = model(x)
+        with ViTHooks(model) as hooks:
+            out = model(x)
+    assert torch.allclose(out, ref, atol=1e-5)
+    return hooks
+
+
 def test_explicit_attention_matches_the_model(vit_model):
     x = _x(vit_model)
-    with torch.no_grad():
-        ref = vit_model(x)
-        with ViTHooks(vit_model) as hooks:
-            out = vit_model(x)
-    assert torch.allclose(out, ref, atol=1e-5)
+    hooks = _matches_without_hooks(vit_model, x)
     spec = vit_model.vit_spec()
     n_tokens = spec.num_prefix_tokens + (x.shape[-1] // spec.patch_size) ** 2
     for probs in hooks.attn_probs:
@@ -127,10 +133,6 @@ def test_explicit_timm_attention_matches_fused_with_a_mask():
 
     model = RegionViT().eval()  # passes a boolean attention mask to every block
     x = _x(model)
-    with torch.no_grad():
-        ref = model(x)
-        with ViTHooks(model) as hooks:
-            out = model(x)
-    assert torch.allclose(out, ref, atol=1e-5)
+    hooks = _matches_without_hooks(model, x)
     masked = ~model.allowed
     assert float(hooks.attn_probs[0][0][:, masked].abs().max()) == 0.0

@@ -18,12 +18,12 @@ from har_demo.models import sources
 from har_demo.models.checkpoint import load_checkpoint, save_checkpoint
 from har_demo.models.clip import check_clip, check_siglip, wise_ft
 from har_demo.models.loading import availability
-from har_demo.models.registry import build_model
-from har_demo.models.tiny import tiny_clip_cfg, tiny_siglip_cfg
+from har_demo.models.registry import build_model, get_spec
+from har_demo.models.tiny import tiny_siglip_cfg
 
 from .vit_helpers import go_offline, last_block_tokens
 
-TINY = tiny_clip_cfg()
+TINY = get_spec("clip_ft").tiny_config()["model_cfg"]  # the registry's tiny open_clip config
 TINY_SIGLIP = {**TINY, "init_logit_scale": 2.3, "init_logit_bias": -10.0}
 TINY_TIMM_TOWER = tiny_siglip_cfg(image_size=160)  # SigLIP-2-like open_clip TimmModel tower
 CONFIGS = {

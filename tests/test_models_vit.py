@@ -13,12 +13,12 @@ from safetensors.torch import save_file
 from har_demo.errors import ModelUnavailable
 from har_demo.models import sources
 from har_demo.models.checkpoint import load_checkpoint, save_checkpoint
-from har_demo.models.registry import build_model
+from har_demo.models.registry import build_model, get_spec
 from har_demo.models.vit import check_vit
 
 from .vit_helpers import go_offline, last_block_tokens
 
-TINY = {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2}
+TINY = get_spec("vit").tiny_config()["timm_kwargs"]
 
 
 def tiny(**extra):

@@ -165,6 +165,11 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f}"
 
 
+def _table(rows: list[dict] | None, title: str, header: str, line: Callable[[dict], str]) -> list[str]:
+    """A blank line, the section title, the column header and one line per row (nothing when no rows)."""
+    return ["", title, header, *map(line, rows)] if rows else []
+
+
 def format_report(report: dict) -> str:
     """The printed tables."""
     m = report["meta"]
@@ -193,26 +198,18 @@ def format_report(report: dict) -> str:
                 + " ".join(f"{tp[str(b)]['images_per_s']:>11.1f}" for b in batches)
                 + f" {share:>10.0%}"
             )
-    if report.get("references"):
-        lines += [
-            "",
-            "## ours vs plain reference (ratio = reference / ours; > 1: ours faster)",
-            f"{'model':<14} {'comparison':<66} {'ours ms':>8} {'ref ms':>8} {'ratio':>6}",
-        ]
-        for r in report["references"]:
-            lines.append(
-                f"{r['model']:<14} {r['comparison']:<66} {_ms(r['ours']['median_s']):>8} {_ms(r['reference']['median_s']):>8} {r['ratio']:>6.2f}"
-            )
-    if report.get("maps"):
-        lines += [
-            "",
-            "## one map (default options; * = the model's default method)",
-            f"{'model':<14} {'method':<22} {'median ms':>10} {'min ms':>8}",
-        ]
-        for r in report["maps"]:
-            lines.append(
-                f"{r['model']:<14} {r['method'] + ('*' if r['default'] else ''):<22} {_ms(r['median_s']):>10} {_ms(r['min_s']):>8}"
-            )
+    lines += _table(
+        report.get("references"),
+        "## ours vs plain reference (ratio = reference / ours; > 1: ours faster)",
+        f"{'model':<14} {'comparison':<66} {'ours ms':>8} {'ref ms':>8} {'ratio':>6}",
+        lambda r: f"{r['model']:<14} {r['comparison']:<66} {_ms(r['ours']['median_s']):>8} {_ms(r['reference']['median_s']):>8} {r['ratio']:>6.2f}",
+    )
+    lines += _table(
+        report.get("maps"),
+        "## one map (default options; * = the model's default method)",
+        f"{'model':<14} {'method':<22} {'median ms':>10} {'min ms':>8}",
+        lambda r: f"{r['model']:<14} {r['method'] + ('*' if r['default'] else ''):<22} {_ms(r['median_s']):>10} {_ms(r['min_s']):>8}",
+    )
     if report.get("photo"):
         p = report["photo"]
         lines += [
@@ -239,16 +236,15 @@ def format_report(report: dict) -> str:
                 f"app.py: server up {a['server_up_s']:.1f} s, first /predict answer {a['cold_start_to_first_answer_s']:.1f} s, "
                 f"warm /predict {a['http_median_s']:.2f} s"
             )
-    if report.get("training"):
-        lines += [
-            "",
-            "## training throughput (the trainer incl. augmentation - loop.fit, or fit_frozen with its feature extraction for frozen backbones - vs plain forward/backward/AdamW step)",
-            f"{'model':<14} {'size':>4} {'batch':>5} {'fit img/s':>10} {'plain img/s':>12} {'ratio':>6}",
-        ]
-        for r in report["training"]:
-            lines.append(
-                f"{r['model']:<14} {r['input_size']:>4} {r['batch_size']:>5} {r['images_per_s']:>10.1f} {r['plain_step_images_per_s']:>12.1f} {r['ratio_vs_plain']:>6.2f}"
-            )
+    lines += _table(
+        report.get("training"),
+        "## training throughput (the trainer incl. augmentation - loop.fit, or fit_frozen with its feature extraction for frozen backbones - vs plain forward/backward/AdamW step)",
+        f"{'model':<14} {'size':>4} {'batch':>5} {'fit img/s':>10} {'plain img/s':>12} {'ratio':>6}",
+        lambda r: (
+            f"{r['model']:<14} {r['input_size']:>4} {r['batch_size']:>5} {r['images_per_s']:>10.1f} "
+            f"{r['plain_step_images_per_s']:>12.1f} {r['ratio_vs_plain']:>6.2f}"
+        ),
+    )
     if report.get("goals"):
         lines += ["", "## goals"] + [f"[{'met' if g['met'] else 'NOT met'}] {g['goal']}: {g['value']}" for g in report["goals"]]
     return "\n".join(lines)
