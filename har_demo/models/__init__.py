@@ -1,5 +1,6 @@
-"""Model zoo: one registry (registry.py), one file per family, checkpoints in checkpoint.py.
-Never imports explain/, training/ or ui/."""
+"""Model zoo: one registry (registry.py: every fact about each model), one file per family,
+checkpoints in checkpoint.py, a model ready to use (checkpoint or pretrained weights) in loading.py.
+Never imports explain/, training/ or ui/ (tests/test_layers.py checks it)."""
 
 from .base import HarModel, ViTSpec
 from .loading import availability, load_model
