@@ -13,6 +13,7 @@ explanations are known in advance. Nothing in the library layers imports this mo
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,6 +38,21 @@ def synthetic_photo(w: int = 640, h: int = 480, seed: int = 0, noise: float = 30
     yy, xx = np.mgrid[0:h, 0:w]
     base = np.stack([xx * 255 / w, yy * 255 / h, (xx + yy) * 127 / (w + h)], axis=-1)
     return Image.fromarray(np.clip(base + rng.normal(0, noise, (h, w, 3)), 0, 255).astype(np.uint8), "RGB")
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PERSON_PHOTOS = {
+    "standing": REPO_ROOT / "examples" / "standing_woods.jpg",  # CC BY-SA 2.0 (examples/LICENSES.md)
+    "sitting": REPO_ROOT / "tests" / "assets" / "sitting_motorcycle.jpg",  # CC BY 2.0 (tests/assets/LICENSES.md)
+}
+
+
+def person_photo(kind: str = "standing") -> Image.Image:
+    """A real CC-licensed photo in which the person finder finds one person (``standing`` /
+    ``sitting``), for tests of person-centred models and maps."""
+    from .data.io import load_image
+
+    return load_image(PERSON_PHOTOS[kind])
 
 
 def sample_image(w: int = 48, h: int = 40, seed: int = 0) -> Image.Image:

@@ -16,7 +16,7 @@ from har_demo.explain.base import (
     explain_full,
     get_explainer,
 )
-from har_demo.testing import CHEAP_OPTS, RegionCNN, sample_image, tiny_models
+from har_demo.testing import CHEAP_OPTS, RegionCNN, person_photo, sample_image, tiny_models
 
 MODELS = tiny_models()
 _cache: dict[str, torch.nn.Module] = {}
@@ -46,11 +46,12 @@ def input_gradients_differ(model, image) -> bool:
 @pytest.mark.parametrize("model_name, method", CASES)
 def test_map_shape_range_alignment_and_class(model_name, method):
     model = model_for(model_name)
-    image = sample_image(45, 30)  # non-square: the map must come back at 30 x 45
+    # non-square: the map must come back at the photo's size; models that need a person get a photo with one
+    image = person_photo() if model.needs_person else sample_image(45, 30)
     opts = CHEAP_OPTS.get(method, {})
     maps = {c: explain_full(model, image, method, c, **opts) for c in (0, 1)}
     for c, e in maps.items():
-        assert e.saliency.shape == (30, 45)
+        assert e.saliency.shape == (image.height, image.width)
         assert e.saliency.dtype == np.float32
         assert 0.0 <= e.saliency.min() and e.saliency.max() <= 1.0
         assert e.target == c
@@ -62,10 +63,12 @@ def test_map_shape_range_alignment_and_class(model_name, method):
 
 
 def test_method_names_and_applicability():
-    assert list(EXPLAINERS) == ["gradcam", "legrad", "rollout", "vit_gradcam", "integrated_gradients", "occlusion"]
+    assert list(EXPLAINERS) == ["gradcam", "legrad", "rollout", "vit_gradcam", "integrated_gradients", "occlusion", "landmarks"]
     assert applicable_methods(model_for("cnn_base")) == ["gradcam", "integrated_gradients", "occlusion"]
     assert applicable_methods(model_for("fnn")) == ["integrated_gradients", "occlusion"]
     assert applicable_methods(model_for("vit")) == ["legrad", "rollout", "vit_gradcam", "integrated_gradients", "occlusion"]
+    assert applicable_methods(model_for("effnet_person")) == ["gradcam", "integrated_gradients", "occlusion", "landmarks"]
+    assert applicable_methods(model_for("pose_mlp")) == ["landmarks"]  # it reads no pixel
 
 
 def test_default_method_from_registry_spec_else_first_applicable():

@@ -115,11 +115,12 @@ def test_box_parsing_and_clipping():
     assert box_mask((10, 10), (-5, -5, 100, 3)).sum() == 30
 
 
-def test_pose_ambiguity_flags_only_close_sitting_standing():
+def test_pose_ambiguity_flags_any_close_pair():
     close = pose_ambiguity([0.45, 0.40, 0.15])
-    assert close["flag"] and close["margin"] == pytest.approx(0.05)
+    assert close["flag"] and close["margin"] == pytest.approx(0.05) and close["sitting_standing"]
+    other = pose_ambiguity([0.45, 0.15, 0.40])
+    assert other["flag"] and other["pair"] == "sitting/walking_running" and not other["sitting_standing"]
     assert {close["top1"], close["top2"]} == {"sitting", "standing"}
-    assert not pose_ambiguity([0.45, 0.15, 0.40])["flag"]  # sitting vs walking: not this confusion
     assert not pose_ambiguity([0.80, 0.15, 0.05])["flag"]  # clear margin
     assert pose_ambiguity([0.30, 0.50, 0.20], threshold=0.25)["flag"]
     with pytest.raises(HarError):

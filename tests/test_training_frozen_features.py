@@ -64,10 +64,12 @@ def test_views(tiny_run):
     ds = make_datasets(cache, {"train": data.splits["train"], "val": data.splits["val"]}, 32, (0.5,) * 3, (0.5,) * 3, CFG.augment, "pad")
     views = view_transforms(ds["train"], ds["val"], CFG)
     assert len(views) == 3
-    img = ds["train"].images[ds["train"].indices[0]]
-    from torchvision import tv_tensors
+    from har_demo.training.data import CachedDataset
 
-    clean, flipped = views[0](tv_tensors.Image(img)), views[1](tv_tensors.Image(img))
+    train = ds["train"]
+    (clean_tf, clean_flip), (mirror_tf, mirror_flip) = views[0], views[1]
+    clean = CachedDataset(train.images, train.samples[:1], clean_tf, train.indices[:1], flip=clean_flip)[0][0]
+    flipped = CachedDataset(train.images, train.samples[:1], mirror_tf, train.indices[:1], flip=mirror_flip)[0][0]
     assert torch.allclose(flipped, clean.flip(-1))  # view 1 is the exact mirror
     assert len(view_transforms(ds["train"], ds["val"], CFG.replace(augment=()))) == 1  # nothing to vary
     assert len(view_transforms(ds["train"], ds["val"], CFG.replace(augment=("hflip",)))) == 2  # clean + mirror only

@@ -43,6 +43,7 @@ _METHOD_MODULES: dict[str, str] = {
     "vit_gradcam": "vit_gradcam:ViTGradCAM",
     "integrated_gradients": "integrated_gradients:IntegratedGradientsExplainer",
     "occlusion": "occlusion:OcclusionExplainer",
+    "landmarks": "landmarks:LandmarkAttribution",
 }
 
 
@@ -56,6 +57,8 @@ class Explanation:
     probs: np.ndarray  # (n_classes,) calibrated probabilities of the unperturbed image
     input_size: int  # model resolution the map was computed at
     options: dict[str, Any] = field(default_factory=dict)
+    person: Any = None  # the person the model's view was built from (person-crop / pose models), or None
+    view_box: tuple[int, int, int, int] | None = None  # where the model's view lies in the photo
 
     @property
     def predicted(self) -> int:
@@ -84,8 +87,11 @@ class Explainer:
     # --- what subclasses provide -----------------------------------------------------------
     @classmethod
     def applies_to(cls, model: HarModel) -> bool:
-        """Whether the method can explain this model (checked before any work)."""
-        return True
+        """Whether the method can explain this model (checked before any work). Default: any
+        model that looks at the image (``pose_mlp`` sees only landmarks: no pixel matters to it)."""
+        return model.uses_image
+
+    view = None  # set by ``explain`` to the model's ``View`` of the photo before ``attribute`` runs
 
     @classmethod
     def requirement(cls) -> str:
@@ -111,12 +117,18 @@ class Explainer:
         target = resolve_class(model, target_class)
         with explain_mode(model), input_size_override(model, self.input_size):
             size = model.input_size
+            view = model.views([pil])[0]
+            self.view = view  # what the model saw (photo or person crop, the person): landmark maps need it
             with torch.inference_mode(False), torch.enable_grad():
-                x = model.preprocess([pil])
+                x = model.preprocess_views([view])
                 raw, logits, target = self.attribute(model, x, target)
         probs = torch.softmax(logits.detach().float()[0] / model.temperature.detach().float(), dim=-1).cpu().numpy()
-        sal = to_image_map(raw, pil.size, content_box(pil.size, size, model.resize), size)
-        return Explanation(self.name, sal, int(target), probs.astype(np.float32), int(size), dict(self.opts))
+        sal = to_image_map(raw, view.image.size, content_box(view.image.size, size, model.resize), size)
+        if view.box != (0, 0, pil.width, pil.height):  # a person crop: the map covers the box only
+            from ..person.crop import place_map
+
+            sal = place_map(sal, view.box, pil.size)
+        return Explanation(self.name, sal, int(target), probs.astype(np.float32), int(size), dict(self.opts), view.person, view.box)
 
 
 class ViTExplainer(Explainer):
@@ -162,6 +174,21 @@ class ClassScore:
             if self.target is None:
                 self.target = int(self.logits[0].argmax())
         return logits[:, self.target]
+
+
+def image_forward(model: HarModel, x: torch.Tensor):
+    """``(forward, images)`` for input-attribution methods: for a model whose input carries an
+    aux plane (pose vector, ``HarModel.pack_aux``) the attribution runs over the image channels
+    only and the vector stays as it is; otherwise ``(model, x)``."""
+    if not model.aux_features:
+        return model, x
+    images = x[:, :3]
+    aux = x[:, 3:]
+
+    def forward(img: torch.Tensor) -> torch.Tensor:
+        return model(torch.cat([img, aux.expand(img.shape[0], -1, -1, -1)], dim=1))
+
+    return forward, images
 
 
 def plain_logits(model: HarModel, x: torch.Tensor) -> torch.Tensor:

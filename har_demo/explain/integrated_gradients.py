@@ -16,7 +16,7 @@ from captum.attr import IntegratedGradients
 
 from ..errors import HarError
 from ..models.base import HarModel
-from .base import Explainer, plain_logits
+from .base import Explainer, image_forward, plain_logits
 
 
 def signed_map(attr: torch.Tensor, sign: str) -> torch.Tensor:
@@ -50,7 +50,8 @@ class IntegratedGradientsExplainer(Explainer):
             raise HarError("integrated_gradients needs steps >= 1 and batch >= 1")
         logits = plain_logits(model, x)
         target = int(logits[0].argmax()) if target is None else target
-        attr = IntegratedGradients(model).attribute(
-            x, baselines=torch.zeros_like(x), target=target, n_steps=steps, internal_batch_size=batch
+        forward, img = image_forward(model, x)
+        attr = IntegratedGradients(forward).attribute(
+            img, baselines=torch.zeros_like(img), target=target, n_steps=steps, internal_batch_size=batch
         )
         return clip_outliers(signed_map(attr.detach(), self.opts["sign"]), float(self.opts["outlier_perc"])), logits, target

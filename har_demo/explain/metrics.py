@@ -7,8 +7,10 @@
   insertion = more faithful. A random map (seeded, smooth 7x7 blobs) is the baseline.
 * Background drift - share of the map's energy (sum of values) inside the person (COCO person
   mask or a user box): near 1 = looks at the person; a model that looks at the bench scores low.
-* Pose ambiguity - margin between the top two class probabilities; flagged when the two are
-  sitting and standing and the margin is under a threshold.
+* Person share - the same share measured inside the person mask the person finder found, on
+  every map automatically (``person_share``).
+* Ambiguity - margin between the top two class probabilities; flagged for any pair whose margin
+  is under a threshold (the UI adds the body evidence from the landmarks).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from ..data.io import ImageSource, load_image
+from ..data.transforms import content_box
 from ..errors import HarError
 from ..labels import CLASSES
 from ..models.base import HarModel
@@ -62,14 +65,23 @@ def _blur(x: torch.Tensor) -> torch.Tensor:
     return TF.gaussian_blur(x, kernel_size=[k, k], sigma=[sigma, sigma])
 
 
-def _masks(saliency: np.ndarray, size: int, steps: int) -> torch.Tensor:
-    """(steps+1, 1, S, S) bool: the top ``k/steps`` fraction of pixels by saliency for each k."""
-    sal = cv2.resize(np.asarray(saliency, dtype=np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+def _masks(saliency: np.ndarray, size: int, steps: int, box: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+    """(steps+1, 1, S, S) bool: the top ``k/steps`` fraction of the photo's pixels by saliency.
+
+    ``box`` is where the photo lies in the S x S model input (``data.transforms.content_box``):
+    the photo-aligned map is resized into that box only, and only its pixels are ranked and
+    counted, so a letterboxed model never has its grey padding "deleted" as if it were evidence."""
+    x0, y0, x1, y1 = box if box is not None else (0, 0, size, size)
+    w, h = max(1, x1 - x0), max(1, y1 - y0)
+    sal = cv2.resize(np.asarray(saliency, dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    n = w * h
     order = np.argsort(-sal.ravel(), kind="stable")
-    ranks = np.empty(size * size, dtype=np.int64)
-    ranks[order] = np.arange(size * size)
-    counts = np.round(np.linspace(0, size * size, steps + 1)).astype(np.int64)
-    return torch.from_numpy(ranks.reshape(1, 1, size, size) < counts.reshape(-1, 1, 1, 1))
+    ranks = np.empty(n, dtype=np.int64)
+    ranks[order] = np.arange(n)
+    counts = np.round(np.linspace(0, n, steps + 1)).astype(np.int64)
+    out = np.zeros((steps + 1, 1, size, size), dtype=bool)
+    out[:, :, y0 : y0 + h, x0 : x0 + w] = ranks.reshape(1, 1, h, w) < counts.reshape(-1, 1, 1, 1)
+    return torch.from_numpy(out)
 
 
 def perturbation_curves(
@@ -81,18 +93,29 @@ def perturbation_curves(
     batch: int = 32,
 ) -> dict[str, np.ndarray]:
     """Deletion and insertion curves for several maps of one image: ``{"deletion": (M, steps+1),
-    "insertion": (M, steps+1)}`` probabilities of class ``target``. Forwards are batched."""
+    "insertion": (M, steps+1)}`` probabilities of class ``target``. Forwards are batched.
+
+    The maps are photo-aligned (as explainers return them); each is taken over the model's view
+    of the photo (the person box for person-crop models) and placed inside the photo's
+    ``content_box`` of the model input. Only image channels are perturbed (a pose vector that
+    rides in an extra plane stays)."""
     if steps < 1:
         raise HarError("deletion/insertion need steps >= 1")
     pil = load_image(image)
     with explain_mode(model), torch.no_grad():
-        x = model.preprocess([pil])
+        view = model.views([pil])[0]
+        x = model.preprocess_views([view])
         size = int(x.shape[-1])
-        masks = [_masks(s, size, steps).to(x.device) for s in saliencies]
-        blurred = _blur(x)
-        zero = torch.zeros_like(x)
-        inputs = [torch.where(m, zero, x) for m in masks] + [torch.where(m, x, blurred) for m in masks]
+        box = content_box(view.image.size, size, model.resize)
+        vx0, vy0, vx1, vy1 = view.box
+        masks = [_masks(np.asarray(s)[vy0:vy1, vx0:vx1], size, steps, box).to(x.device) for s in saliencies]
+        img, aux = x[:, :3], x[:, 3:]
+        blurred = _blur(img)
+        zero = torch.zeros_like(img)
+        inputs = [torch.where(m, zero, img) for m in masks] + [torch.where(m, img, blurred) for m in masks]
         stacked = torch.cat(inputs)
+        if aux.shape[1]:
+            stacked = torch.cat([stacked, aux.expand(stacked.shape[0], -1, -1, -1)], dim=1)
         if getattr(model, "channels_last", False):
             stacked = stacked.contiguous(memory_format=torch.channels_last)
         probs = []
@@ -158,6 +181,19 @@ def drift_score(saliency: np.ndarray, mask: np.ndarray) -> float:
     return float(sal[m.astype(bool)].sum() / total)
 
 
+def person_share(saliency: np.ndarray, person) -> dict[str, float | None]:
+    """Where the map looks, measured against the person the finder found (``har_demo.person``):
+    ``person_share`` = share of the map's energy inside the person mask (high = the model looked
+    at the person, low = at the background: the study's drift), ``box_share`` = the same inside
+    the person box. ``None`` values when no person was found; NaN for an all-zero map."""
+    if person is None:
+        return {"person_share": None, "box_share": None}
+    sal = np.asarray(saliency)
+    mask = np.asarray(person.mask)
+    share = drift_score(sal, mask > 0.5) if mask.shape[0] > 1 else None
+    return {"person_share": share, "box_share": drift_score(sal, box_mask(sal.shape, person.box))}
+
+
 # ---- pose ambiguity ----------------------------------------------------------------------------
 def pose_ambiguity(
     probs: Sequence[float],
@@ -165,17 +201,19 @@ def pose_ambiguity(
     classes: Sequence[str] = CLASSES,
     confusable: Sequence[str] = CONFUSABLE,
 ) -> dict:
-    """Top-2 margin and the sitting<->standing flag (both on top, margin under ``threshold``)."""
+    """Top-2 margin; ``flag`` when the top two classes (any pair) are closer than ``threshold``.
+    ``pair`` names them; ``sitting_standing`` says whether it is the study's pose confusion."""
     p = np.asarray(probs, dtype=np.float64)
     if p.ndim != 1 or p.size < 2 or p.size != len(classes):
         raise HarError(f"pose ambiguity needs one probability per class ({len(classes)}), got shape {p.shape}")
     first, second = (int(i) for i in np.argsort(-p, kind="stable")[:2])
     margin = float(p[first] - p[second])
-    pair = {classes[first], classes[second]} == set(confusable)
     return {
         "top1": classes[first],
         "top2": classes[second],
         "margin": margin,
         "threshold": float(threshold),
-        "flag": bool(pair and margin < threshold),
+        "flag": bool(margin < threshold),
+        "pair": f"{classes[first]}/{classes[second]}",
+        "sitting_standing": {classes[first], classes[second]} == set(confusable),
     }

@@ -13,7 +13,7 @@ from captum.attr import Occlusion
 
 from ..errors import HarError
 from ..models.base import HarModel
-from .base import Explainer, plain_logits
+from .base import Explainer, image_forward, plain_logits
 from .integrated_gradients import signed_map
 
 NOISE = 1e-5  # relative size of logit changes treated as zero
@@ -32,10 +32,11 @@ class OcclusionExplainer(Explainer):
             raise HarError(f"occlusion window ({window}) and stride ({stride}) must be between 1 and the input size {size}")
         logits = plain_logits(model, x)
         target = int(logits[0].argmax()) if target is None else target
-        attr = Occlusion(model).attribute(
-            x,
-            sliding_window_shapes=(x.shape[1], window, window),
-            strides=(x.shape[1], stride, stride),
+        forward, img = image_forward(model, x)
+        attr = Occlusion(forward).attribute(
+            img,
+            sliding_window_shapes=(img.shape[1], window, window),
+            strides=(img.shape[1], stride, stride),
             baselines=0.0,
             target=target,
             perturbations_per_eval=int(self.opts["batch"]),

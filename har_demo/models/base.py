@@ -51,6 +51,27 @@ class ViTSpec:
         return g, g
 
 
+def pack_aux(x: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
+    """(B, 3, S, S) images + (B, A) vectors -> (B, 4, S, S): the vector fills the start of plane 4
+    (row-major), the rest of the plane is zero. ``HarModel.split_input`` undoes it."""
+    b, _, h, w = x.shape
+    if aux.shape[1] > h * w:
+        raise ValueError(f"{aux.shape[1]} aux features do not fit a {h}x{w} plane")
+    plane = torch.zeros((b, h * w), dtype=x.dtype, device=x.device)
+    plane[:, : aux.shape[1]] = aux.to(x.dtype)
+    return torch.cat([x, plane.view(b, 1, h, w)], dim=1)
+
+
+@dataclass
+class View:
+    """What a model sees of one photo: ``image`` (the photo or its person crop), ``box`` (where
+    that lies in the photo, x0 y0 x1 y1) and the ``person`` found (or ``None``)."""
+
+    image: Image.Image
+    box: tuple[int, int, int, int]
+    person: Any = None
+
+
 class HarModel(nn.Module):
     """Base class. Subclasses set ``name``, ``family`` and implement ``forward``."""
 
@@ -93,13 +114,76 @@ class HarModel(nn.Module):
             self.config["resize"] = mode
             self._transform = None
 
-    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """RGB PIL images -> normalised (B, 3, S, S) float tensor on the model's device."""
-        x = to_batch(images, self.transform).to(self.device)
+    # --- the person view -----------------------------------------------------------------------
+    # ``person_crop`` (a config option every model has): the model sees the person box found by
+    # ``har_demo.person`` instead of the whole photo (the whole photo when no person is found).
+    # ``aux_features > 0``: the model also takes a per-photo vector (pose geometry) computed from the
+    # person; it rides in one extra input plane (``pack_aux`` / ``split_input``), so every trainer,
+    # batcher and explainer keeps handling a single tensor.
+    aux_features: int = 0
+    uses_image: bool = True  # False for models that read only the aux vector (image methods do not apply)
+
+    @property
+    def person_crop(self) -> bool:
+        return bool(self.config.get("person_crop", False))
+
+    def set_person_crop(self, on: bool) -> None:
+        self.config["person_crop"] = bool(on)
+
+    @property
+    def needs_person(self) -> bool:
+        return self.person_crop or self.aux_features > 0
+
+    def views(self, images: Sequence[Image.Image]) -> list[View]:
+        """What the model looks at in each photo: the photo or its person crop, where that lies in
+        the photo, and the person found (``None`` when not needed or not found)."""
+        if not self.needs_person:
+            return [View(im, (0, 0, im.width, im.height), None) for im in images]
+        from ..person.crop import person_view
+
+        out = []
+        for im in images:
+            view, box, person = person_view(im)
+            out.append(View(view if self.person_crop else im, box if self.person_crop else (0, 0, im.width, im.height), person))
+        return out
+
+    def aux_vector(self, view: View) -> np.ndarray:
+        """The per-photo vector of a model with ``aux_features`` (see ``pack_aux``)."""
+        return np.zeros(self.aux_features, np.float32)
+
+    def aux_baseline(self) -> torch.Tensor:
+        """The "no evidence" aux vector attributions start from (the training mean for pose models)."""
+        return torch.zeros(self.aux_features)
+
+    def fit_input_stats(self, dataset) -> None:
+        """Fit input statistics on the training split before training (a ``training.data.CachedDataset``;
+        pose models standardise their vectors with it). Default: nothing to fit."""
+
+    def mirrored_aux_vector(self, view: View) -> np.ndarray:
+        """``aux_vector`` of the horizontally mirrored photo (flip augmentation)."""
+        return self.aux_vector(view)
+
+    def split_input(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Inverse of ``pack_aux``: (images (B, 3, S, S), vectors (B, A) or None)."""
+        if not self.aux_features:
+            return x, None
+        return x[:, :3], x[:, 3].reshape(x.shape[0], -1)[:, : self.aux_features]
+
+    def preprocess_views(self, views: Sequence[View]) -> torch.Tensor:
+        x = to_batch([v.image for v in views], self.transform).to(self.device)
+        if self.aux_features:
+            aux = torch.from_numpy(np.stack([self.aux_vector(v) for v in views]).astype(np.float32))
+            x = pack_aux(x, aux.to(self.device))
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
+    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """RGB PIL images -> normalised (B, C, S, S) float tensor on the model's device (C = 3, or 4
+        for models with ``aux_features``); person crops first when ``person_crop`` is on."""
+        return self.preprocess_views(self.views(images))
+
     def preprocessing_card(self) -> dict:
-        return {"resize": [self.input_size, self.input_size], "resize_mode": self.resize, "crop": None, "mean": list(self.mean), "std": list(self.std)}
+        return {"resize": [self.input_size, self.input_size], "resize_mode": self.resize, "crop": "person" if self.person_crop else None,
+                "person_crop": self.person_crop, "aux_features": self.aux_features, "mean": list(self.mean), "std": list(self.std)}  # fmt: skip
 
     @property
     def device(self) -> torch.device:

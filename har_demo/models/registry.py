@@ -161,6 +161,18 @@ _register(ModelSpec("vit", "vit:build_vit", "vit", "Vision-only ViT-B/32 (timm, 
                     train={**_FINE_TUNE, "lr": 1e-3}, hint=_HINT_VIT))
 
 
+# Person-centred models (``models/person.py``): the person finder's crop + pose vector. Only the head
+# trains, on cached features (person crops: 4 views; the pose vector mirrored with its image).
+_PERSON_TRAIN = {**_EFFNET_TRAIN, "epochs": 60, "lr": 3e-3, "weight_decay": 0.05}
+_HINT_PERSON = "needs the person finder (`pip install mediapipe==0.10.14`) and a trained checkpoint folder {name}/ under " + _CKPT
+_register(ModelSpec("effnet_person", "person:build_effnet_person", "person",
+                    "Person crop (BlazePose box) through EfficientNet-Lite0 + pose geometry, one fused head",
+                    check="person:check_effnet_person", init="imagenet", tiny={"input_size": 32}, train=_PERSON_TRAIN, hint=_HINT_PERSON))
+_register(ModelSpec("pose_mlp", "person:build_pose_mlp", "person", "BlazePose landmarks + joint angles only -> small MLP",
+                    check="person:check_person", default_method="landmarks", tiny={"input_size": 16, "hidden": 8},
+                    train={"epochs": 80, "lr": 3e-3, "augment": ("hflip",), "patience": 15}, hint=_HINT_PERSON))
+
+
 # ---- lookups ----------------------------------------------------------------------------------
 def model_names() -> list[str]:
     return list(MODELS)

@@ -74,16 +74,16 @@ class FeatureStore:
     def __len__(self) -> int:
         return len(self._feats)
 
-    def views(self, key: str, model: HarModel, dataset: CachedDataset, transforms: Sequence[Callable], device,
+    def views(self, key: str, model: HarModel, dataset: CachedDataset, transforms: Sequence[tuple[Callable, float]], device,
               batch_size: int = 64) -> torch.Tensor:
-        """(V, N, D) float32 features of ``dataset``'s images under each view transform."""
+        """(V, N, D) float32 features of ``dataset``'s images under each view ``(transform, flip)``."""
         features, _ = model.head_split()
         paths = [s.path for s in dataset.samples]
         out = []
-        for v, tf in enumerate(transforms):
+        for v, (tf, flip) in enumerate(transforms):
             todo = [i for i, p in enumerate(paths) if (key, v, p) not in self._feats]
             if todo:
-                view = CachedDataset(dataset.images, [dataset.samples[i] for i in todo], tf, dataset.indices[todo])
+                view = CachedDataset(dataset.images, [dataset.samples[i] for i in todo], tf, dataset.indices[todo], dataset.aux, flip)
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(VIEW_SEED + v)
                     feats = _extract(features, model, view, device, batch_size)
@@ -108,17 +108,16 @@ def _extract(features: Callable, model: HarModel, dataset: Dataset, device, batc
     return torch.cat(chunks) if chunks else torch.zeros((0, 0))
 
 
-def view_transforms(train: CachedDataset, evaluation: CachedDataset, cfg: TrainConfig) -> list[Callable]:
-    """The view transforms of a training image (see the module docstring)."""
-    from torchvision.transforms import v2 as T
-
+def view_transforms(train: CachedDataset, evaluation: CachedDataset, cfg: TrainConfig) -> list[tuple[Callable, float]]:
+    """The views ``(transform, flip)`` of a training image (see the module docstring). Mirroring is
+    the dataset's ``flip`` (so a pose vector is mirrored with its image)."""
     clean = evaluation.transform
-    views: list[Callable] = [clean]
+    views: list[tuple[Callable, float]] = [(clean, 0.0)]
     if "hflip" in cfg.augment:
-        views.append(T.Compose([T.RandomHorizontalFlip(1.0), clean]))
+        views.append((clean, 1.0))
     if set(cfg.augment) - {"hflip"}:  # random draws add nothing when mirroring is the only augmentation
         while len(views) < max(1, cfg.feature_views):
-            views.append(train.transform)
+            views.append((train.transform, train.flip))
     return views[: max(1, cfg.feature_views)]
 
 
@@ -157,7 +156,7 @@ def fit_frozen(model: HarModel, datasets: dict[str, CachedDataset], cfg: TrainCo
     train, val = datasets["train"], datasets["val"]
     views = view_transforms(train, val, cfg)
     train_feats = store.views(key, model, train, views, accelerator.device, cfg.eval_batch_size)
-    val_feats = store.views(key, model, val, [val.transform], accelerator.device, cfg.eval_batch_size)
+    val_feats = store.views(key, model, val, [(val.transform, 0.0)], accelerator.device, cfg.eval_batch_size)
     # The head-only model has no backbone group, so loop.fit freezes nothing and trains all of it.
     result = fit(
         _HeadOnly(head),

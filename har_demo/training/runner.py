@@ -105,12 +105,12 @@ def input_size_of(entry: Entry) -> int:
     return int(build_entry_model(entry).input_size)
 
 
-def input_geometry_of(entry: Entry) -> tuple[int, str]:
-    """(input size, resize mode) of the entry's model: what the image cache holds for it."""
-    if "resize" in entry.config:
-        return input_size_of(entry), str(entry.config["resize"])
+def input_geometry_of(entry: Entry) -> tuple[int, str, str]:
+    """(input size, resize mode, crop) of the entry's model: what the image cache holds for it."""
+    if "resize" in entry.config and "person_crop" in entry.config:
+        return input_size_of(entry), str(entry.config["resize"]), "person" if entry.config["person_crop"] else ""
     model = build_entry_model(entry)
-    return int(model.input_size), model.resize
+    return int(model.input_size), model.resize, "person" if model.person_crop else ""
 
 
 # ---- checkpoint storage policy -----------------------------------------------------------------
@@ -210,7 +210,8 @@ def _prepare(entry: Entry, data: RunData, cache: ImageCache, seed: int, accelera
     model = build_entry_model(entry)
     eval_names = ["val", *data.eval_splits]
     parts = {"train": data.splits["train"], **{k: data.splits[k] for k in eval_names}}
-    ds = make_datasets(cache, parts, model.input_size, model.mean, model.std, cfg.augment, model.resize)
+    ds = make_datasets(cache, parts, model.input_size, model.mean, model.std, cfg.augment, model.resize, model=model)
+    model.fit_input_stats(ds["train"])  # e.g. pose-vector standardisation, from the training split only
     return _Run(entry, cfg, model, ds, eval_names, generator, accelerator, state_copy(model) if cfg.wise_ft else None)
 
 
