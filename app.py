@@ -42,8 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     from har_demo.errors import HarError
 
     try:
-        from har_demo.ui import create_app, launch
+        from har_demo.ui import configure_logging, create_app, launch
 
+        configure_logging()  # the start-up log: each model loaded or not, with the reason
         demo = create_app()
     except HarError as err:  # e.g. a malformed HAR_* setting: one line, no traceback
         print(f"error: {err}", file=sys.stderr)

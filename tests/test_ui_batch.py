@@ -56,7 +56,8 @@ def test_zip_batch_metrics_match_the_library(bank, zipped):
         shown = [g for g in res.gallery if g[1].startswith(f"{name}:")]
         assert len(shown) == min(wrong, bt.MISCLASSIFIED_PER_MODEL)
         for img, caption in shown:
-            assert img.ndim == 3 and "true" in caption and "predicted" in caption
+            true, predicted = caption.split(": ", 1)[1].split(" (")[0].split(" -> ")  # "name: true -> predicted (p) · file"
+            assert img.ndim == 3 and true in CLASSES and predicted in CLASSES and true != predicted
     assert [r[0] for r in res.rows] == list(res.reports) and len(res.rows[0]) == len(bt.metric_columns())
 
 
@@ -102,7 +103,7 @@ def test_confusion_figure_has_a_panel_per_model(bank, zipped):
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda p: p / "notes.txt", "not an image or a .zip"),
+        (lambda p: p / "notes.txt", "not an image, a .zip or a labels .csv"),
         (lambda p: p / "empty.zip", "not a zip file"),
     ],
 )

@@ -23,7 +23,7 @@ def _methods(ui, **overrides):
 @pytest.fixture(scope="module")
 def analysed(app):
     _, ui, cb = app
-    out = cb.analyse(example_photo(), list(ui.cards), PREDICTED, 0.5, "", *_methods(ui))
+    out = cb.analyse(example_photo(), list(ui.cards), PREDICTED, 0.5, "", True, False, *_methods(ui))
     return out
 
 
@@ -32,7 +32,7 @@ def test_cards_exist_for_available_models_and_unavailable_ones_are_listed(app, b
     assert list(ui.cards) == bank.available_names()
     listed = ui.unavailable.value
     for entry in bank.unavailable():
-        assert f"**{entry.name}** is not available here" in listed
+        assert f"<b>{entry.name}</b> is not available here" in listed
     assert all(e.hint.split(" ")[0] in listed for e in bank.unavailable())
     for name, card in ui.cards.items():
         assert card.method.choices and [c[0] for c in card.method.choices] == bank.get(name).methods
@@ -54,7 +54,7 @@ def test_analyse_fills_every_selected_card(app, analysed):
 
 def test_model_selection_hides_unselected_cards(app):
     _, ui, cb = app
-    out = cb.analyse(example_photo(), ["fnn"], PREDICTED, 0.5, "", *_methods(ui))
+    out = cb.analyse(example_photo(), ["fnn"], PREDICTED, 0.5, "", True, False, *_methods(ui))
     assert list(out[ui.state].cards) == ["fnn"]
     assert card_values(out, ui, "cnn_base")["column"]["visible"] is False
     assert card_values(out, ui, "cnn_base")["label"] is None
@@ -66,7 +66,7 @@ def test_model_selection_hides_unselected_cards(app):
 )
 def test_missing_inputs_give_one_line_in_the_status(app, image, models, expected):
     _, ui, cb = app
-    out = cb.analyse(example_photo() if image else None, models, PREDICTED, 0.5, "", *_methods(ui))
+    out = cb.analyse(example_photo() if image else None, models, PREDICTED, 0.5, "", True, False, *_methods(ui))
     assert out == {ui.status: msg(expected)}
 
 
@@ -77,7 +77,7 @@ def test_bad_upload_gives_the_decoder_message(app, tmp_path, monkeypatch):
     bad.parent.mkdir()
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
     payload = {"path": str(bad), "orig_name": "scan.png", "meta": {"_type": "gradio.FileData"}}
-    out = cb.analyse(payload, ["fnn"], PREDICTED, 0.5, "", *_methods(ui))
+    out = cb.analyse(payload, ["fnn"], PREDICTED, 0.5, "", True, False, *_methods(ui))
     assert list(out) == [ui.status] and "scan.png" in out[ui.status] and "Traceback" not in out[ui.status]
 
 
@@ -93,9 +93,9 @@ def test_raw_upload_payloads_are_accepted_only_from_the_upload_folder(app, tmp_p
     outside = tmp_path / "secret.jpg"
     outside.write_bytes(inside.read_bytes())
     for sneaky in ({"path": str(outside)}, str(outside), {"path": str(inside.parent / ".." / ".." / "secret.jpg")}):
-        out = cb.analyse(sneaky, ["fnn"], PREDICTED, 0.5, "", *_methods(ui))
+        out = cb.analyse(sneaky, ["fnn"], PREDICTED, 0.5, "", True, False, *_methods(ui))
         assert list(out) == [ui.status] and "not an uploaded file" in out[ui.status]
-    ok = cb.analyse({"path": str(inside), "orig_name": "p.jpg"}, ["fnn"], PREDICTED, 0.5, "", *_methods(ui))
+    ok = cb.analyse({"path": str(inside), "orig_name": "p.jpg"}, ["fnn"], PREDICTED, 0.5, "", True, False, *_methods(ui))
     assert ok[ui.state].cards["fnn"].error is None
 
 
@@ -103,7 +103,7 @@ def test_unexpected_errors_are_logged_and_shown_as_one_line(app, monkeypatch, ca
     _, ui, cb = app
     monkeypatch.setattr(cbm, "_analyse", lambda *a: (_ for _ in ()).throw(KeyError("secret detail")))
     with caplog.at_level(logging.ERROR):
-        out = cb.analyse(example_photo("sitting_table.jpg"), ["fnn"], PREDICTED, 0.5, "", *_methods(ui))
+        out = cb.analyse(example_photo("sitting_table.jpg"), ["fnn"], PREDICTED, 0.5, "", True, False, *_methods(ui))
     line = out[ui.status]
     assert "KeyError" in line and "secret detail" not in line and "\n" not in line
     assert "secret detail" in caplog.text
@@ -125,11 +125,11 @@ def test_method_dropdown_reruns_only_that_model(app, analysed, monkeypatch):
 
 def test_target_class_reruns_all_maps_for_that_class(app, analysed):
     _, ui, cb = app
-    out = cb.target_changed(analysed[ui.state], "standing", 0.5, "", *_methods(ui))
+    out = cb.target_changed(analysed[ui.state], "standing", 0.5, "", True, False, *_methods(ui))
     assert {c.target for c in out[ui.state].cards.values()} == {"standing"}
     for name in ui.cards:
         assert "class **standing**" in card_values(out, ui, name)["info"]
-    bad = cb.target_changed(analysed[ui.state], "dancing", 0.5, "", *_methods(ui))
+    bad = cb.target_changed(analysed[ui.state], "dancing", 0.5, "", True, False, *_methods(ui))
     assert "unknown class 'dancing'" in bad[ui.status]
 
 
@@ -142,11 +142,11 @@ def test_opacity_reblends_stored_maps_without_running_models(app, analysed, monk
     for name in ui.cards:
         overlay = ui.cards[name].overlay
         assert not np.array_equal(low[overlay], high[overlay])
-        assert np.array_equal(high[overlay], an.blend(state, name, 0.9))
+        assert np.array_equal(high[overlay], an.blend(state, name, 0.9, None, True, False))
     assert cb.reblend(None, 0.3, "") == {}
 
 
-@pytest.mark.parametrize("probs, flagged", [((0.45, 0.44, 0.11), True), ((0.8, 0.1, 0.1), False), ((0.1, 0.45, 0.45), False)])
+@pytest.mark.parametrize("probs, flagged", [((0.45, 0.44, 0.11), True), ((0.8, 0.1, 0.1), False), ((0.1, 0.45, 0.45), True)])
 def test_ambiguity_flag_follows_the_library(app, analysed, probs, flagged):
     _, ui, cb = app
     state = analysed[ui.state]
@@ -154,8 +154,10 @@ def test_ambiguity_flag_follows_the_library(app, analysed, probs, flagged):
     forced_card = an.CardResult("fnn", dict(zip(CLASSES, probs)), card.method, "sitting", card.saliency)
     out = cb.box_changed(an.Analysis(state.image, state.size, {"fnn": forced_card}), 0.5, "")
     info = card_values(out, ui, "fnn")["info"]
-    assert ("**Pose ambiguous**" in info) is flagged
+    assert ("**Close call**" in info) is flagged  # any close pair, with the body evidence
     assert an.ambiguity(forced_card)["flag"] is flagged
+    if flagged:
+        assert "Body:" in info
 
 
 def test_person_box_gives_drift_scores_from_stored_maps(app, analysed, monkeypatch):
@@ -167,19 +169,19 @@ def test_person_box_gives_drift_scores_from_stored_maps(app, analysed, monkeypat
     for name in ui.cards:
         expected = an.drift(state, name, (0, 0, w // 2, h))
         info = card_values(out, ui, name)["info"]
-        assert "inside the person box" in info
-        assert (f"{expected:.0%}" in info) if not np.isnan(expected) else "n/a" in info
+        assert "inside your box" in info
+        assert (f"{expected * 100:.0f} %" in info) if not np.isnan(expected) else "n/a" in info
     assert "set" in out[ui.status]
     cleared = cb.box_changed(state, 0.5, "")
-    assert "inside the person box" not in card_values(cleared, ui, "fnn")["info"]
+    assert "inside your box" not in card_values(cleared, ui, "fnn")["info"]
 
 
 def test_malformed_box_is_reported_not_fatal(app, analysed):
     _, ui, cb = app
     out = cb.box_changed(analysed[ui.state], 0.5, "left side please")
     assert "expected" in out[ui.status] or "x0,y0,x1,y1" in out[ui.status]
-    assert "inside the person box" not in card_values(out, ui, "fnn")["info"]
-    full = cb.analyse(example_photo(), ["fnn"], PREDICTED, 0.5, "1,2,3", *_methods(ui))
+    assert "inside your box" not in card_values(out, ui, "fnn")["info"]
+    full = cb.analyse(example_photo(), ["fnn"], PREDICTED, 0.5, "1,2,3", True, False, *_methods(ui))
     assert full[ui.state].cards["fnn"].error is None and "x0,y0,x1,y1" in full[ui.status]
 
 
@@ -191,15 +193,16 @@ class _Click:
 def test_two_clicks_on_the_photo_make_a_box_and_score_it(app, analysed):
     _, ui, cb = app
     state = analysed[ui.state]
-    first = cb.corner_clicked(None, state, 0.5, _Click(120, 40))
-    assert first == {ui.corner: (120, 40), ui.status: msg("box_corner", x=120, y=40)}
-    second = cb.corner_clicked(first[ui.corner], state, 0.5, _Click(30.4, 200.6))
+    first = cb.corner_clicked(None, state, 0.5, "", True, False, _Click(120, 40))
+    assert first[ui.corner] == (120, 40) and first[ui.status] == msg("box_corner", x=120, y=40)
+    assert not np.array_equal(first[ui.photo_view], an.photo_view(state, None, None))  # the first corner is drawn
+    second = cb.corner_clicked(first[ui.corner], state, 0.5, "", True, False, _Click(30.4, 200.6))
     assert second[ui.corner] is None and second[ui.box] == "30, 40, 120, 201"
     for name in ui.cards:
         score = an.drift(state, name, (30, 40, 120, 201))
-        assert ("n/a" if np.isnan(score) else f"{score:.0%}") in card_values(second, ui, name)["info"]
+        assert ("n/a" if np.isnan(score) else f"{score * 100:.0f} %") in card_values(second, ui, name)["info"]
     assert "30, 40, 120, 201" in second[ui.status]
-    before_analysis = cb.corner_clicked((1, 1), None, 0.5, _Click(20, 20))
+    before_analysis = cb.corner_clicked((1, 1), None, 0.5, "", True, False, _Click(20, 20))
     assert before_analysis[ui.box] == "1, 1, 20, 20"  # the box is kept for the next analysis
     assert cb.clear_box() == {ui.corner: None, ui.box: ""}
 
@@ -210,8 +213,8 @@ def test_examples_are_cached_lazily_per_setting(app, monkeypatch):
     calls = []
     real = cbm._analyse
     monkeypatch.setattr(cbm, "_analyse", lambda *a: calls.append(1) or real(*a))
-    first = cb.analyse(photo, ["fnn"], PREDICTED, 0.5, "", *_methods(ui))
-    second = cb.analyse(photo, ["fnn"], PREDICTED, 0.3, "", *_methods(ui))
+    first = cb.analyse(photo, ["fnn"], PREDICTED, 0.5, "", True, False, *_methods(ui))
+    second = cb.analyse(photo, ["fnn"], PREDICTED, 0.3, "", True, False, *_methods(ui))
     assert len(calls) == 1 and second[ui.state] is first[ui.state]
-    cb.analyse(photo, ["fnn"], "sitting", 0.5, "", *_methods(ui))
+    cb.analyse(photo, ["fnn"], "sitting", 0.5, "", True, False, *_methods(ui))
     assert len(calls) == 2

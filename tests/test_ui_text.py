@@ -19,8 +19,8 @@ ALLOWED_LICENCES = ("creativecommons.org/licenses/by/", "creativecommons.org/lic
 
 def test_every_message_formats_with_its_fields():
     for key, template in text.strings()["messages"].items():
-        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name}
-        assert text.msg(key, **{f: 0.5 if f in ("seconds", "margin", "drift", "opacity") else "x" for f in fields})
+        fields = {name: spec for _, name, spec, _ in string.Formatter().parse(template) if name}
+        assert text.msg(key, **{f: 0.5 if spec else "x" for f, spec in fields.items()})  # numbers where a format is given
 
 
 def test_every_model_has_a_how_to_enable_hint():

@@ -14,10 +14,16 @@ def create_app(bank=None):
     return _create(bank)
 
 
+def configure_logging() -> None:
+    from .server import configure_logging as _configure
+
+    _configure()
+
+
 def launch(demo, host: str = "127.0.0.1", port: int = 7860, share: bool = False, **kwargs):
     from .server import launch as _launch
 
     return _launch(demo, host, port, share, **kwargs)
 
 
-__all__ = ["create_app", "launch"]
+__all__ = ["configure_logging", "create_app", "launch"]

@@ -29,6 +29,7 @@ from PIL import Image
 from ..data.io import ImageSource, load_image
 from ..errors import HarError
 from ..labels import CLASSES
+from ..person import Person
 from .bank import ModelBank, ModelEntry
 from .text import msg
 
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 WORK_SIDE = 640  # long side of the image the UI runs, stores and shows
 PREDICTED = None  # target_class value meaning "each model's predicted class"
 BOX_COLOUR = (255, 255, 255)
+CORNER_COLOUR = (255, 255, 0)
 
 
 @dataclass
@@ -72,6 +74,8 @@ class Analysis:
     image: np.ndarray  # (h, w, 3) uint8 RGB, long side <= WORK_SIDE
     size: tuple[int, int]  # original (W, H)
     cards: dict[str, CardResult] = field(default_factory=dict)
+    person: Person | None = None  # the person finder's answer on the working image
+    person_note: str = ""  # why there is no person (finder unavailable / nobody found), one line
 
     @property
     def scale(self) -> tuple[float, float]:
@@ -154,7 +158,8 @@ def analyse(
 ) -> Analysis:
     """Run every chosen model (default: all available) on one photo."""
     image, size = working_image(source)
-    analysis = Analysis(np.asarray(image, dtype=np.uint8), size)
+    person, note = locate_person(image)
+    analysis = Analysis(np.asarray(image, dtype=np.uint8), size, person=person, person_note=note)
     for entry in bank.select(names):
         analysis.cards[entry.name] = run_card(entry, image, (methods or {}).get(entry.name), target)
     return analysis
@@ -164,14 +169,33 @@ def rerun(bank: ModelBank, analysis: Analysis, name: str, method: str | None, ta
     """Recompute one card (new method / class) on the stored working image."""
     entry = bank.require(name)
     card = run_card(entry, Image.fromarray(analysis.image), method, target)
-    return Analysis(analysis.image, analysis.size, {**analysis.cards, name: card})
+    return _with_cards(analysis, {**analysis.cards, name: card})
 
 
 def rerun_all(bank: ModelBank, analysis: Analysis, methods: Mapping[str, str | None], target: str | None) -> Analysis:
     """Recompute every card of ``analysis`` (e.g. for another target class)."""
     image = Image.fromarray(analysis.image)
     cards = {name: run_card(bank.require(name), image, methods.get(name), target) for name in analysis.cards}
-    return Analysis(analysis.image, analysis.size, cards)
+    return _with_cards(analysis, cards)
+
+
+def _with_cards(analysis: Analysis, cards: dict[str, CardResult]) -> Analysis:
+    return Analysis(analysis.image, analysis.size, cards, analysis.person, analysis.person_note)
+
+
+def locate_person(image: Image.Image) -> tuple[Person | None, str]:
+    """(person, note): ``person.find_person`` on the working image (cached by content, so person-crop
+    models reuse it), or None and one line saying why (finder missing, nobody found)."""
+    from ..person import PersonFinderUnavailable, find_person
+
+    try:
+        person = find_person(image)
+    except PersonFinderUnavailable as err:
+        return None, str(err)
+    except Exception as err:  # the cards still work without a person
+        log.exception("person finder failed")
+        return None, msg("unexpected", action="finding the person", kind=type(err).__name__)
+    return person, "" if person is not None else msg("no_person")
 
 
 class ResultCache:
@@ -225,19 +249,80 @@ class ResultCache:
 
 
 # ---- re-blending and scores from stored maps ----------------------------------------------------
-def blend(analysis: Analysis, name: str, opacity: float, box: tuple[int, int, int, int] | None = None) -> np.ndarray | None:
-    """The card's overlay at ``opacity`` (with the person box drawn), or None without a map."""
+def blend(analysis: Analysis, name: str, opacity: float, box: tuple[int, int, int, int] | None = None,
+          skeleton: bool = False, mask_outline: bool = False) -> np.ndarray | None:
+    """The card's overlay at ``opacity`` (with the person box drawn; optionally the person's
+    skeleton and mask outline), or None without a map."""
     card = analysis.cards.get(name)
     if card is None or card.saliency is None:
         return None
     from ..explain.overlay import overlay
 
     out = np.ascontiguousarray(overlay(analysis.image, card.saliency.astype(np.float32), opacity=float(opacity)))
+    out = mark_person(analysis, out, skeleton, mask_outline)
     if box is not None:
-        x0, y0, x1, y1 = analysis.to_work_box(box)
-        thickness = max(1, round(max(out.shape[:2]) / 250))
-        cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), BOX_COLOUR, thickness)
+        _rectangle(out, analysis.to_work_box(box), BOX_COLOUR)
     return out
+
+
+def mark_person(analysis: Analysis, arr: np.ndarray, skeleton: bool, mask_outline: bool, box: bool = False) -> np.ndarray:
+    """``arr`` (working-image size) with the found person's skeleton / mask outline / box drawn."""
+    if analysis.person is None or not (skeleton or mask_outline or box):
+        return arr
+    from ..person.draw import draw_person
+
+    drawn = draw_person(Image.fromarray(arr), analysis.person, skeleton=skeleton, mask_outline=mask_outline, box=box)
+    return np.array(drawn, dtype=np.uint8)  # writable: boxes are drawn on it next
+
+
+def _rectangle(arr: np.ndarray, box: tuple[int, int, int, int], colour) -> None:
+    x0, y0, x1, y1 = box
+    thickness = max(1, round(max(arr.shape[:2]) / 250))
+    cv2.rectangle(arr, (x0, y0), (x1 - 1, y1 - 1), (0, 0, 0), thickness + 2)  # dark edge: visible on white
+    cv2.rectangle(arr, (x0, y0), (x1 - 1, y1 - 1), colour, thickness)
+
+
+def photo_view(analysis: Analysis, box: tuple[int, int, int, int] | None = None, corner: tuple[int, int] | None = None,
+               skeleton: bool = True, mask_outline: bool = False) -> np.ndarray:
+    """The photo as the headline shows it: the person's skeleton (and mask outline), the user's
+    person box (white) or else the finder's box (blue), and a pending first corner (a cross)."""
+    out = mark_person(analysis, np.ascontiguousarray(analysis.image.copy()), skeleton, mask_outline, box=box is None)
+    if box is not None:
+        _rectangle(out, analysis.to_work_box(box), BOX_COLOUR)
+    if corner is not None:
+        sx, sy = analysis.scale
+        x, y = round(corner[0] * sx), round(corner[1] * sy)
+        r = max(6, round(max(out.shape[:2]) / 40))
+        for colour, width in (((0, 0, 0), 5), (CORNER_COLOUR, 2)):
+            cv2.line(out, (x - r, y), (x + r, y), colour, width)
+            cv2.line(out, (x, y - r), (x, y + r), colour, width)
+        cv2.circle(out, (x, y), r // 2, CORNER_COLOUR, 2)
+    return out
+
+
+def photo_point(analysis: Analysis, x: float, y: float) -> tuple[int, int]:
+    """A click on the working-size photo view -> original-photo pixels."""
+    sx, sy = analysis.scale
+    return round(x / sx), round(y / sy)
+
+
+def shares(analysis: Analysis, name: str, box: tuple[int, int, int, int] | None = None) -> dict:
+    """Where the card's map looks: ``{"person_share", "box_share", "from"}`` - with a user box the
+    share inside that box (``from: "your box"``; it overrides the finder), else the share inside
+    the found person's mask and box (``from: "person finder"``); None values without a map or a
+    person; NaN for an empty map."""
+    card = analysis.cards.get(name)
+    empty = {"person_share": None, "box_share": None, "from": None}
+    if card is None or card.saliency is None:
+        return empty
+    if box is not None:
+        return {"person_share": None, "box_share": drift(analysis, name, box), "from": "your box"}
+    if analysis.person is None:
+        return empty
+    from ..explain.metrics import person_share
+
+    out = person_share(card.saliency.astype(np.float32), analysis.person)
+    return {**out, "from": "person finder"}
 
 
 def ambiguity(card: CardResult) -> dict | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -65,6 +66,29 @@ def _file_path(value: Any) -> str | None:
     return value if isinstance(value, str) or value is None else getattr(value, "name", str(value))
 
 
+def _num(v: float | None) -> float | None:
+    return None if v is None or math.isnan(v) else round(float(v), 4)
+
+
+def looked_at(analysis: an.Analysis, name: str, box) -> dict:
+    """``person_share`` (share of the map on the found person's mask: high = looked at the person),
+    ``box_share`` (inside the person box, or inside the given box, which overrides the finder) and
+    ``share_from`` ("person finder" / "your box" / null)."""
+    sh = an.shares(analysis, name, box)
+    return {"person_share": _num(sh["person_share"]), "box_share": _num(sh["box_share"]), "share_from": sh["from"]}
+
+
+def person_json(analysis: an.Analysis) -> dict:
+    """The found person in photo pixels (box, landmark confidence, more people seen), or why not."""
+    p = analysis.person
+    if p is None:
+        return {"found": False, "note": analysis.person_note}
+    sx, sy = analysis.scale
+    x0, y0, x1, y1 = p.box
+    box = [round(x0 / sx), round(y0 / sy), round(x1 / sx), round(y1 / sy)]
+    return {"found": True, "box": box, "score": round(float(p.score), 4), "others": bool(p.others)}
+
+
 class Api:
     """The endpoint functions, bound to one model bank."""
 
@@ -88,7 +112,8 @@ class Api:
     @api_errors("predicting")
     def predict(self, image: Any, models: str = "", target: str = "predicted", opacity: float = 0.5):
         """Every chosen model (default all available) with its default map.
-        Returns (JSON {"models": [{model, label, probs, method, target, ambiguity}]}, gallery)."""
+        Returns (JSON {"models": [{model, label, probs, method, target, ambiguity, person_share,
+        box_share, share_from}], "image_size", "person"}, gallery)."""
         analysis = self._analysis(image, models, target)
         rows, gallery = [], []
         for name, card in analysis.cards.items():
@@ -96,11 +121,12 @@ class Api:
             amb = an.ambiguity(card)
             if amb is not None:
                 row["ambiguity"] = amb
+            row.update(looked_at(analysis, name, None))
             rows.append(row)
             shown = an.blend(analysis, name, opacity)
             if shown is not None:
                 gallery.append((Image.fromarray(shown), f"{name}: {card.label}"))
-        return {"models": rows, "image_size": list(analysis.size)}, gallery
+        return {"models": rows, "image_size": list(analysis.size), "person": person_json(analysis)}, gallery
 
     @api_errors("explaining")
     def explain(self, image: Any, model: str, method: str = "", target: str = "predicted", opacity: float = 0.5, box: str = ""):
@@ -115,10 +141,14 @@ class Api:
         card = an.run_card(entry, image_pil, (method or "").strip() or None, target_value(target))
         if card.error:
             raise HarError(card.error)
-        analysis = an.Analysis(np.asarray(image_pil, dtype=np.uint8), size, {entry.name: card})
+        found, note = an.locate_person(image_pil)
+        analysis = an.Analysis(np.asarray(image_pil, dtype=np.uint8), size, {entry.name: card}, found, note)
         person = an.parse_box(box, size)
         info = card.summary()
         info["ambiguity"] = an.ambiguity(card)
+        info.update(looked_at(analysis, entry.name, person))  # a given box overrides the finder
+        info["person"] = person_json(analysis)
+        info["image_size"] = list(size)
         if person is not None:
             info["box"] = list(person)
             info["drift"] = an.drift(analysis, entry.name, person)  # share of the map inside the box

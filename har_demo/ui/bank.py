@@ -25,6 +25,7 @@ from ..models.fuse import prepare_for_serving
 from ..models.loading import availability, load_model
 from ..models.registry import MODELS, ModelSpec
 from .gpu import on_zero_gpu
+from .text import public_text
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,23 @@ class ModelBank:
             entries.append(cls._load_one(spec, loader, device))
         bank = cls(entries)
         bank.load_seconds = time.perf_counter() - start
-        log.info("model bank: %d/%d available in %.1f s", len(bank.available_names()), len(bank.entries), bank.load_seconds)
+        for line in bank.startup_lines():
+            log.info("%s", line)
         return bank
+
+    def startup_lines(self) -> list[str]:
+        """What the start-up log says: each model loaded (from where, how long) or not (why), then
+        the count. No server paths (``text.public_text``)."""
+        from .text import msg
+
+        lines = []
+        for e in self.entries.values():
+            if e.available:
+                lines.append(msg("startup_loaded", name=e.name, source=e.source, seconds=e.load_seconds))
+            else:
+                lines.append(msg("startup_missing", name=e.name, reason=e.source))
+        lines.append(msg("startup_summary", available=len(self.available_names()), total=len(self.entries), seconds=self.load_seconds))
+        return lines
 
     @staticmethod
     def _load_one(spec: ModelSpec, loader: Callable[[str], HarModel], device: str) -> ModelEntry:
@@ -128,7 +144,7 @@ class ModelBank:
             except Exception as err:
                 log.exception("loading %s failed", spec.name)
                 ok, detail = False, f"loading failed ({type(err).__name__}: {err})"
-        entry.source = detail
+        entry.source = public_text(detail)  # the UI and API never show server paths
         if ok:
             entry.methods, entry.default_method = explain_methods(entry.model)
         else:

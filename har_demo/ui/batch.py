@@ -12,6 +12,7 @@ misclassified photos from ``explain.explain_full``.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import os
 import tempfile
@@ -80,28 +81,62 @@ def label_from_name(filename: str) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
+def folder_label(path: Path) -> str | None:
+    """The class named by the image's folder (``.../sitting/img1.jpg``), else None."""
+    name = normalize_class_name(path.parent.name)
+    return name if name in CLASSES else None
+
+
+def read_label_csv(path: Path) -> dict[str, str]:
+    """A labels CSV (``path,label``; a header row is optional) -> file name -> class. Rows are
+    matched by file name, since uploads keep only the name. A bad class is one line naming the row."""
+    from ..data.datasets import resolve_class_name
+
+    labels: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8-sig", errors="replace")
+    except OSError as err:
+        raise DataError(f"{path.name}: cannot read ({err.strerror or err})") from None
+    for i, row in enumerate(csv.reader(text.splitlines()), start=1):
+        if len(row) < 2 or not row[0].strip():
+            continue
+        if i == 1 and row[0].strip().lower() in ("path", "file", "filename", "image") and row[1].strip().lower() == "label":
+            continue
+        name = row[0].strip().replace("\\", "/").rsplit("/", 1)[-1]
+        labels[name] = resolve_class_name(row[1], f"{path.name} row {i}")
+    if not labels:
+        raise DataError(f"{path.name}: no 'path,label' rows found")
+    return labels
+
+
 def collect_samples(paths: Sequence[str | Path], workdir: str | Path) -> tuple[list[Sample], int]:
     """Samples from uploaded files (zips are extracted into ``workdir``); returns (samples, the
-    number without a label). Unlabelled images get ``label=""`` (predicted, not scored)."""
+    number without a label). A label comes from an uploaded labels CSV (``path,label``), else the
+    image's class folder, else a class named in its file name; unlabelled images get ``label=""``
+    (predicted and listed, not scored)."""
     samples: list[Sample] = []
-    unlabelled = 0
+    csv_labels: dict[str, str] = {}
     for i, path in enumerate(paths):
         path = Path(path)
         if path.suffix.lower() == ".zip":
             from ..data.zipdata import extract_zip_dataset
 
             samples += extract_zip_dataset(path, Path(workdir) / f"zip{i}", max_files=MAX_IMAGES)
+        elif path.suffix.lower() == ".csv":
+            csv_labels.update(read_label_csv(path))
         elif is_image_file(path):
-            label = label_from_name(path.name)
-            unlabelled += label is None
+            label = folder_label(path) or label_from_name(path.name)
             samples.append(Sample(path=str(path), label=label or "", group=path.name))
         else:
-            raise DataError(f"{path.name}: not an image or a .zip; give images (JPEG, PNG, ...) or a zip of class folders")
+            raise DataError(f"{path.name}: not an image, a .zip or a labels .csv; give images (JPEG, PNG, ...), a zip of class folders or a path,label CSV")
+    if csv_labels:
+        samples = [dataclasses.replace(s, label=csv_labels.get(_display_name(s), csv_labels.get(Path(s.path).name, s.label)))
+                   for s in samples]
     if not samples:
         raise DataError(msg("batch_no_files"))
     if len(samples) > MAX_IMAGES:
         raise DataError(msg("batch_too_many", n=len(samples), limit=MAX_IMAGES))
-    return samples, unlabelled
+    return samples, sum(1 for s in samples if not s.label)
 
 
 def _display_name(sample: Sample) -> str:
@@ -187,7 +222,7 @@ def _misclassified_gallery(bank, samples, probs, labelled, per_model) -> list[tu
                 continue
             analysis = Analysis(np.asarray(image, dtype=np.uint8), size, {name: card})
             shown = blend(analysis, name, GALLERY_OPACITY)
-            caption = f"{name}: {_display_name(s)} - true {s.label}, predicted {card.label} ({max(card.probs.values()):.2f})"
+            caption = f"{name}: {s.label} -> {card.label} ({max(card.probs.values()):.0%}) · {_display_name(s)}"
             gallery.append((shown if shown is not None else analysis.image, caption))
     return gallery
 
@@ -205,6 +240,21 @@ def metric_rows(reports: dict[str, dict]) -> list[list]:
 
 def metric_columns() -> list[str]:
     return list(strings()["batch_columns"])
+
+
+def prediction_columns() -> list[str]:
+    return list(strings()["prediction_columns"])
+
+
+def prediction_table(result: BatchResult) -> list[list]:
+    """One row per (photo, model): file, true class (or blank), model, predicted, confidence, right?
+    Shown for every batch, so photos without labels still give a table."""
+    rows = []
+    for r in result.predictions:
+        conf = max(float(r[f"p_{c}"]) for c in CLASSES)
+        right = {"true": "yes", "false": "no"}.get(r["correct"], "")
+        rows.append([r["file"], r["true"] or "-", r["model"], r["predicted"], f"{conf:.0%}", right])
+    return rows
 
 
 # ---- outputs ------------------------------------------------------------------------------------
@@ -240,19 +290,19 @@ def confusion_figure(reports: dict[str, dict]):
     n = max(1, len(reports))
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
-    fig = Figure(figsize=(3.6 * cols, 3.3 * rows), layout="constrained")
+    fig = Figure(figsize=(4.2 * cols, 3.9 * rows), layout="constrained")
     short = [c.replace("walking_running", "walk/run") for c in CLASSES]
     for k, (name, rep) in enumerate(reports.items()):
         ax = fig.add_subplot(rows, cols, k + 1)
         cm = np.asarray(rep["confusion"])
         ax.imshow(cm, cmap="Blues", vmin=0, vmax=max(1, int(cm.max())))
         for (r, c), v in np.ndenumerate(cm):
-            ax.text(c, r, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
-        ax.set_xticks(range(len(CLASSES)), short, fontsize=8)
-        ax.set_yticks(range(len(CLASSES)), short, fontsize=8)
-        ax.set_xlabel("predicted", fontsize=8)
-        ax.set_ylabel("true", fontsize=8)
-        ax.set_title(f"{name}  acc {rep['accuracy']:.2f}", fontsize=9)
+            ax.text(c, r, str(v), ha="center", va="center", fontsize=12, color="white" if v > cm.max() / 2 else "black")
+        ax.set_xticks(range(len(CLASSES)), short, fontsize=10)
+        ax.set_yticks(range(len(CLASSES)), short, fontsize=10)
+        ax.set_xlabel("predicted", fontsize=10)
+        ax.set_ylabel("true", fontsize=10)
+        ax.set_title(f"{name}: accuracy {rep['accuracy']:.0%} (n={rep['n']})", fontsize=11, pad=10)
     return fig
 
 

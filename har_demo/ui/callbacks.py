@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,21 @@ from . import batch as bt
 from .bank import ModelBank
 from .cards import model_cards_markdown, results_markdown
 from .gpu import gpu
-from .render import card_info, label_value, status_line
+from .render import card_info, label_value, status_line, verdict_markdown
 from .text import examples, examples_dir, msg, text
+from .trust import headline
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class View:
+    """How the stored maps are drawn: opacity, person box (photo pixels), skeleton, mask outline."""
+
+    opacity: float = 0.5
+    box: tuple[int, int, int, int] | None = None
+    skeleton: bool = True
+    mask: bool = False
 
 
 def guarded(action: str) -> Callable:
@@ -113,7 +125,7 @@ class Callbacks:
         return {"batch": self.ui.batch_status, "cards": self.ui.cards_md}.get(callback, self.ui.status)
 
     # --- compare tab ---------------------------------------------------------------------------
-    def _card_updates(self, analysis: an.Analysis, opacity: float, box, names=None, labels=True) -> dict:
+    def _card_updates(self, analysis: an.Analysis, view: View, names=None, labels=True) -> dict:
         out: dict = {}
         for name in names or self.card_names:
             card_ui = self.ui.cards[name]
@@ -121,24 +133,35 @@ class Callbacks:
             if labels:
                 out[card_ui.column] = gr.update(visible=card is not None)
                 out[card_ui.label] = label_value(card)
-            out[card_ui.overlay] = an.blend(analysis, name, opacity, box) if card is not None else None
-            out[card_ui.info] = card_info(analysis, card, box)
+            out[card_ui.overlay] = an.blend(analysis, name, view.opacity, view.box, view.skeleton, view.mask) if card is not None else None
+            out[card_ui.info] = card_info(analysis, card, view.box)
         return out
 
-    @staticmethod
-    def _box(analysis: an.Analysis, box_text: str | None) -> tuple[tuple | None, str]:
-        """(box, message): a bad box is reported, not fatal."""
+    def _headline(self, analysis: an.Analysis, view: View, corner=None) -> dict:
+        """Verdict, the marked photo and the leading model's map."""
+        lead = headline([n for n in analysis.cards if not analysis.cards[n].error], self.ui.accuracy) or next(iter(analysis.cards), None)
+        best = an.blend(analysis, lead, view.opacity, view.box, view.skeleton, view.mask) if lead else None
+        return {
+            self.ui.verdict: verdict_markdown(analysis, lead, self.ui.accuracy, view.box),
+            self.ui.photo_view: an.photo_view(analysis, view.box, corner, view.skeleton, view.mask),
+            self.ui.best_map: best,
+        }
+
+    def _view(self, analysis: an.Analysis | None, opacity, box_text, skeleton, mask) -> tuple[View, str]:
+        """The display settings; a bad box is reported (returned message + toast), not fatal."""
+        box, box_msg = None, ""
         try:
-            return an.parse_box(box_text, analysis.size), ""
+            box = an.parse_box(box_text, analysis.size if analysis is not None else None)
         except HarError as err:
             gr.Warning(str(err))
-            return None, str(err)
+            box_msg = str(err)
+        return View(float(opacity if opacity is not None else 0.5), box, bool(skeleton), bool(mask)), box_msg
 
     def _methods(self, method_values) -> dict[str, str | None]:
         return {name: (value or None) for name, value in zip(self.card_names, method_values)}
 
     @guarded("analysing the photo")
-    def analyse(self, image, models, target, opacity, box_text, *method_values) -> dict:
+    def analyse(self, image, models, target, opacity, box_text, skeleton, mask, *method_values) -> dict:
         image = upload_path(image)
         if not image:
             raise HarError(msg("no_image"))
@@ -150,74 +173,113 @@ class Callbacks:
         start = time.perf_counter()
         key = self.cache.key(image, names, methods, target_cls)
         analysis = self.cache.get(key)
+        cached = analysis is not None
         if analysis is None:
             analysis = _analyse(self.bank, image, names, methods, target_cls)
             self.cache.put(key, analysis)
-        return self._full_update(analysis, opacity, box_text, time.perf_counter() - start)
+        return self._full_update(analysis, opacity, box_text, skeleton, mask, time.perf_counter() - start, cached=cached)
 
-    def _full_update(self, analysis: an.Analysis, opacity: float, box_text: str | None, seconds: float) -> dict:
-        box, box_msg = self._box(analysis, box_text)
-        out = self._card_updates(analysis, opacity, box)
+    def _full_update(self, analysis: an.Analysis, opacity, box_text, skeleton, mask, seconds: float, cached: bool = False) -> dict:
+        view, box_msg = self._view(analysis, opacity, box_text, skeleton, mask)
+        out = self._card_updates(analysis, view)
+        out.update(self._headline(analysis, view))
         out[self.ui.state] = analysis
-        out[self.ui.status] = " ".join(filter(None, [status_line(analysis, seconds), box_msg]))
+        out[self.ui.corner] = None
+        out[self.ui.status] = " ".join(filter(None, [status_line(analysis, seconds, cached=cached), box_msg]))
         return out
 
-    @guarded("changing the opacity")
-    def reblend(self, state: an.Analysis | None, opacity: float, box_text: str | None) -> dict:
-        """Opacity slider: re-blend the stored maps; no model runs."""
+    def _redraw(self, state: an.Analysis, view: View, corner=None) -> dict:
+        out = self._card_updates(state, view, names=[n for n in state.cards if n in self.ui.cards], labels=False)
+        out.update(self._headline(state, view, corner))
+        return out
+
+    @guarded("redrawing the maps")
+    def redraw(self, state: an.Analysis | None, opacity, box_text, skeleton, mask) -> dict:
+        """Opacity / skeleton / outline: redraw from the stored maps; no model runs."""
         if state is None:
             return {}
-        box, _ = self._box(state, box_text)
-        return {self.ui.cards[n].overlay: an.blend(state, n, opacity, box) for n in state.cards if n in self.ui.cards}
+        view, _ = self._view(state, opacity, box_text, skeleton, mask)
+        return self._redraw(state, view)
+
+    def reblend(self, state, opacity, box_text, skeleton=True, mask=False) -> dict:
+        """Opacity slider (kept name): see ``redraw``."""
+        return self.redraw(state, opacity, box_text, skeleton, mask)
 
     @guarded("setting the person box")
-    def box_changed(self, state: an.Analysis | None, opacity: float, box_text: str | None) -> dict:
-        """Person box: redraw overlays and background-drift scores from the stored maps."""
+    def box_changed(self, state: an.Analysis | None, opacity, box_text, skeleton=True, mask=False) -> dict:
+        """Person box: redraw overlays and where-it-looked scores from the stored maps (a user box
+        overrides the person finder)."""
         if state is None:
             an.parse_box(box_text)  # report a malformed box even before a photo is analysed
             return {}
-        box, box_msg = self._box(state, box_text)
-        out = self._card_updates(state, opacity, box, names=[n for n in state.cards if n in self.ui.cards], labels=False)
-        out[self.ui.status] = box_msg or (msg("box_set", box=an.format_box(box)) if box else msg("box_cleared"))
+        view, box_msg = self._view(state, opacity, box_text, skeleton, mask)
+        out = self._redraw(state, view)
+        out[self.ui.status] = box_msg or (msg("box_set", box=an.format_box(view.box)) if view.box else msg("box_cleared"))
         return out
 
     def method_changed(self, name: str) -> Callable:
         """The callback for one card's method dropdown: re-run that model only."""
 
         @guarded(f"changing the map method of {name}")
-        def callback(self, state, method, target, opacity, box_text) -> dict:
+        def callback(self, state, method, target, opacity, box_text, skeleton=True, mask=False) -> dict:
             if state is None or name not in state.cards:
                 return {}
             start = time.perf_counter()
             new = _rerun(self.bank, state, name, method or None, target_value(target))
-            box, _ = self._box(new, box_text)
-            out = self._card_updates(new, opacity, box, names=[name])
+            view, _ = self._view(new, opacity, box_text, skeleton, mask)
+            out = self._card_updates(new, view, names=[name])
+            out.update(self._headline(new, view))
             out[self.ui.state] = new
-            out[self.ui.status] = status_line(new, time.perf_counter() - start)
+            out[self.ui.status] = status_line(new, time.perf_counter() - start, ran=1)
             return out
 
         return functools.partial(callback, self)
 
     @guarded("changing the explained class")
-    def target_changed(self, state, target, opacity, box_text, *method_values) -> dict:
+    def target_changed(self, state, target, opacity, box_text, skeleton, mask, *method_values) -> dict:
         """Target class: recompute every card's map on the stored photo."""
         if state is None:
             return {}
         start = time.perf_counter()
         new = _rerun_all(self.bank, state, self._methods(method_values), target_value(target))
-        return self._full_update(new, opacity, box_text, time.perf_counter() - start)
+        return self._full_update(new, opacity, box_text, skeleton, mask, time.perf_counter() - start)
 
-    @guarded("reading the click")
-    def corner_clicked(self, corner, state, opacity, evt: gr.SelectData) -> dict:
-        """Two clicks on the photo = two opposite corners of the person box (then the drift
-        scores update from the stored maps, as for a typed box)."""
-        x, y = (round(float(v)) for v in evt.index[:2])
+    @guarded("checking the photo")
+    def photo_uploaded(self, image) -> dict:
+        """A new upload: decode it at once, so a bad file is named now, not at Analyse."""
+        path = upload_path(image)
+        if not path:
+            return {}
+        _pil, size = an.working_image(path)
+        return {self.ui.status: msg("photo_ready", w=size[0], h=size[1])}
+
+    def _corner(self, corner, state, opacity, box_text, skeleton, mask, x: int, y: int) -> dict:
+        """Two clicks = two opposite corners (original-photo pixels) of the person box; the first
+        one is drawn on the photo view until the second arrives."""
         if corner is None:
-            return {self.ui.corner: (x, y), self.ui.status: msg("box_corner", x=x, y=y)}
+            out: dict = {self.ui.corner: (x, y), self.ui.status: msg("box_corner", x=x, y=y)}
+            if state is not None:
+                view, _ = self._view(state, opacity, "", skeleton, mask)
+                out[self.ui.photo_view] = an.photo_view(state, None, (x, y), view.skeleton, view.mask)
+            return out
         box = an.format_box((min(corner[0], x), min(corner[1], y), max(corner[0], x), max(corner[1], y)))
-        out = self.box_changed(state, opacity, box)
+        out = self.box_changed(state, opacity, box, skeleton, mask)
         out.update({self.ui.corner: None, self.ui.box: box})
         return out
+
+    @guarded("reading the click")
+    def corner_clicked(self, corner, state, opacity, box_text, skeleton, mask, evt: gr.SelectData) -> dict:
+        """A click on the uploaded photo (its own pixels)."""
+        x, y = (round(float(v)) for v in evt.index[:2])
+        return self._corner(corner, state, opacity, box_text, skeleton, mask, x, y)
+
+    @guarded("reading the click")
+    def view_corner_clicked(self, corner, state, opacity, box_text, skeleton, mask, evt: gr.SelectData) -> dict:
+        """A click on the headline's photo view (working-image pixels -> photo pixels)."""
+        if state is None:
+            return {}
+        x, y = an.photo_point(state, *(float(v) for v in evt.index[:2]))
+        return self._corner(corner, state, opacity, box_text, skeleton, mask, x, y)
 
     def clear_box(self) -> dict:
         return {self.ui.corner: None, self.ui.box: ""}
@@ -239,7 +301,8 @@ class Callbacks:
         if result.skipped:
             parts.append(f"Skipped {len(result.skipped)} unreadable image(s): " + "; ".join(result.skipped[:3]))
         return {
-            ui.batch_metrics: gr.update(value=result.rows, headers=bt.metric_columns()),
+            ui.batch_metrics: gr.update(value=result.rows, headers=bt.metric_columns()) if result.rows else gr.update(value=None),
+            ui.batch_predictions: gr.update(value=bt.prediction_table(result), headers=bt.prediction_columns()),
             ui.batch_confusion: bt.confusion_figure(result.reports) if result.reports else None,
             ui.batch_gallery: bt.gallery_images(result),
             ui.batch_csv: str(result.csv_path),

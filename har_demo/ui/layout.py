@@ -1,8 +1,11 @@
 """The Gradio Blocks: three tabs (compare, batch, model cards) + help, and the named API.
 
-Cards are built by looping over the bank (one per available model, registry order); unavailable
-models are listed under the cards with why and how to enable them. Every event is wired here;
-the work happens in ``callbacks`` / ``api``.
+The compare tab's first screen answers: the photo and Analyse on the left; on the right the
+headline verdict (the model best on unseen sources, ``trust``), the photo with the person's
+skeleton and box next to that model's map and a colour legend, then one compact card per
+available model ordered by the same accuracy; unavailable models fold into one line. Cards are
+built by looping over the bank (no per-model code). Every event is wired here; the work happens
+in ``callbacks`` / ``api``.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from .api import Api
 from .bank import ModelBank
 from .callbacks import Callbacks
 from .cards import model_cards_markdown, results_markdown
-from .render import card_header, unavailable_markdown
+from .render import card_header, legend_html, unavailable_markdown, verdict_markdown
 from .settings import CONCURRENCY
 from .text import examples, help_markdown, msg, strings, text
+from .trust import accuracies, headline, ranked
 
 DEFAULT_OPACITY = 0.5
 # Model work is CPU/GPU-bound: every event that runs a model shares ONE concurrency group, so at
@@ -27,7 +31,10 @@ DEFAULT_OPACITY = 0.5
 MODEL_WORK = {"concurrency_id": "models", "concurrency_limit": CONCURRENCY}
 LIGHT_WORK = {"concurrency_id": "render", "concurrency_limit": 4}
 STATE_TTL_S = 3600  # a session's stored maps are dropped after an hour
-CARD_MIN_WIDTH = 260
+CARD_MIN_WIDTH = 230
+PHOTO_HEIGHT = 300
+HEADLINE_HEIGHT = 250
+CARD_MAP_HEIGHT = 150
 
 
 @dataclass
@@ -45,7 +52,13 @@ class UI:
     """Handles to the components the callbacks read and write."""
 
     cards: dict[str, CardUI] = field(default_factory=dict)
+    accuracy: dict = field(default_factory=dict)  # model -> trust.UnseenAccuracy | None
     image: Any = None
+    verdict: Any = None
+    photo_view: Any = None
+    best_map: Any = None
+    skeleton: Any = None
+    mask_outline: Any = None
     models: Any = None
     target: Any = None
     opacity: Any = None
@@ -62,6 +75,7 @@ class UI:
     batch_run: Any = None
     batch_status: Any = None
     batch_metrics: Any = None
+    batch_predictions: Any = None
     batch_confusion: Any = None
     batch_gallery: Any = None
     batch_csv: Any = None
@@ -74,6 +88,13 @@ class UI:
 
     def method_inputs(self) -> list:
         return [card.method for card in self.cards.values()]
+
+    def headline_outputs(self) -> list:
+        return [self.verdict, self.photo_view, self.best_map]
+
+    def view_inputs(self) -> list:
+        """What every redraw reads: stored analysis, opacity, box text, skeleton, mask outline."""
+        return [self.state, self.opacity, self.box, self.skeleton, self.mask_outline]
 
 
 def build_demo(bank: ModelBank) -> tuple[gr.Blocks, UI, Callbacks]:
@@ -91,23 +112,29 @@ def build_demo(bank: ModelBank) -> tuple[gr.Blocks, UI, Callbacks]:
                 _batch_tab(ui, available)
             with gr.Tab(s["tabs"]["cards"], id="cards"):
                 ui.cards_refresh = gr.Button(text("controls", "cards_refresh"), size="sm")
-                ui.results_md = gr.Markdown(results_markdown())
-                ui.cards_md = gr.Markdown(model_cards_markdown(bank))
+                ui.cards_md = gr.Markdown(model_cards_markdown(bank), elem_id="model-cards")
+                with gr.Accordion(text("controls", "cards_results_heading"), open=False, elem_id="results-tables"):
+                    ui.results_md = gr.Markdown(results_markdown())
             with gr.Tab(s["tabs"]["help"], id="help"):
                 gr.Markdown(help_markdown())
         cb = Callbacks(bank, ui)
         _wire(ui, cb, target_choices)
-        _api(Api(bank))
+        _api(Api(bank), headline(available, ui.accuracy))
     return demo, ui, cb
 
 
 def _compare_tab(ui: UI, bank: ModelBank, available: list[str], target_choices: list[str]) -> None:
     c = lambda key: text("controls", key)
+    ui.accuracy = accuracies([bank.get(n) for n in available])
+    order = ranked(available, ui.accuracy)
+    lead = headline(available, ui.accuracy)
     with gr.Row(equal_height=False):
-        with gr.Column(scale=1, min_width=300):
+        with gr.Column(scale=1, min_width=320):
             ui.image = gr.Image(
-                label=c("image"), type="filepath", sources=["upload", "webcam", "clipboard"], height=320, elem_id="photo"
+                label=c("image"), type="filepath", sources=["upload", "webcam", "clipboard"], height=PHOTO_HEIGHT, elem_id="photo"
             )
+            ui.run = gr.Button(c("run"), variant="primary", elem_id="analyse")
+            ui.status = gr.Markdown(msg("ready", available=len(available), total=len(bank.entries)), elem_id="status")
             found = examples()
             ui.examples = None
             if found:
@@ -119,53 +146,73 @@ def _compare_tab(ui: UI, bank: ModelBank, available: list[str], target_choices: 
                     cache_examples=False,
                     examples_per_page=8,
                 )
-            ui.run = gr.Button(c("run"), variant="primary", elem_id="analyse")
-            ui.models = gr.CheckboxGroup(available, value=available, label=c("models"), info=c("models_info"), elem_id="models")
-            ui.target = gr.Radio(target_choices, value=target_choices[0], label=c("target"), info=c("target_info"))
-            ui.opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label=c("opacity"), info=c("opacity_info"), elem_id="opacity")
-            with gr.Row():
-                ui.box = gr.Textbox(label=c("box"), placeholder=c("box_placeholder"), scale=4)
-                ui.clear_box = gr.Button(c("box_clear"), size="sm", scale=1, min_width=80)
-            ui.status = gr.Markdown(msg("ready", available=len(available), total=len(bank.entries)), elem_id="status")
+            with gr.Accordion(c("settings"), open=False, elem_id="settings"):
+                ui.models = gr.CheckboxGroup(order, value=order, label=c("models"), info=c("models_info"), elem_id="models")
+                ui.target = gr.Radio(target_choices, value=target_choices[0], label=c("target"), info=c("target_info"))
+                ui.opacity = gr.Slider(0.0, 1.0, value=DEFAULT_OPACITY, step=0.05, label=c("opacity"), info=c("opacity_info"), elem_id="opacity")
+                ui.skeleton = gr.Checkbox(value=True, label=c("skeleton"), elem_id="skeleton")
+                ui.mask_outline = gr.Checkbox(value=False, label=c("mask_outline"), elem_id="mask-outline")
+                with gr.Row():
+                    ui.box = gr.Textbox(label=c("box"), placeholder=c("box_placeholder"), scale=4, elem_id="box")
+                    ui.clear_box = gr.Button(c("box_clear"), size="sm", scale=1, min_width=80, elem_id="clear-box")
         with gr.Column(scale=3):
+            with gr.Row(equal_height=False, elem_id="headline"):
+                with gr.Column(scale=2, min_width=280):
+                    ui.verdict = gr.Markdown(verdict_markdown(None, lead, ui.accuracy), elem_id="verdict")
+                with gr.Column(scale=3, min_width=420):
+                    with gr.Row(equal_height=True):
+                        ui.photo_view = gr.Image(
+                            label=c("photo_view"), interactive=False, format="jpeg", height=HEADLINE_HEIGHT, elem_id="photo-view",
+                            buttons=["fullscreen"],
+                        )
+                        ui.best_map = gr.Image(
+                            label=c("best_map"), interactive=False, format="jpeg", height=HEADLINE_HEIGHT, elem_id="best-map",
+                            buttons=["download", "fullscreen"],
+                        )
+                    gr.HTML(legend_html())
             with gr.Row(equal_height=False, elem_id="cards"):
-                for name in available:
-                    ui.cards[name] = _card(bank, name)
-            ui.unavailable = gr.Markdown(unavailable_markdown(bank.unavailable()), elem_id="unavailable")
+                for name in order:
+                    ui.cards[name] = _card(bank, name, ui.accuracy.get(name), name == lead)
+            ui.unavailable = gr.HTML(unavailable_markdown(bank.unavailable()), elem_id="unavailable")
     ui.state = gr.State(None, time_to_live=STATE_TTL_S)
     ui.corner = gr.State(None, time_to_live=STATE_TTL_S)
 
 
-def _card(bank: ModelBank, name: str) -> CardUI:
+def _card(bank: ModelBank, name: str, acc, lead: bool) -> CardUI:
     entry = bank.get(name)
-    with gr.Column(min_width=CARD_MIN_WIDTH, visible=False, elem_classes=["har-card"], elem_id=f"card-{name}") as column:
-        header = gr.Markdown(card_header(entry))
-        label = gr.Label(num_top_classes=len(CLASSES), show_label=False)
-        overlay = gr.Image(show_label=False, interactive=False, format="jpeg", height=240, buttons=["download", "fullscreen"])
+    classes = ["har-card"] + (["har-chance"] if acc is not None and acc.near_chance else []) + (["har-lead"] if lead else [])
+    with gr.Column(min_width=CARD_MIN_WIDTH, visible=False, elem_classes=classes, elem_id=f"card-{name}") as column:
+        header = gr.Markdown(card_header(entry, acc, lead), elem_classes=["har-card-header"])
+        label = gr.Label(num_top_classes=len(CLASSES), show_label=False, show_heading=False, elem_classes=["har-probs"])
+        overlay = gr.Image(show_label=False, interactive=False, format="jpeg", height=CARD_MAP_HEIGHT, buttons=["download", "fullscreen"])
         method = gr.Dropdown(
             entry.methods,
             value=entry.default_method,
             label=text("controls", "method"),
             interactive=len(entry.methods) > 1,
             visible=bool(entry.methods),
+            elem_classes=["har-method"],
         )
-        info = gr.Markdown()
+        info = gr.Markdown(elem_classes=["har-info"])
     return CardUI(column, header, label, overlay, method, info)
 
 
 def _batch_tab(ui: UI, available: list[str]) -> None:
     c = lambda key: text("controls", key)
     with gr.Row():
-        with gr.Column(scale=1):
-            ui.batch_files = gr.File(label=c("batch_files"), file_count="multiple", type="filepath")
+        with gr.Column(scale=1, min_width=320):
+            gr.Markdown(c("batch_files_info"), elem_id="batch-help")
+            ui.batch_files = gr.File(label=c("batch_files"), file_count="multiple", type="filepath", elem_id="batch-files")
             ui.batch_models = gr.CheckboxGroup(available, value=available, label=c("batch_models"))
-            ui.batch_run = gr.Button(c("batch_run"), variant="primary")
-            ui.batch_status = gr.Markdown()
+            ui.batch_run = gr.Button(c("batch_run"), variant="primary", elem_id="batch-run")
+            ui.batch_status = gr.Markdown(elem_id="batch-status")
             ui.batch_csv = gr.File(label=c("batch_csv"), interactive=False)
         with gr.Column(scale=2):
-            ui.batch_metrics = gr.Dataframe(label=c("batch_metrics"), interactive=False)
-            ui.batch_confusion = gr.Plot(label=c("batch_confusion"))
-            ui.batch_gallery = gr.Gallery(label=c("batch_gallery"), columns=4, height="auto")
+            ui.batch_metrics = gr.Dataframe(label=c("batch_metrics"), interactive=False, elem_id="batch-metrics")
+            ui.batch_predictions = gr.Dataframe(label=c("batch_predictions"), interactive=False, max_height=360, elem_id="batch-predictions")
+            gr.Markdown(c("batch_confusion_heading"))
+            ui.batch_confusion = gr.Plot(show_label=False, elem_id="batch-confusion")
+            ui.batch_gallery = gr.Gallery(label=c("batch_gallery"), columns=3, height="auto", object_fit="contain", elem_id="batch-gallery")
 
 
 def _private(name: str) -> dict:
@@ -174,56 +221,81 @@ def _private(name: str) -> dict:
 
 
 def _wire(ui: UI, cb: Callbacks, target_choices: list[str]) -> None:
-    analyse_inputs = [ui.image, ui.models, ui.target, ui.opacity, ui.box, *ui.method_inputs()]
-    compare_outputs = [ui.state, ui.status, *ui.card_outputs()]
+    analyse_inputs = [ui.image, ui.models, ui.target, ui.opacity, ui.box, ui.skeleton, ui.mask_outline, *ui.method_inputs()]
+    compare_outputs = [ui.state, ui.status, ui.corner, *ui.headline_outputs(), *ui.card_outputs()]
     # preprocess=False: the photo reaches the callback undecoded, so a bad file gets our message
     ui.run.click(cb.analyse, analyse_inputs, compare_outputs, preprocess=False, **_private("analyse"), **MODEL_WORK)
     if ui.examples is not None:  # a click on an example analyses it (lazily cached per setting)
         ui.examples.load_input_event.then(
             cb.analyse, analyse_inputs, compare_outputs, preprocess=False, **_private("example"), **MODEL_WORK
         )
-    ui.opacity.change(
-        cb.reblend, [ui.state, ui.opacity, ui.box], [c.overlay for c in ui.cards.values()] + [ui.status],
-        show_progress="hidden", trigger_mode="always_last", **_private("opacity"), **LIGHT_WORK,
-    )
-    box_outputs = [ui.status] + [c for card in ui.cards.values() for c in (card.overlay, card.info)]
-    ui.box.submit(cb.box_changed, [ui.state, ui.opacity, ui.box], box_outputs, **_private("box_submit"), **LIGHT_WORK)
-    ui.box.blur(cb.box_changed, [ui.state, ui.opacity, ui.box], box_outputs, **_private("box_blur"), **LIGHT_WORK)
-    ui.image.select(
-        cb.corner_clicked, [ui.corner, ui.state, ui.opacity], [ui.corner, ui.box, *box_outputs], **_private("corner"), **LIGHT_WORK
-    )
+    ui.image.upload(cb.photo_uploaded, [ui.image], [ui.status], preprocess=False, **_private("upload"), **LIGHT_WORK)
+    redraw_outputs = [ui.status, *ui.headline_outputs()] + [c for card in ui.cards.values() for c in (card.overlay, card.info)]
+    for key, control in (("opacity", ui.opacity), ("skeleton", ui.skeleton), ("mask_outline", ui.mask_outline)):
+        control.change(
+            cb.redraw, ui.view_inputs(), redraw_outputs,
+            show_progress="hidden", trigger_mode="always_last", **_private(key), **LIGHT_WORK,
+        )
+    ui.box.submit(cb.box_changed, ui.view_inputs(), redraw_outputs, **_private("box_submit"), **LIGHT_WORK)
+    ui.box.blur(cb.box_changed, ui.view_inputs(), redraw_outputs, **_private("box_blur"), **LIGHT_WORK)
+    corner_inputs = [ui.corner, *ui.view_inputs()]
+    corner_outputs = [ui.corner, ui.box, *redraw_outputs]
+    ui.image.select(cb.corner_clicked, corner_inputs, corner_outputs, **_private("corner"), **LIGHT_WORK)
+    ui.photo_view.select(cb.view_corner_clicked, corner_inputs, corner_outputs, **_private("view_corner"), **LIGHT_WORK)
     ui.clear_box.click(cb.clear_box, None, [ui.corner, ui.box], **_private("clear_box"), **LIGHT_WORK).then(
-        cb.box_changed, [ui.state, ui.opacity, ui.box], box_outputs, **_private("clear_box_then"), **LIGHT_WORK
+        cb.box_changed, ui.view_inputs(), redraw_outputs, **_private("clear_box_then"), **LIGHT_WORK
     )
-    ui.target.change(cb.target_changed, [ui.state, ui.target, ui.opacity, ui.box, *ui.method_inputs()], compare_outputs, **_private("target"), **MODEL_WORK)
+    ui.target.change(
+        cb.target_changed, [ui.state, ui.target, ui.opacity, ui.box, ui.skeleton, ui.mask_outline, *ui.method_inputs()],
+        compare_outputs, **_private("target"), **MODEL_WORK,
+    )
     for name, card in ui.cards.items():
         card.method.change(
-            cb.method_changed(name), [ui.state, card.method, ui.target, ui.opacity, ui.box],
-            [ui.state, ui.status, card.column, card.label, card.overlay, card.info], **_private(f"method_{name}"), **MODEL_WORK,
+            cb.method_changed(name), [ui.state, card.method, ui.target, ui.opacity, ui.box, ui.skeleton, ui.mask_outline],
+            [ui.state, ui.status, *ui.headline_outputs(), card.column, card.label, card.overlay, card.info],
+            **_private(f"method_{name}"), **MODEL_WORK,
         )
-    batch_outputs = [ui.batch_metrics, ui.batch_confusion, ui.batch_gallery, ui.batch_csv, ui.batch_status]
+    batch_outputs = [ui.batch_metrics, ui.batch_predictions, ui.batch_confusion, ui.batch_gallery, ui.batch_csv, ui.batch_status]
     ui.batch_run.click(cb.batch, [ui.batch_files, ui.batch_models], batch_outputs, **_private("batch"), **MODEL_WORK)
     ui.cards_refresh.click(cb.cards, None, [ui.cards_md, ui.results_md], **_private("cards"), **LIGHT_WORK)
 
 
-def _api(api: Api) -> None:
-    """Hidden components + triggers for the named endpoints (the visible UI does not use them)."""
+class ExampleFile(gr.File):
+    """A ``gr.File`` whose "Use via API" example is a photo this repository ships (the default is
+    a PDF on github.com that fails when copied); the path is relative to the repository root."""
+
+    EXAMPLE = "examples/standing_woods.jpg"
+
+    def example_payload(self):
+        item = {"path": self.EXAMPLE, "orig_name": self.EXAMPLE.rsplit("/", 1)[-1], "meta": {"_type": "gradio.FileData"}}
+        return item if self.file_count == "single" else [item]
+
+    def example_value(self):
+        return self.EXAMPLE if self.file_count == "single" else [self.EXAMPLE]
+
+
+def _api(api: Api, lead: str | None = None) -> None:
+    """Hidden components + triggers for the named endpoints (the visible UI does not use them).
+    Every input has a working default or example, so the "Use via API" snippets run if copied."""
+    a = strings()["api"]
     with gr.Column(visible=False):
-        image = gr.File(label="image", type="filepath")
-        files = gr.File(label="files", file_count="multiple", type="filepath")
-        models = gr.Textbox(label="models", info="comma-separated names; empty = every available model")
-        model = gr.Textbox(label="model")
-        method = gr.Textbox(label="method", info="empty = the model's default")
+        image = ExampleFile(label="image", type="filepath")
+        files = ExampleFile(label="files", file_count="multiple", type="filepath")
+        models = gr.Textbox(label="models", value="", info="comma-separated names; empty = every available model")
+        model = gr.Textbox(label="model", value=lead or "", info="one model name (see /models)")
+        method = gr.Textbox(label="method", value="", info="empty = the model's default")
         target = gr.Textbox(label="target", value="predicted", info="predicted, " + ", ".join(CLASSES))
         opacity = gr.Number(label="opacity", value=DEFAULT_OPACITY, minimum=0, maximum=1)
-        box = gr.Textbox(label="box", info="person box x0, y0, x1, y1 in photo pixels (optional)")
+        box = gr.Textbox(label="box", value="", info="person box x0, y0, x1, y1 in photo pixels (optional; overrides the person finder)")
         result = gr.JSON(label="result")
         overlays = gr.Gallery(label="overlays", format="jpeg")
         overlay = gr.Image(label="overlay", format="jpeg")
         csv_file = gr.File(label="predictions_csv")
         models_json = gr.JSON(label="models")
         triggers = [gr.Button(visible=False) for _ in range(4)]
-    triggers[0].click(api.predict, [image, models, target, opacity], [result, overlays], api_name="predict", **MODEL_WORK)
-    triggers[1].click(api.explain, [image, model, method, target, opacity, box], [overlay, result], api_name="explain", **MODEL_WORK)
-    triggers[2].click(api.batch, [files, models], [result, csv_file], api_name="batch", **MODEL_WORK)
-    triggers[3].click(api.models, None, [models_json], api_name="models", **LIGHT_WORK)
+    triggers[0].click(api.predict, [image, models, target, opacity], [result, overlays], api_name="predict",
+                      api_description=a["predict"], **MODEL_WORK)
+    triggers[1].click(api.explain, [image, model, method, target, opacity, box], [overlay, result], api_name="explain",
+                      api_description=a["explain"], **MODEL_WORK)
+    triggers[2].click(api.batch, [files, models], [result, csv_file], api_name="batch", api_description=a["batch"], **MODEL_WORK)
+    triggers[3].click(api.models, None, [models_json], api_name="models", api_description=a["models"], **LIGHT_WORK)

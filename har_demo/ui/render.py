@@ -1,20 +1,31 @@
-"""Text of the model cards (Markdown / Label values) from analysis results. No Gradio, no models."""
+"""Text of the compare tab (Markdown / HTML / Label values) from analysis results. No Gradio, no models.
+
+Everything a visitor reads about one answer is worded here from library numbers: the headline
+verdict (best model by unseen-source accuracy, ``trust``), each card's accuracy badge, where the
+map looks (``analysis.shares``: person share, a user box overriding the finder), the ambiguity of
+any close top-2 pair with the body evidence (``person.describe_pose``), the map colour legend.
+"""
 
 from __future__ import annotations
 
+import html
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from .analysis import Analysis, CardResult, ambiguity, drift
+from ..explain.overlay import DEFAULT_COLORMAP
+from .analysis import Analysis, CardResult, ambiguity, shares
 from .bank import ModelEntry
-from .text import msg
+from .text import msg, public_text
+from .trust import UnseenAccuracy, accuracy_line
 
 
-def card_header(entry: ModelEntry) -> str:
-    """Title + one line: summary and weight source (available) or why not + how to enable."""
-    lines = [msg("card_title", name=entry.name)]
+def card_header(entry: ModelEntry, acc: UnseenAccuracy | None = None, lead: bool = False) -> str:
+    """Title, accuracy on unseen sources (plain words) and one line: summary + weight source."""
+    badge = msg("card_lead") if lead else ""
+    lines = [msg("card_title", name=entry.name, badge=badge)]
     if entry.available:
-        lines.append(msg("card_summary", summary=entry.summary, source=entry.source))
+        lines.append(msg("card_accuracy", line=accuracy_line(acc)))
+        lines.append(msg("card_summary", summary=entry.summary, source=public_text(entry.source)))
     else:
         lines.append(unavailable_line(entry))
     return "\n\n".join(lines)
@@ -22,9 +33,9 @@ def card_header(entry: ModelEntry) -> str:
 
 def unavailable_line(entry: ModelEntry) -> str:
     """One line: why the model is not available, and how to enable it."""
-    line = msg("unavailable_line", name=entry.name, reason=entry.source.rstrip("."))
+    line = msg("unavailable_line", name=entry.name, reason=public_text(entry.source).rstrip("."))
     if entry.hint:
-        line += " " + msg("how_to_enable", hint=entry.hint)
+        line += " " + msg("how_to_enable", hint=public_text(entry.hint))
     return line
 
 
@@ -35,21 +46,108 @@ def label_value(card: CardResult | None) -> dict[str, float] | None:
     return dict(card.probs)
 
 
+def share_line(sh: Mapping) -> str | None:
+    """Where the map looks, in plain words (a high share is good), or None without a map/person."""
+    if sh.get("from") == "your box":
+        value = sh["box_share"]
+        return msg("share_empty") if value is None or math.isnan(value) else msg("share_box", pct=value * 100)
+    value = sh.get("person_share")
+    if value is None:
+        value = sh.get("box_share")
+        if value is None:
+            return None
+        key = "share_person_box"
+    else:
+        key = "share_person"
+    if math.isnan(value):
+        return msg("share_empty")
+    verdict = msg("share_good") if value >= 0.5 else msg("share_low")
+    return msg(key, pct=value * 100, verdict=verdict)
+
+
+def pose_line(analysis: Analysis) -> str:
+    """The body evidence from the landmarks (one sentence), or why there is none."""
+    from ..person import describe_pose
+
+    if analysis.person is None:
+        return analysis.person_note or msg("no_person")
+    return describe_pose(analysis.person)
+
+
+def ambiguity_line(analysis: Analysis, card: CardResult) -> str | None:
+    amb = ambiguity(card)
+    if amb is None:
+        return None
+    if amb["flag"]:
+        a, b = amb["pair"].split("/")
+        return msg("ambiguous", a=a, b=b, margin=amb["margin"] * 100, pose=pose_line(analysis))
+    return msg("not_ambiguous", margin=amb["margin"] * 100)
+
+
 def card_info(analysis: Analysis, card: CardResult | None, box: tuple[int, int, int, int] | None) -> str:
-    """Map line, pose-ambiguity flag, background drift (with a box) - or the card's error."""
+    """Map line, where the map looks (person share), close-call flag with the body evidence - or the card's error."""
     if card is None:
         return ""
     if card.error:
-        return f"**{card.error}**"
+        return f"**{public_text(card.error)}**"
     lines = [msg("map_line", method=card.method, target=card.target) if card.method else msg("no_map")]
-    amb = ambiguity(card)
-    if amb is not None:
-        key = "ambiguous" if amb["flag"] else "not_ambiguous"
-        lines.append(msg(key, margin=amb["margin"]))
-    score = drift(analysis, card.name, box)
-    if score is not None:
-        lines.append(msg("drift_empty") if math.isnan(score) else msg("drift_line", drift=score))
+    line = share_line(shares(analysis, card.name, box))
+    if line:
+        lines.append(line)
+    amb = ambiguity_line(analysis, card)
+    if amb:
+        lines.append(amb)
     return "  \n".join(lines)
+
+
+def person_summary(analysis: Analysis) -> str:
+    """One line about the person the maps are scored against."""
+    p = analysis.person
+    if p is None:
+        return analysis.person_note or msg("no_person")
+    line = msg("person_found", score=p.score * 100)
+    if p.others:
+        line += " " + msg("person_others")
+    return line
+
+
+def verdict_markdown(analysis: Analysis | None, lead: str | None, acc: Mapping[str, UnseenAccuracy | None],
+                     box: tuple[int, int, int, int] | None = None) -> str:
+    """The headline: the leading model's answer, why that model leads, and what its map shows."""
+    if analysis is None or lead is None or lead not in analysis.cards:
+        return msg("verdict_empty")
+    card = analysis.cards[lead]
+    if card.error or not card.probs:
+        return msg("verdict_failed", name=lead, error=public_text(card.error or ""))
+    label = card.label
+    a = acc.get(lead)
+    why = msg("verdict_why", name=lead, pct=a.accuracy * 100) if a else msg("verdict_why_unmeasured", name=lead)
+    lines = [msg("verdict", label=label.replace("_", " / "), pct=card.probs[label] * 100), why]
+    if a is not None and a.near_chance:
+        lines.append(msg("verdict_chance"))
+    others = [c for n, c in analysis.cards.items() if n != lead and not c.error and c.probs]
+    if others:
+        agree = sum(1 for c in others if c.label == label)
+        lines.append(msg("verdict_others", agree=agree, total=len(others)))
+    for line in (share_line(shares(analysis, lead, box)), ambiguity_line(analysis, card), person_summary(analysis)):
+        if line:
+            lines.append(line)
+    lines.append(msg("photo_size", w=analysis.size[0], h=analysis.size[1]))
+    return "  \n".join(lines)
+
+
+def legend_html(colormap: str = DEFAULT_COLORMAP) -> str:
+    """The map colour scale (the overlay's colormap: blue = ignored ... red = decisive)."""
+    stops = {"jet": "#00007f, #0000ff, #00ffff, #7fff7f, #ffff00, #ff0000, #7f0000",
+             "turbo": "#30123b, #4686fb, #1ae4b6, #a2fc3c, #fabb39, #e4460a, #7a0403",
+             "inferno": "#000004, #57106e, #bc3754, #f98e09, #fcffa4",
+             "viridis": "#440154, #3b528b, #21918c, #5ec962, #fde725"}.get(colormap, "#00007f, #00ffff, #ffff00, #7f0000")
+    low, high, what = (html.escape(msg(k)) for k in ("legend_low", "legend_high", "legend_what"))
+    return (
+        f'<div class="har-legend" id="legend"><span>{low}</span>'
+        f'<span class="har-legend-bar" style="background: linear-gradient(to right, {stops})"></span>'
+        f"<span>{high}</span><small>{what}</small></div>"
+    )
 
 
 def ambiguity_count(analysis: Analysis) -> int:
@@ -57,16 +155,37 @@ def ambiguity_count(analysis: Analysis) -> int:
     return sum(1 for a in flags if a and a["flag"])
 
 
-def status_line(analysis: Analysis, seconds: float) -> str:
+def status_line(analysis: Analysis, seconds: float, ran: int | None = None, cached: bool = False) -> str:
+    """"3 model(s) in 0.84 s." for the models this event ran (``ran``; default all cards), or
+    "from the cache" when nothing ran; plus ambiguity and failures."""
     ok = [c for c in analysis.cards.values() if not c.error]
-    parts = [msg("done", n=len(ok), seconds=seconds)]
+    if cached:
+        parts = [msg("done_cached", n=len(ok))]
+    else:
+        parts = [msg("done", n=len(ok) if ran is None else ran, seconds=seconds)]
     n_amb = ambiguity_count(analysis)
     if n_amb:
         parts.append(msg("ambiguity_summary", n=n_amb, total=len(ok)))
     failed = [c for c in analysis.cards.values() if c.error]
-    parts += [msg("model_failed", name=c.name, error=c.error) for c in failed]
+    parts += [msg("model_failed", name=c.name, error=public_text(c.error)) for c in failed]
     return " ".join(parts)
 
 
 def unavailable_markdown(entries: Iterable[ModelEntry]) -> str:
-    return "\n".join(f"- {unavailable_line(e)}" for e in entries)
+    """Unavailable models folded into one line that opens to the per-model reasons."""
+    entries = list(entries)
+    if not entries:
+        return ""
+    needs = sorted({e.family for e in entries if e.family})
+    summary = msg("unavailable_summary", n=len(entries), families=", ".join(needs) or "weights")
+    body = "\n".join(f"<li>{_inline_md(unavailable_line(e))}</li>" for e in entries)
+    return f'<details id="unavailable-details"><summary>{html.escape(summary)}</summary>\n<ul>\n{body}\n</ul>\n</details>'
+
+
+def _inline_md(text: str) -> str:
+    """The little Markdown our lines use (**bold**, `code`) as HTML, everything else escaped."""
+    import re
+
+    out = html.escape(text, quote=False)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", out)

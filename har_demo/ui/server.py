@@ -60,6 +60,20 @@ def atomic_image_cache() -> None:
     pu.save_pil_to_cache = save_pil_to_cache
 
 
+def configure_logging(level: int = logging.INFO) -> None:
+    """The app's own lines (which models loaded, and why others did not) on stderr; the HTTP
+    client libraries stay quiet."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("har_demo")
+    if not any(getattr(h, "har_demo", False) for h in root.handlers):
+        handler.har_demo = True
+        root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def create_app(bank: ModelBank | None = None) -> gr.Blocks:
     """The queued app; loads every available model once when no ``bank`` is given."""
     atomic_image_cache()
