@@ -28,7 +28,7 @@ from . import batch as bt
 from .bank import ModelBank
 from .cards import model_cards_markdown, results_markdown
 from .gpu import gpu
-from .render import card_info, label_value, status_line, verdict_markdown
+from .render import card_info, label_value, photo_note, status_line, verdict_markdown
 from .text import examples, examples_dir, msg, text
 from .trust import headline
 
@@ -145,6 +145,7 @@ class Callbacks:
             self.ui.verdict: verdict_markdown(analysis, lead, self.ui.accuracy, view.box),
             self.ui.photo_view: an.photo_view(analysis, view.box, corner, view.skeleton, view.mask),
             self.ui.best_map: best,
+            self.ui.photo_note: photo_note(analysis, view.box),
         }
 
     def _view(self, analysis: an.Analysis | None, opacity, box_text, skeleton, mask) -> tuple[View, str]:

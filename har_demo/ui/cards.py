@@ -1,8 +1,10 @@
-"""The model-cards tab without Gradio: each checkpoint's ``card.json`` as Markdown, and the newest
-results table written by the training runner.
+"""The model-cards tab without Gradio: a readable card per model first (what it is, data, test
+metrics rounded, unseen-source accuracy, calibration, how to reproduce - collapsed), then every
+field of its ``card.json`` (collapsed), then the newest results table written by the training runner.
 
-Cards are rendered generically (no knowledge of the trainer's field names beyond a preferred
-order): scalars as a table, nested sections as nested lists, long lists shortened.
+The readable part reads well-known card fields where present (``metrics.test``, ``calibration``,
+``data``, ``unseen_source_accuracy``, ``command``) and skips what a card lacks; the full card is
+rendered generically (scalars as a line, nested sections as nested lists, long lists shortened).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from ..models.checkpoint import CARD_FILE, read_card
 from ..models.loading import checkpoint_root, default_checkpoint
 from .bank import ModelBank
 from .render import unavailable_line
-from .text import PROJECT_ROOT, msg, strings
+from .text import PROJECT_ROOT, msg, public_text, strings
+from .trust import accuracy_line, unseen_accuracy
 
 # Shown first when present (open); every other field follows in the card's own order (collapsed).
 PREFERRED = ("metrics", "calibration", "data")
@@ -28,12 +31,23 @@ MAX_INLINE = 300
 RESULT_NAMES = ("RESULTS.md", "results.md")
 
 
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    return value
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
+    value = _rounded(value)
     if isinstance(value, list) and len(value) > MAX_LIST:
         return json.dumps(value[:MAX_LIST])[:-1] + f", ... ({len(value)} items)]"
-    text = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    text = json.dumps(value) if isinstance(value, (list, dict)) else public_text(str(value))
     if len(text) > MAX_INLINE:
         text = text[:MAX_INLINE] + " ..."
     return text.replace("|", "\\|").replace("\n", " ")
@@ -66,6 +80,62 @@ def card_markdown(name: str, card: dict) -> str:
     return "\n".join(lines)
 
 
+def _pct(v: Any) -> str:
+    return f"{float(v) * 100:.0f} %" if isinstance(v, (int, float)) else "n/a"
+
+
+def _num(v: Any, nd: int = 3) -> str:
+    return f"{float(v):.{nd}f}" if isinstance(v, (int, float)) else "n/a"
+
+
+def readable_card(entry, card: dict | None) -> str:
+    """One model as a visitor reads it: what it is, what it learned from, how well it does."""
+    lines = [f"### {entry.name}", "", f"**What it is**: {entry.summary or entry.family}."]
+    if not card:
+        return "\n".join(lines)
+    cfg = card.get("config") if isinstance(card.get("config"), dict) else {}
+    if cfg:
+        size, resize = cfg.get("input_size"), {"pad": "letterboxed (aspect kept)", "squash": "squashed"}.get(cfg.get("resize"), cfg.get("resize"))
+        bits = [f"{size} px input" if size else "", resize or "", "sees the person crop" if cfg.get("person_crop") else ""]
+        if any(bits):
+            lines[-1] += " " + ", ".join(b for b in bits if b) + "."
+    data = card.get("data") if isinstance(card.get("data"), dict) else {}
+    sizes = card.get("split_sizes") if isinstance(card.get("split_sizes"), dict) else {}
+    if data or sizes:
+        where = Path(str(data.get("path", ""))).parent.name or data.get("kind", "")
+        split = " / ".join(f"{sizes[k]} {k}" for k in ("train", "val", "test") if k in sizes)
+        sources = (data.get("splits") or {}).get("train", {}).get("per_source") if isinstance(data.get("splits"), dict) else None
+        line = f"**Trained on**: {where or 'a labelled data set'}" + (f", {data['n_total']} photos" if data.get("n_total") else "")
+        line += f" ({split})" if split else ""
+        if sources:
+            line += f"; {len(sources)} sources ({', '.join(sorted(sources))})"
+        lines += ["", line + "."]
+    test = (card.get("metrics") or {}).get("test") if isinstance(card.get("metrics"), dict) else None
+    if isinstance(test, dict):
+        per = test.get("per_class") or {}
+        f1 = ", ".join(f"{c} {_num(m.get('f1'), 2)}" for c, m in per.items() if isinstance(m, dict))
+        lines += ["", f"**Test photos (same sources as training)**: accuracy **{_pct(test.get('accuracy'))}**, "
+                      f"macro F1 {_num(test.get('macro_f1'), 2)}" + (f" (F1 per class: {f1})" if f1 else "") + (f", {test['n']} photos" if test.get("n") else "") + "."]
+    acc = unseen_accuracy(card)
+    lines += ["", f"**Photos from sources it never saw**: {accuracy_line(acc)}."]
+    if acc is not None and acc.per_source:
+        per = ", ".join(f"{s} {_pct(v.get('accuracy'))} (n={v.get('n', '?')})" for s, v in acc.per_source.items() if isinstance(v, dict))
+        lines.append(f"<small>per held-out source: {per}{'; ' + acc.how if acc.how else ''}</small>")
+    cal = card.get("calibration") if isinstance(card.get("calibration"), dict) else None
+    if cal:
+        t = cal.get("temperature", card.get("temperature"))
+        test_cal = cal.get("test") if isinstance(cal.get("test"), dict) else {}
+        ece = f"; test ECE {_num(test_cal.get('ece_before'), 3)} -> {_num(test_cal.get('ece_after'), 3)} (lower = probabilities mean what they say)" if test_cal else ""
+        lines += ["", f"**Calibration**: temperature {_num(t, 2)}{ece}."]
+    made = " · ".join(x for x in (str(card.get("created", ""))[:10], f"seed {card['seed']}" if "seed" in card else "",
+                                  (card.get("selected") or {}).get("rule", "") if isinstance(card.get("selected"), dict) else "") if x)
+    if made:
+        lines += ["", f"<small>Trained {made}</small>"]
+    if card.get("command"):
+        lines += ["", "<details><summary>How to reproduce</summary>", "", "```bash", public_text(str(card["command"])), "```", "", "</details>"]
+    return "\n".join(lines)
+
+
 def read_model_card(name: str) -> dict | None:
     """The card of ``checkpoints/<name>`` (``$HAR_CHECKPOINT_DIR``), None when there is none."""
     directory = default_checkpoint(name)
@@ -85,9 +155,10 @@ def model_cards_markdown(bank: ModelBank) -> str:
             blocks.append(f"### {entry.name}\n\n{err}")
             continue
         if card:
-            blocks.append(card_markdown(entry.name, card))
+            full = card_markdown(entry.name, card).split("\n", 1)[1]  # without its "### name" line
+            blocks.append(readable_card(entry, card) + f"\n\n<details><summary>{msg('card_all_fields')}</summary>\n\n{full}\n\n</details>")
         elif entry.available:
-            blocks.append(f"### {entry.name}\n\n{msg('no_card')} ({entry.source})")
+            blocks.append(f"{readable_card(entry, None)}\n\n{msg('no_card')} ({public_text(entry.source)})")
         else:
             blocks.append(f"### {entry.name}\n\n{unavailable_line(entry)}")
     return "\n\n---\n\n".join(blocks)

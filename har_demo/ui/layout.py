@@ -33,8 +33,8 @@ LIGHT_WORK = {"concurrency_id": "render", "concurrency_limit": 4}
 STATE_TTL_S = 3600  # a session's stored maps are dropped after an hour
 CARD_MIN_WIDTH = 230
 PHOTO_HEIGHT = 300
-HEADLINE_HEIGHT = 250
-CARD_MAP_HEIGHT = 150
+HEADLINE_HEIGHT = 200
+CARD_MAP_HEIGHT = 120
 
 
 @dataclass
@@ -56,6 +56,7 @@ class UI:
     image: Any = None
     verdict: Any = None
     photo_view: Any = None
+    photo_note: Any = None
     best_map: Any = None
     skeleton: Any = None
     mask_outline: Any = None
@@ -90,7 +91,7 @@ class UI:
         return [card.method for card in self.cards.values()]
 
     def headline_outputs(self) -> list:
-        return [self.verdict, self.photo_view, self.best_map]
+        return [self.verdict, self.photo_view, self.best_map, self.photo_note]
 
     def view_inputs(self) -> list:
         """What every redraw reads: stored analysis, opacity, box text, skeleton, mask outline."""
@@ -104,7 +105,7 @@ def build_demo(bank: ModelBank) -> tuple[gr.Blocks, UI, Callbacks]:
     available = bank.available_names()
     target_choices = [text("controls", "target_predicted"), *CLASSES]
     with gr.Blocks(title=s["browser_title"], analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
-        gr.Markdown(f"# {s['title']}\n\n{s['intro']}")
+        gr.Markdown(f"## {s['title']}\n\n{s['intro']}", elem_id="intro")
         with gr.Tabs():
             with gr.Tab(s["tabs"]["compare"], id="compare"):
                 _compare_tab(ui, bank, available, target_choices)
@@ -130,8 +131,10 @@ def _compare_tab(ui: UI, bank: ModelBank, available: list[str], target_choices: 
     lead = headline(available, ui.accuracy)
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=320):
+            gr.Markdown(f"**{c('image')}**", elem_classes=["har-caption"])
             ui.image = gr.Image(
-                label=c("image"), type="filepath", sources=["upload", "webcam", "clipboard"], height=PHOTO_HEIGHT, elem_id="photo"
+                label=c("image"), show_label=False, type="filepath", sources=["upload", "webcam", "clipboard"], height=PHOTO_HEIGHT,
+                elem_id="photo",
             )
             ui.run = gr.Button(c("run"), variant="primary", elem_id="analyse")
             ui.status = gr.Markdown(msg("ready", available=len(available), total=len(bank.entries)), elem_id="status")
@@ -162,13 +165,14 @@ def _compare_tab(ui: UI, bank: ModelBank, available: list[str], target_choices: 
                 with gr.Column(scale=3, min_width=420):
                     with gr.Row(equal_height=True):
                         ui.photo_view = gr.Image(
-                            label=c("photo_view"), interactive=False, format="jpeg", height=HEADLINE_HEIGHT, elem_id="photo-view",
-                            buttons=["fullscreen"],
+                            label=c("photo_view"), show_label=False, interactive=False, format="jpeg", height=HEADLINE_HEIGHT,
+                            elem_id="photo-view", buttons=["fullscreen"],
                         )
                         ui.best_map = gr.Image(
-                            label=c("best_map"), interactive=False, format="jpeg", height=HEADLINE_HEIGHT, elem_id="best-map",
-                            buttons=["download", "fullscreen"],
+                            label=c("best_map"), show_label=False, interactive=False, format="jpeg", height=HEADLINE_HEIGHT,
+                            elem_id="best-map", buttons=["download", "fullscreen"],
                         )
+                    ui.photo_note = gr.Markdown(msg("photo_note_empty"), elem_id="photo-note")
                     gr.HTML(legend_html())
             with gr.Row(equal_height=False, elem_id="cards"):
                 for name in order:
@@ -191,6 +195,8 @@ def _card(bank: ModelBank, name: str, acc, lead: bool) -> CardUI:
             label=text("controls", "method"),
             interactive=len(entry.methods) > 1,
             visible=bool(entry.methods),
+            show_label=False,
+            container=False,
             elem_classes=["har-method"],
         )
         info = gr.Markdown(elem_classes=["har-info"])

@@ -24,8 +24,7 @@ def card_header(entry: ModelEntry, acc: UnseenAccuracy | None = None, lead: bool
     badge = msg("card_lead") if lead else ""
     lines = [msg("card_title", name=entry.name, badge=badge)]
     if entry.available:
-        lines.append(msg("card_accuracy", line=accuracy_line(acc)))
-        lines.append(msg("card_summary", summary=entry.summary, source=public_text(entry.source)))
+        lines.append(msg("card_accuracy", line=accuracy_line(acc, short=True), summary=entry.summary))
     else:
         lines.append(unavailable_line(entry))
     return "\n\n".join(lines)
@@ -129,11 +128,19 @@ def verdict_markdown(analysis: Analysis | None, lead: str | None, acc: Mapping[s
     if others:
         agree = sum(1 for c in others if c.label == label)
         lines.append(msg("verdict_others", agree=agree, total=len(others)))
-    for line in (share_line(shares(analysis, lead, box)), ambiguity_line(analysis, card), person_summary(analysis)):
+    for line in (share_line(shares(analysis, lead, box)), ambiguity_line(analysis, card)):
         if line:
             lines.append(line)
-    lines.append(msg("photo_size", w=analysis.size[0], h=analysis.size[1]))
     return "  \n".join(lines)
+
+
+def photo_note(analysis: Analysis | None, box: tuple[int, int, int, int] | None = None) -> str:
+    """Under the photo view: its size (box coordinates are in these pixels), the person, the box."""
+    if analysis is None:
+        return msg("photo_note_empty")
+    parts = [msg("photo_size", w=analysis.size[0], h=analysis.size[1]), person_summary(analysis)]
+    parts.append(msg("photo_box", box=", ".join(map(str, box))) if box else msg("photo_box_hint"))
+    return " ".join(parts)
 
 
 def legend_html(colormap: str = DEFAULT_COLORMAP) -> str:

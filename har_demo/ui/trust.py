@@ -87,18 +87,19 @@ def headline(names: Sequence[str], acc: Mapping[str, UnseenAccuracy | None]) -> 
     return order[0] if order else None
 
 
-def accuracy_line(acc: UnseenAccuracy | None) -> str:
-    """Plain words: "right on 58 % of photos from sources it never saw (95 % CI 55-61 %, 803 photos)"."""
+def accuracy_line(acc: UnseenAccuracy | None, short: bool = False) -> str:
+    """Plain words: "right on 58 % of photos from sources it never saw (95 % CI 55-61 %, 803 photos)";
+    ``short`` leaves out the photo count (compact cards)."""
     if acc is None:
         return msg("acc_unmeasured")
     extra = []
     if acc.ci95:
         extra.append(msg("acc_ci", lo=acc.ci95[0] * 100, hi=acc.ci95[1] * 100))
-    if acc.n:
+    if acc.n and not short:
         extra.append(msg("acc_n", n=acc.n))
     line = msg("acc_line", pct=acc.accuracy * 100) + (f" ({', '.join(extra)})" if extra else "")
     if acc.near_chance:
-        line += " " + msg("acc_near_chance")
+        line += " " + msg("acc_near_chance_short" if short else "acc_near_chance")
     return line
 
 

@@ -1,0 +1,224 @@
+"""The app as a visitor sees it, in headless Chromium at 1400x1000 (issue 15's "done when"):
+verdict + ranked cards above the fold, unavailable models folded into one line, the map colour
+legend, a person box drawn after two clicks on the photo, the model-cards tab showing readable
+cards before the results tables, and a batch of unlabelled photos giving a table.
+
+Screenshots go to ``$HAR_SCREENS_DIR`` when set (e.g. ``runs/screens``, git-ignored), else to the
+test's temp dir. The bank: tiny cnn_base / fnn checkpoints whose cards carry an
+``unseen_source_accuracy`` (fnn's near chance), everything else unavailable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_ui_browser import FLAGS, _browser_or_skip
+from tests.test_ui_support import example_photo, free_port, tiny_env, write_tiny_checkpoints
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ACCURACY = {
+    "cnn_base": {"accuracy": 0.62, "ci95": [0.58, 0.66], "n": 803, "how": "leave-one-source-out, pooled",
+                 "per_source": {"a": {"n": 400, "accuracy": 0.6}, "b": {"n": 403, "accuracy": 0.64}}},
+    "fnn": {"accuracy": 0.39, "ci95": [0.36, 0.42], "n": 803, "how": "leave-one-source-out, pooled", "per_source": {}},
+}
+
+
+def _screens(tmp_path: Path) -> Path:
+    out = Path(os.environ.get("HAR_SCREENS_DIR") or tmp_path)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from har_demo.ui import create_app, launch
+    from har_demo.ui.bank import ModelBank
+
+    binary, driver = _browser_or_skip()
+    root = write_tiny_checkpoints(tmp_path_factory.mktemp("ckpt"))
+    for name, acc in ACCURACY.items():
+        path = root / name / "card.json"
+        card = json.loads(path.read_text())
+        card["unseen_source_accuracy"] = acc
+        card["metrics"] = {"test": {"n": 80, "accuracy": 0.7123456789, "macro_f1": 0.70111, "per_class": {}}}
+        card["command"] = f"python train.py --models {name} --out runs/x"
+        path.write_text(json.dumps(card))
+    with tiny_env(root):
+        bank = ModelBank.load()
+        demo = create_app(bank)
+        port = free_port()
+        launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+        try:
+            yield f"http://127.0.0.1:{port}/", bank, binary, driver
+        finally:
+            demo.close()
+
+
+@pytest.fixture
+def browser(served, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    url, bank, binary, driver_path = served
+    opts = webdriver.ChromeOptions()
+    for flag in FLAGS:
+        if not flag.startswith("--window-size"):
+            opts.add_argument(flag)
+    opts.add_argument(f"--user-data-dir={tmp_path / 'chrome-profile'}")
+    opts.binary_location = binary
+    driver = webdriver.Chrome(service=Service(driver_path), options=opts)
+    driver.set_page_load_timeout(60)
+    driver.set_window_size(1400, 1000)
+    inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    driver.set_window_size(1400 + 1400 - inner[0], 1000 + 1000 - inner[1])  # the *viewport* is 1400x1000
+    try:
+        yield driver, url, bank
+    finally:
+        driver.quit()
+
+
+def _rect(driver, css: str) -> dict:
+    return driver.execute_script(
+        "const r = document.querySelector(arguments[0]).getBoundingClientRect();"
+        "return {top: r.top, bottom: r.bottom, left: r.left, right: r.right, h: window.innerHeight, w: window.innerWidth};", css)
+
+
+def _analyse(driver, wait, names):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+
+    upload = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#photo input[type=file]")))
+    upload.send_keys(example_photo())
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#photo img")))
+    driver.find_element(By.CSS_SELECTOR, "#analyse").click()
+
+    def ready(d):
+        cards = all(d.find_element(By.ID, f"card-{n}").is_displayed() and d.find_elements(By.CSS_SELECTOR, f"#card-{n} img") for n in names)
+        return cards and d.find_elements(By.CSS_SELECTOR, "#photo-view img") and d.find_elements(By.CSS_SELECTOR, "#best-map img")
+
+    wait.until(ready)
+    time.sleep(1.0)  # images finish painting
+
+
+def test_first_screen_answers_without_scrolling(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, url, bank = browser
+    wait = WebDriverWait(driver, 120)
+    driver.get(url)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#analyse"))
+    # before anything: photo and Analyse above the fold
+    for css in ("#photo", "#analyse"):
+        r = _rect(driver, css)
+        assert r["bottom"] <= r["h"], (css, r)
+    _analyse(driver, wait, bank.available_names())
+    driver.execute_script("window.scrollTo(0, 0)")
+    shot = _screens(tmp_path) / "first_screen.png"
+    assert driver.save_screenshot(str(shot))
+    verdict = driver.find_element(By.ID, "verdict").text
+    assert "cnn_base" in verdict and "62 %" in verdict and "never saw" in verdict  # the best measured model leads
+    assert any(c.replace("_", " / ") in verdict.lower() for c in ("sitting", "standing", "walking_running"))
+    assert "512 x 340 px" in driver.find_element(By.ID, "photo-note").text  # the photo size is shown
+    for css in ("#verdict", "#photo-view", "#best-map", "#legend", *(f"#card-{n}" for n in bank.available_names())):
+        r = _rect(driver, css)
+        assert 0 <= r["top"] and r["bottom"] <= r["h"] and r["right"] <= r["w"], (css, r)
+    # cards ordered by unseen-source accuracy, each saying it; the near-chance one marked
+    order = driver.execute_script("return [...document.querySelectorAll('#cards .har-card')].filter(e => e.offsetParent).map(e => e.id)")
+    assert order == ["card-cnn_base", "card-fnn"]
+    assert "62 %" in driver.find_element(By.ID, "card-cnn_base").text
+    fnn = driver.find_element(By.ID, "card-fnn")
+    assert "near chance" in fnn.text and "har-chance" in fnn.get_attribute("class")
+    # every map has its legend; the card says where the map looked in plain words
+    assert "decisive" in driver.find_element(By.ID, "legend").text
+    # unavailable models: one folded line, details hidden until opened
+    details = driver.find_element(By.CSS_SELECTOR, "#unavailable details")
+    assert details.get_attribute("open") is None
+    summary = driver.find_element(By.CSS_SELECTOR, "#unavailable summary").text
+    assert f"{len(bank.unavailable())} more model(s)" in summary
+    assert not driver.find_element(By.CSS_SELECTOR, "#unavailable li").is_displayed()
+    body = driver.find_element(By.TAG_NAME, "body").text  # (file URLs are Gradio's; the text never names a server path)
+    assert "/tmp/" not in body and str(Path.cwd()) not in body
+    driver.find_element(By.CSS_SELECTOR, "#unavailable summary").click()
+    time.sleep(0.3)
+    assert driver.find_element(By.CSS_SELECTOR, "#unavailable li").is_displayed()
+
+
+def test_two_clicks_on_the_photo_draw_the_box(browser, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, url, bank = browser
+    wait = WebDriverWait(driver, 120)
+    driver.get(url)
+    _analyse(driver, wait, bank.available_names())
+    img = driver.find_element(By.CSS_SELECTOR, "#photo-view img")
+    before = img.get_attribute("src")
+    w, h = img.size["width"], img.size["height"]
+    ActionChains(driver).move_to_element_with_offset(img, -w // 5, -h // 3).click().perform()
+    wait.until(lambda d: "First corner" in d.find_element(By.ID, "status").text)
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#photo-view img").get_attribute("src") != before)  # the corner is drawn
+    first = driver.find_element(By.CSS_SELECTOR, "#photo-view img").get_attribute("src")
+    ActionChains(driver).move_to_element_with_offset(driver.find_element(By.CSS_SELECTOR, "#photo-view img"), w // 5, h // 3).click().perform()
+    wait.until(lambda d: "Person box" in d.find_element(By.ID, "status").text)
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#photo-view img").get_attribute("src") != first)
+    note = driver.find_element(By.ID, "photo-note").text
+    box = note.split("Your person box:")[1].split("(")[0]
+    x0, y0, x1, y1 = (int(v) for v in box.split(","))
+    assert 0 <= x0 < x1 <= 512 and 0 <= y0 < y1 <= 340  # photo pixels of the 512 x 340 photo
+    assert "512 x 340 px" in note
+    assert "inside your box" in driver.find_element(By.ID, "card-cnn_base").text
+    time.sleep(0.8)
+    driver.execute_script("window.scrollTo(0, 0)")
+    assert driver.save_screenshot(str(_screens(tmp_path) / "box_two_clicks.png"))
+
+
+def test_model_cards_tab_shows_readable_cards_first(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, url, _bank = browser
+    wait = WebDriverWait(driver, 60)
+    driver.get(url)
+    tab = wait.until(lambda d: next((b for b in d.find_elements(By.CSS_SELECTOR, "button[role=tab]") if b.text.strip() == "Model cards"), None))
+    tab.click()
+    wait.until(lambda d: d.find_element(By.ID, "model-cards").is_displayed())
+    cards = driver.find_element(By.ID, "model-cards").text
+    assert "What it is" in cards and "Photos from sources it never saw" in cards and "62 %" in cards
+    assert "71 %" in cards and "0.7123456789" not in cards  # sensible rounding, raw fields collapsed
+    assert _rect(driver, "#model-cards")["top"] < _rect(driver, "#results-tables")["top"]
+    assert driver.save_screenshot(str(_screens(tmp_path) / "model_cards.png"))
+
+
+def test_batch_of_unlabelled_photos_gives_a_table(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, url, _bank = browser
+    wait = WebDriverWait(driver, 120)
+    files = []
+    for i in range(3):
+        path = tmp_path / f"holiday_{i}.jpg"
+        shutil.copy(example_photo(), path)
+        files.append(str(path))
+    driver.get(url)
+    tab = wait.until(lambda d: next((b for b in d.find_elements(By.CSS_SELECTOR, "button[role=tab]") if "Batch" in b.text), None))
+    tab.click()
+    upload = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#batch-files input[type=file]"))
+    upload.send_keys("\n".join(files))
+    wait.until(lambda d: "holiday_2.jpg" in d.find_element(By.ID, "batch-files").text)
+    driver.find_element(By.ID, "batch-run").click()
+    wait.until(lambda d: "holiday_0.jpg" in d.find_element(By.ID, "batch-predictions").text)
+    table = driver.find_element(By.ID, "batch-predictions").text
+    assert all(f"holiday_{i}.jpg" in table for i in range(3)) and "cnn_base" in table
+    assert "no label" in driver.find_element(By.ID, "batch-status").text
+    time.sleep(0.5)
+    assert driver.save_screenshot(str(_screens(tmp_path) / "batch_unlabelled.png"))
