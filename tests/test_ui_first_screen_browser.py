@@ -214,11 +214,46 @@ def test_batch_of_unlabelled_photos_gives_a_table(browser, tmp_path):
     tab.click()
     upload = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#batch-files input[type=file]"))
     upload.send_keys("\n".join(files))
-    wait.until(lambda d: "holiday_2.jpg" in d.find_element(By.ID, "batch-files").text)
+    wait.until(lambda d: "holiday_2" in d.find_element(By.ID, "batch-files").text)  # (name and extension are shown apart)
     driver.find_element(By.ID, "batch-run").click()
-    wait.until(lambda d: "holiday_0.jpg" in d.find_element(By.ID, "batch-predictions").text)
+    try:
+        wait.until(lambda d: "holiday_0.jpg" in d.find_element(By.ID, "batch-predictions").text)
+    finally:
+        driver.save_screenshot(str(_screens(tmp_path) / "batch_unlabelled.png"))
     table = driver.find_element(By.ID, "batch-predictions").text
     assert all(f"holiday_{i}.jpg" in table for i in range(3)) and "cnn_base" in table
     assert "no label" in driver.find_element(By.ID, "batch-status").text
     time.sleep(0.5)
     assert driver.save_screenshot(str(_screens(tmp_path) / "batch_unlabelled.png"))
+
+
+def test_batch_labelled_by_a_csv_shows_readable_matrices_and_gallery(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, url, _bank = browser
+    wait = WebDriverWait(driver, 180)
+    files, rows = [], ["path,label"]
+    for i, (photo, label) in enumerate((("standing_woods.jpg", "standing"), ("sitting_table.jpg", "sitting"),
+                                        ("walking_street.jpg", "walking_running"), ("sitting_stands.jpg", "sitting"))):
+        path = tmp_path / f"img{i}.jpg"
+        shutil.copy(example_photo(photo), path)
+        files.append(str(path))
+        rows.append(f"some/folder/img{i}.jpg,{label}")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join(rows) + "\n")
+    driver.get(url)
+    tab = wait.until(lambda d: next((b for b in d.find_elements(By.CSS_SELECTOR, "button[role=tab]") if "Batch" in b.text), None))
+    tab.click()
+    upload = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#batch-files input[type=file]"))
+    upload.send_keys("\n".join([*files, str(labels)]))
+    wait.until(lambda d: "labels" in d.find_element(By.ID, "batch-files").text)
+    driver.find_element(By.ID, "batch-run").click()
+    wait.until(lambda d: d.find_element(By.ID, "batch-metrics").is_displayed() and "cnn_base" in d.find_element(By.ID, "batch-metrics").text)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#batch-confusion img, #batch-confusion svg, #batch-confusion canvas"))
+    time.sleep(1.0)
+    table = driver.find_element(By.ID, "batch-predictions").text
+    assert "standing" in table and "sitting" in table and "no label" not in driver.find_element(By.ID, "batch-status").text
+    driver.execute_script("document.querySelector('#batch-confusion').scrollIntoView()")
+    time.sleep(0.5)
+    assert driver.save_screenshot(str(_screens(tmp_path) / "batch_labelled.png"))

@@ -302,8 +302,9 @@ class Callbacks:
         if result.skipped:
             parts.append(f"Skipped {len(result.skipped)} unreadable image(s): " + "; ".join(result.skipped[:3]))
         return {
-            ui.batch_metrics: gr.update(value=result.rows, headers=bt.metric_columns()) if result.rows else gr.update(value=None),
+            ui.batch_metrics: gr.update(value=result.rows, headers=bt.metric_columns(), visible=bool(result.rows)),
             ui.batch_predictions: gr.update(value=bt.prediction_table(result), headers=bt.prediction_columns()),
+            ui.batch_labelled: gr.update(visible=bool(result.reports)),
             ui.batch_confusion: bt.confusion_figure(result.reports) if result.reports else None,
             ui.batch_gallery: bt.gallery_images(result),
             ui.batch_csv: str(result.csv_path),

@@ -77,6 +77,7 @@ class UI:
     batch_status: Any = None
     batch_metrics: Any = None
     batch_predictions: Any = None
+    batch_labelled: Any = None
     batch_confusion: Any = None
     batch_gallery: Any = None
     batch_csv: Any = None
@@ -214,11 +215,12 @@ def _batch_tab(ui: UI, available: list[str]) -> None:
             ui.batch_status = gr.Markdown(elem_id="batch-status")
             ui.batch_csv = gr.File(label=c("batch_csv"), interactive=False)
         with gr.Column(scale=2):
-            ui.batch_metrics = gr.Dataframe(label=c("batch_metrics"), interactive=False, elem_id="batch-metrics")
+            ui.batch_metrics = gr.Dataframe(label=c("batch_metrics"), interactive=False, visible=False, elem_id="batch-metrics")
             ui.batch_predictions = gr.Dataframe(label=c("batch_predictions"), interactive=False, max_height=360, elem_id="batch-predictions")
-            gr.Markdown(c("batch_confusion_heading"))
-            ui.batch_confusion = gr.Plot(show_label=False, elem_id="batch-confusion")
-            ui.batch_gallery = gr.Gallery(label=c("batch_gallery"), columns=3, height="auto", object_fit="contain", elem_id="batch-gallery")
+            with gr.Column(visible=False) as ui.batch_labelled:  # shown when the batch has labelled photos
+                gr.Markdown(c("batch_confusion_heading"))
+                ui.batch_confusion = gr.Plot(show_label=False, elem_id="batch-confusion")
+                ui.batch_gallery = gr.Gallery(label=c("batch_gallery"), columns=3, height="auto", object_fit="contain", elem_id="batch-gallery")
 
 
 def _private(name: str) -> dict:
@@ -261,7 +263,7 @@ def _wire(ui: UI, cb: Callbacks, target_choices: list[str]) -> None:
             [ui.state, ui.status, *ui.headline_outputs(), card.column, card.label, card.overlay, card.info],
             **_private(f"method_{name}"), **MODEL_WORK,
         )
-    batch_outputs = [ui.batch_metrics, ui.batch_predictions, ui.batch_confusion, ui.batch_gallery, ui.batch_csv, ui.batch_status]
+    batch_outputs = [ui.batch_metrics, ui.batch_predictions, ui.batch_labelled, ui.batch_confusion, ui.batch_gallery, ui.batch_csv, ui.batch_status]
     ui.batch_run.click(cb.batch, [ui.batch_files, ui.batch_models], batch_outputs, **_private("batch"), **MODEL_WORK)
     ui.cards_refresh.click(cb.cards, None, [ui.cards_md, ui.results_md], **_private("cards"), **LIGHT_WORK)
 
