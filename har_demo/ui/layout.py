@@ -10,6 +10,7 @@ in ``callbacks`` / ``api``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -268,18 +269,23 @@ def _wire(ui: UI, cb: Callbacks, target_choices: list[str]) -> None:
     ui.cards_refresh.click(cb.cards, None, [ui.cards_md, ui.results_md], **_private("cards"), **LIGHT_WORK)
 
 
-class ExampleFile(gr.File):
-    """A ``gr.File`` whose "Use via API" example is a photo this repository ships (the default is
-    a PDF on github.com that fails when copied); the path is relative to the repository root."""
+API_EXAMPLE = "examples/standing_woods.jpg"  # relative to the repository root (where the README's commands run)
 
-    EXAMPLE = "examples/standing_woods.jpg"
 
-    def example_payload(self):
-        item = {"path": self.EXAMPLE, "orig_name": self.EXAMPLE.rsplit("/", 1)[-1], "meta": {"_type": "gradio.FileData"}}
-        return item if self.file_count == "single" else [item]
+def example_file(**kwargs) -> gr.File:
+    """A ``gr.File`` whose "Use via API" example is a photo this repository ships (Gradio's default
+    is a PDF on github.com that fails when copied). Set on the instance: a ``gr.File`` subclass
+    would make Gradio write a ``.pyi`` stub next to this module."""
+    comp = gr.File(**kwargs)
+    item = {"path": API_EXAMPLE, "orig_name": API_EXAMPLE.rsplit("/", 1)[-1], "meta": {"_type": "gradio.FileData"}}
+    single = comp.file_count == "single"
+    comp.example_payload = lambda: item if single else [item]
+    comp.example_value = lambda: API_EXAMPLE if single else [API_EXAMPLE]
+    return comp
 
-    def example_value(self):
-        return self.EXAMPLE if self.file_count == "single" else [self.EXAMPLE]
+
+def _same(value):
+    return value
 
 
 def _api(api: Api, lead: str | None = None) -> None:
@@ -287,8 +293,8 @@ def _api(api: Api, lead: str | None = None) -> None:
     Every input has a working default or example, so the "Use via API" snippets run if copied."""
     a = strings()["api"]
     with gr.Column(visible=False):
-        image = ExampleFile(label="image", type="filepath")
-        files = ExampleFile(label="files", file_count="multiple", type="filepath")
+        image = example_file(label="image", type="filepath")
+        files = example_file(label="files", file_count="multiple", type="filepath")
         models = gr.Textbox(label="models", value="", info="comma-separated names; empty = every available model")
         model = gr.Textbox(label="model", value=lead or "", info="one model name (see /models)")
         method = gr.Textbox(label="method", value="", info="empty = the model's default")
@@ -301,6 +307,8 @@ def _api(api: Api, lead: str | None = None) -> None:
         csv_file = gr.File(label="predictions_csv")
         models_json = gr.JSON(label="models")
         triggers = [gr.Button(visible=False) for _ in range(4)]
+    for comp in (models, model, method, target, opacity, box):  # the docs' examples = the working defaults
+        comp.example_payload = comp.example_value = functools.partial(_same, comp.value)
     triggers[0].click(api.predict, [image, models, target, opacity], [result, overlays], api_name="predict",
                       api_description=a["predict"], **MODEL_WORK)
     triggers[1].click(api.explain, [image, model, method, target, opacity, box], [overlay, result], api_name="explain",
