@@ -85,19 +85,57 @@ def cmd_predict(args) -> int:
 
 
 def add_evaluate_args(p: argparse.ArgumentParser) -> None:
+    from .commands.common import add_split_args
+
     p.add_argument("--data", required=True, help="class-subfolder directory or manifest CSV")
     _add_model_args(p)
+    add_split_args(p)
+    p.add_argument("--seed", type=int, default=0, help="split seed when --split is given without --splits (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (it is off anyway when stderr is not a terminal)")
+
+
+def _training_data_note(model, data: str, split: str | None) -> str | None:
+    """A warning when the whole data set the model was trained on is scored (no --split)."""
+    if split:
+        return None
+    trained = ((getattr(model, "card", None) or {}).get("data") or {}).get("path")
+    if not trained:
+        return None
+    try:
+        same = os.path.samefile(trained, data) or os.path.samefile(os.path.dirname(trained), data)
+    except OSError:
+        return None
+    if not same:
+        return None
+    return (f"note: {data} is the data set {model.name} was trained on, so this includes its training photos; "
+            "score the held-out photos with --split test --splits runs/<run>/splits.json")
 
 
 def cmd_evaluate(args) -> int:
+    from .commands.common import Progress, select_split
     from .data.datasets import load_dataset
     from .evaluate import evaluate_model, format_report
     from .models.loading import load_model
 
-    samples = load_dataset(args.data)
+    samples = select_split(load_dataset(args.data), args.split, args.splits, args.seed)
+    if not samples:
+        raise HarError(f"{args.data}: no images to evaluate")
     model = load_model(args.model, args.checkpoint)
-    report = evaluate_model(model, samples)
+    note = _training_data_note(model, args.data, args.split)
+    if note:
+        print(note, file=sys.stderr)
+    with Progress(len(samples), f"evaluate {args.model}", args.quiet) as step:
+        done = [0]
+
+        def progress(frac: float, _desc: str) -> None:
+            n = round(frac * len(samples))
+            step(n - done[0])
+            done[0] = n
+
+        report = evaluate_model(model, samples, progress=progress)
     report.pop("probs")
+    if args.split:
+        report["split"] = args.split
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
 

@@ -106,14 +106,17 @@ def predict_dataset(
     return kept, skipped, out
 
 
-def predict_samples(model: HarModel, samples: Sequence[Sample], batch_size: int = 32) -> np.ndarray:
+def predict_samples(model: HarModel, samples: Sequence[Sample], batch_size: int = 32,
+                    progress: Callable[[float, str], None] | None = None) -> np.ndarray:
     """Probabilities (N, C) for dataset samples, decoding in batches to bound memory."""
-    _, _, probs = predict_dataset({"model": lambda images: model.predict_proba(images, batch_size=batch_size)}, samples, batch_size)
+    _, _, probs = predict_dataset({"model": lambda images: model.predict_proba(images, batch_size=batch_size)}, samples, batch_size,
+                                  progress=progress)
     return probs["model"]
 
 
-def evaluate_model(model: HarModel, samples: Sequence[Sample], batch_size: int = 32) -> dict:
-    probs = predict_samples(model, samples, batch_size)
+def evaluate_model(model: HarModel, samples: Sequence[Sample], batch_size: int = 32,
+                   progress: Callable[[float, str], None] | None = None) -> dict:
+    probs = predict_samples(model, samples, batch_size, progress)
     y_true = [CLASSES.index(s.label) for s in samples]
     report = classification_report(y_true, probs.argmax(1))
     report["probs"] = probs
@@ -149,9 +152,21 @@ def _person_mask(instances: str | None, path: str):
     return mask if mask.any() else None
 
 
+def _find_person(image):
+    """The person finder's answer, or None when it cannot run here (then person_share is n/a)."""
+    from .person import find_person_or_none
+
+    return find_person_or_none(image)
+
+
 def evaluate_maps(model, samples: Sequence, method: str, opts: dict, steps: int = DEFAULT_STEPS, seed: int = 0,
-                  coco_instances: str | None = None, explain_class: str = "predicted") -> dict:
-    """Mean deletion/insertion AUC (and the random baseline) and mean drift over ``samples``."""
+                  coco_instances: str | None = None, explain_class: str = "predicted",
+                  progress: Callable[[int], None] | None = None, person: bool = True) -> dict:
+    """Mean deletion/insertion AUC (and the random baseline), mean drift (COCO masks) and mean
+    ``person_share`` (share of each map on the person the finder found; ``box_share`` in its box)
+    over ``samples``. ``progress(1)`` is called after each image."""
+    from .explain.metrics import person_share
+
     classes = list(model.classes)
     rows, skipped = [], []
     for s in samples:
@@ -159,6 +174,8 @@ def evaluate_maps(model, samples: Sequence, method: str, opts: dict, steps: int 
             image = load_image(s.path)
         except ImageLoadError as err:
             skipped.append(str(err))
+            if progress:
+                progress(1)
             continue
         target = s.label if explain_class == "label" and s.label in classes else None
         exp = explain_full(model, image, method, target, **opts)
@@ -166,7 +183,12 @@ def evaluate_maps(model, samples: Sequence, method: str, opts: dict, steps: int 
         row.update(faithfulness(model, image, exp.saliency, exp.target, steps, seed))
         mask = _person_mask(coco_instances, s.path)
         row["drift"] = drift_score(exp.saliency, mask) if mask is not None else None
+        found = (exp.person if exp.person is not None else _find_person(image)) if person else None
+        row["person_found"] = found is not None
+        row.update(person_share(exp.saliency, found))
         rows.append(row)
+        if progress:
+            progress(1)
     if not rows:
         raise DataError(f"no readable images ({skipped[0] if skipped else 'empty dataset'})")
 
@@ -189,6 +211,9 @@ def evaluate_maps(model, samples: Sequence, method: str, opts: dict, steps: int 
         "insertion_beats_random": float(np.mean([r["insertion_auc"] > r["insertion_auc_random"] for r in rows])),
         "drift": float(np.mean(drifts)) if drifts else None,
         "drift_images": len(drifts),
+        "person_share": mean("person_share"),
+        "box_share": mean("box_share"),
+        "person_found": float(np.mean([r["person_found"] for r in rows])),
         "rows": rows,
     }
 
@@ -202,6 +227,11 @@ def format_eval(report: dict) -> str:
         f"deletion AUC  {f(report['deletion_auc'])}  (random {f(report['deletion_auc_random'])}; lower is better; beats random on {report['deletion_beats_random']:.0%})",
         f"insertion AUC {f(report['insertion_auc'])}  (random {f(report['insertion_auc_random'])}; higher is better; beats random on {report['insertion_beats_random']:.0%})",
     ]
+    if report.get("person_share") is not None:
+        lines.append(f"looked at the person (person_share, share of the map on the person; high = good) {f(report['person_share'])}"
+                     f" (in the person box {f(report['box_share'])}; person found in {report['person_found']:.0%} of the images)")
+    else:
+        lines.append("person_share: n/a (no person found, or the person finder is not installed)")
     if report["drift_images"]:
         lines.append(f"drift (share of map inside the person) {f(report['drift'])} over {report['drift_images']} images with a person mask")
     else:

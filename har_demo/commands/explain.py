@@ -2,9 +2,14 @@
 library calls (``explain``, ``evaluate.evaluate_maps``), JSON/text out.
 
     python -m har_demo explain IMAGE --model NAME [--method NAME] [--target CLASS] [--checkpoint DIR]
-        [--opacity 0.5] --out overlay.png [--json] [--box x0,y0,x1,y1]
-    python -m har_demo explain-eval --data PATH --model NAME [--method NAME] [--coco-instances JSON]
-        [--limit N] [--json]
+        [--opacity 0.5] [--out overlay.png] [--json] [--box x0,y0,x1,y1]
+    python -m har_demo explain-eval --data PATH --model NAME[,NAME...] [--method NAME] [--coco-instances JSON]
+        [--limit N] [--split test --splits runs/RUN/splits.json] [--json] [--quiet]
+
+``explain`` writes its overlay to ``--out``, by default ``runs/explain/<image>_<model>_<method>.png``
+(``runs/`` is git-ignored). Both report ``person_share``: the share of the map on the person the
+person finder found (high = the model looked at the person; low = at the background, the study's
+drift); a ``--box`` overrides the finder.
 
 Everything printed is computed by library functions (explain base / overlay / metrics,
 ``evaluate``) that the UI and the tests call too. User errors are ``HarError``s with one line; the CLI prints them.
@@ -27,6 +32,7 @@ from ..evaluate import evaluate_maps, format_eval
 from ..explain.base import EXPLAINERS, default_method, explain_full, get_explainer, make_explainer
 from ..explain.metrics import AMBIGUITY_THRESHOLD, DEFAULT_STEPS, box_mask, drift_score, faithfulness, parse_box, pose_ambiguity
 from ..explain.overlay import COLORMAPS, DEFAULT_COLORMAP, overlay
+from .common import Progress, add_split_args, select_split
 
 
 # ---- shared arguments ---------------------------------------------------------------------------
@@ -56,7 +62,7 @@ def parse_options(items: Sequence[str] | None) -> dict[str, Any]:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="registry name (see `python -m har_demo models`)")
+    p.add_argument("--model", required=True, help="registry name (see `python -m har_demo models`); explain-eval: several, comma-separated")
     p.add_argument("--method", help=f"explanation method: {', '.join(EXPLAINERS)} (default: the model's default)")
     p.add_argument("--checkpoint", help="checkpoint dir (default: checkpoints/MODEL when present)")
     p.add_argument("--input-size", type=int, help="compute the map at this model resolution (ViTs: sharper maps)")
@@ -84,11 +90,18 @@ def _round(v: Any, nd: int = 4) -> Any:
 
 
 # ---- explain ------------------------------------------------------------------------------------
+DEFAULT_OUT = "runs/explain"  # git-ignored (runs/)
+
+
+def default_out(image: str, model: str, method: str) -> Path:
+    return Path(DEFAULT_OUT) / f"{Path(image).stem}_{model}_{method}.png"
+
+
 def add_explain_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", help="image file")
     _add_common(parser)
     parser.add_argument("--target", help="class to explain, name or index (default: the predicted class)")
-    parser.add_argument("--out", required=True, help="where to write the overlay PNG (same size as the image)")
+    parser.add_argument("--out", help=f"where to write the overlay PNG (same size as the image; default {DEFAULT_OUT}/<image>_<model>_<method>.png)")
     parser.add_argument("--opacity", type=float, default=0.5, help="heat-map opacity 0..1 (default 0.5)")
     parser.add_argument("--colormap", default=DEFAULT_COLORMAP, choices=sorted(COLORMAPS), metavar="NAME", help=f"OpenCV colormap (default {DEFAULT_COLORMAP})")
     parser.add_argument("--box", help="person box x0,y0,x1,y1 in pixels: report the share of the map inside it (drift)")
@@ -120,7 +133,28 @@ def explain_report(model, image, method: str | None, target, opts: dict, steps: 
     }
     if box is not None:
         scores["drift"] = drift_score(exp.saliency, box_mask(exp.saliency.shape, box))
+    scores.update(where_it_looked(image, exp, box))
     return exp, scores
+
+
+def where_it_looked(image, exp, box=None) -> dict:
+    """``person_share`` / ``box_share`` of the map (``explain.metrics.person_share``) against the
+    person the finder found - or, with a user ``box``, ``box_share`` inside that box (it overrides
+    the finder) - plus the person (``found``, ``box``, ``score``, ``others``) and ``share_from``."""
+    from ..explain.metrics import person_share
+    from ..person import find_person_or_none
+
+    person = exp.person if exp.person is not None else find_person_or_none(image)
+    found = {"found": person is not None}
+    if person is not None:
+        found.update({k: v for k, v in person.to_json().items() if k in ("box", "score", "others", "mask_area")})
+    if box is not None:
+        share = {"person_share": None, "box_share": drift_score(exp.saliency, box_mask(exp.saliency.shape, box)), "share_from": "box"}
+    elif person is not None:
+        share = {**person_share(exp.saliency, person), "share_from": "person finder"}
+    else:
+        share = {"person_share": None, "box_share": None, "share_from": None}
+    return {**share, "person": found}
 
 
 def cmd_explain(args) -> int:
@@ -136,7 +170,8 @@ def cmd_explain(args) -> int:
     if args.method:
         make_explainer(args.method, model, **opts)  # applicability / option errors before any work
     exp, scores = explain_report(model, image, args.method, args.target, opts, args.steps, args.seed, box, args.threshold)
-    path = _save_png(overlay(image, exp.saliency, args.opacity, args.colormap), args.out)
+    out = args.out or default_out(args.image, args.model, exp.method)
+    path = _save_png(overlay(image, exp.saliency, args.opacity, args.colormap), str(out))
     result = {"image": str(args.image), "model": args.model, **scores, "overlay": str(path), "size": list(image.size)}
     if args.json:
         print(json.dumps(_round(result, 6), indent=2))
@@ -145,7 +180,13 @@ def cmd_explain(args) -> int:
     amb = result["ambiguity"]
     print(f"{args.image}: {result['prediction']}  ({probs})")
     print(f"map: {result['method']} for '{result['target']}' -> {path} ({image.size[0]}x{image.size[1]})")
-    print(f"ambiguity: top-2 {amb['top1']}/{amb['top2']} margin {amb['margin']:.3f}" + ("  FLAG sitting<->standing" if amb["flag"] else ""))
+    print(f"ambiguity: top-2 {amb['top1']}/{amb['top2']} margin {amb['margin']:.3f}" + (f"  FLAG close call {amb['pair']}" if amb["flag"] else ""))
+    share = result["person_share"] if result["person_share"] is not None else result["box_share"]
+    if share is not None:
+        where = "inside your box" if result["share_from"] == "box" else "on the person" if result["person_share"] is not None else "in the person box"
+        print(f"looked at the person: {'n/a (empty map)' if math.isnan(share) else f'{share:.0%}'} of the map {where} (high = good)")
+    else:
+        print("looked at the person: n/a (no person found)")
     f = result["faithfulness"]
     if f:
         print(
@@ -164,10 +205,9 @@ def add_explain_eval_args(parser: argparse.ArgumentParser) -> None:
     _add_common(parser)
     parser.add_argument("--coco-instances", help="COCO instances JSON: person masks for the drift score")
     parser.add_argument("--limit", type=int, help="at most N images (in dataset order)")
-    parser.add_argument("--splits", help="splits JSON (har_demo.data.splits) to take --split from")
-    parser.add_argument("--split", choices=("train", "val", "test"),
-                        help="evaluate one split only: from --splits (a training run's splits.json), else split_samples(seed=--seed)")
+    add_split_args(parser)
     parser.add_argument("--explain-class", choices=("predicted", "label"), default="predicted", help="class each map explains (default: predicted)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar (it is off anyway when stderr is not a terminal)")
 
 
 def _coco_images(folder: Path, instances: str) -> list:
@@ -195,11 +235,7 @@ def load_eval_samples(args) -> list:
         if not args.coco_instances or not data.is_dir():
             raise
         samples = _coco_images(data, args.coco_instances)
-    if args.split:
-        from ..data.splits import load_splits, split_samples
-
-        parts = load_splits(args.splits) if args.splits else split_samples(samples, seed=args.seed)
-        samples = parts[args.split]
+    samples = select_split(samples, args.split, args.splits, args.seed)
     if args.limit is not None:
         if args.limit < 1:
             raise HarError("--limit must be at least 1")
@@ -209,20 +245,43 @@ def load_eval_samples(args) -> list:
     return list(samples)
 
 
+def model_names(text: str) -> list[str]:
+    names = [n.strip() for n in str(text).split(",") if n.strip()]
+    if not names:
+        raise HarError("--model needs at least one model name")
+    return names
+
+
 def cmd_explain_eval(args) -> int:
+    """One report per model; several models (``--model a,b``) add a per-model person_share table."""
     from ..models.loading import load_model
 
     samples = load_eval_samples(args)
     opts = _method_opts(args)
     if args.method:
         get_explainer(args.method)
-    model = load_model(args.model, args.checkpoint)
-    method = args.method or default_method(model)
-    make_explainer(method, model, **opts)  # applicability / option errors before any work
-    report = evaluate_maps(model, samples, method, opts, args.steps, args.seed, args.coco_instances, args.explain_class)
+    names = model_names(args.model)
+    if args.checkpoint and len(names) > 1:
+        raise HarError("--checkpoint applies to one model; give one --model with it")
+    models = {}
+    for name in names:  # every model and method checked before any work
+        model = load_model(name, args.checkpoint)
+        method = args.method or default_method(model)
+        make_explainer(method, model, **opts)
+        models[name] = (model, method)
+    reports = []
+    for name, (model, method) in models.items():
+        with Progress(len(samples), f"explain-eval {name}", args.quiet) as step:
+            reports.append(evaluate_maps(model, samples, method, opts, args.steps, args.seed, args.coco_instances,
+                                         args.explain_class, progress=step))
     if args.json:
-        print(json.dumps(_round(report, 6), indent=2))
+        doc = reports[0] if len(reports) == 1 else {"models": reports, "person_share": {r["model"]: r["person_share"] for r in reports}}
+        print(json.dumps(_round(doc, 6), indent=2))
     else:
-        print(format_eval(report))
+        print("\n\n".join(format_eval(r) for r in reports))
+        if len(reports) > 1:
+            print("\nmean person_share per model (share of each map on the person; high = looks at the person):")
+            for r in reports:
+                v = r["person_share"]
+                print(f"  {r['model']:<16} {'n/a' if v is None else f'{v:.3f}'}  ({r['method']}, {r['images']} images, person found in {r['person_found']:.0%})")
     return 0
-

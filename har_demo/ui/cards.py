@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HarError
-from ..models.checkpoint import CARD_FILE, read_card
-from ..models.loading import checkpoint_root, default_checkpoint
+from ..models.loading import checkpoint_root
 from .bank import ModelBank
 from .render import unavailable_line
 from .text import PROJECT_ROOT, msg, public_text, strings
-from .trust import accuracy_line, unseen_accuracy
+from .trust import accuracy_line, read_model_card, unseen_accuracy
 
 # Shown first when present (open); every other field follows in the card's own order (collapsed).
 PREFERRED = ("metrics", "calibration", "data")
@@ -134,14 +133,6 @@ def readable_card(entry, card: dict | None) -> str:
     if card.get("command"):
         lines += ["", "<details><summary>How to reproduce</summary>", "", "```bash", public_text(str(card["command"])), "```", "", "</details>"]
     return "\n".join(lines)
-
-
-def read_model_card(name: str) -> dict | None:
-    """The card of ``checkpoints/<name>`` (``$HAR_CHECKPOINT_DIR``), None when there is none."""
-    directory = default_checkpoint(name)
-    if not (directory / CARD_FILE).is_file():
-        return None
-    return read_card(directory)
 
 
 def model_cards_markdown(bank: ModelBank) -> str:

@@ -58,13 +58,22 @@ def unseen_accuracy(card: Mapping[str, Any] | None) -> UnseenAccuracy | None:
     return UnseenAccuracy(acc, ci, int(n) if isinstance(n, (int, float)) else None, str(raw.get("how") or ""), per_source)
 
 
+def read_model_card(name: str) -> dict | None:
+    """The card of ``checkpoints/<name>`` (``$HAR_CHECKPOINT_DIR``), None when there is none."""
+    from ..models.checkpoint import CARD_FILE, read_card
+    from ..models.loading import default_checkpoint
+
+    directory = default_checkpoint(name)
+    if not (directory / CARD_FILE).is_file():
+        return None
+    return read_card(directory)
+
+
 def entry_card(entry) -> dict | None:
     """The checkpoint card of a bank entry (loaded model's card, else the file), None if none."""
     card = getattr(entry.model, "card", None) if entry.model is not None else None
     if card:
         return card
-    from .cards import read_model_card
-
     try:
         return read_model_card(entry.name)
     except Exception:  # noqa: BLE001 - a broken card is reported on the model-cards tab

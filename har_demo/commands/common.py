@@ -1,0 +1,54 @@
+"""Pieces several commands share (faces side): a progress bar on stderr, choosing one split.
+
+The progress bar is tqdm on stderr, off when stderr is not a terminal (pipes, CI, tests) or with
+``--quiet``, so ``--json`` output on stdout stays clean either way.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+from ..errors import HarError
+
+
+class Progress:
+    """``with Progress(total, "explain-eval", quiet) as step: ... step(1)`` - a tqdm bar on stderr."""
+
+    def __init__(self, total: int, desc: str, quiet: bool = False, unit: str = "img") -> None:
+        self.total, self.desc, self.unit = total, desc, unit
+        self.enabled = not quiet and sys.stderr.isatty()
+        self._bar = None
+
+    def __enter__(self) -> Callable[[int], None]:
+        if self.enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.total, desc=self.desc, unit=self.unit, file=sys.stderr, leave=False, dynamic_ncols=True)
+        return self.step
+
+    def step(self, n: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def add_split_args(parser, what: str = "evaluate") -> None:
+    parser.add_argument("--splits", help="splits JSON of a training run (runs/<run>/splits.json) to take --split from")
+    parser.add_argument("--split", choices=("train", "val", "test"),
+                        help=f"{what} one split only: from --splits (a training run's splits.json), else split_samples(seed=--seed)")
+
+
+def select_split(samples: Sequence, split: str | None, splits: str | None, seed: int = 0) -> list:
+    """``samples`` itself, or one split of it: from a run's splits file, else a fresh seeded split."""
+    if splits and not split:
+        raise HarError("--splits needs --split train|val|test (which part to use)")
+    if not split:
+        return list(samples)
+    from ..data.splits import load_splits, split_samples
+
+    parts = load_splits(splits) if splits else split_samples(list(samples), seed=seed)
+    return list(parts[split])
