@@ -55,5 +55,5 @@ def test_example_photo_is_small_real_and_credited(entry):
 
 def test_help_text_mentions_every_control():
     help_md = text.help_markdown()
-    for word in ("opacity", "Person box", "drift", "Pose ambiguous", "Batch", "/predict"):
+    for word in ("Opacity", "person box", "drift", "Close call", "Looked at the person", "never saw", "Batch", "/predict"):
         assert word.lower() in help_md.lower(), word
