@@ -128,7 +128,7 @@ def test_target_class_reruns_all_maps_for_that_class(app, analysed):
     out = cb.target_changed(analysed[ui.state], "standing", 0.5, "", True, False, *_methods(ui))
     assert {c.target for c in out[ui.state].cards.values()} == {"standing"}
     for name in ui.cards:
-        assert "class **standing**" in card_values(out, ui, name)["info"]
+        assert "for **standing**" in card_values(out, ui, name)["info"]
     bad = cb.target_changed(analysed[ui.state], "dancing", 0.5, "", True, False, *_methods(ui))
     assert "unknown class 'dancing'" in bad[ui.status]
 

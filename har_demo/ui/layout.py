@@ -32,7 +32,7 @@ DEFAULT_OPACITY = 0.5
 MODEL_WORK = {"concurrency_id": "models", "concurrency_limit": CONCURRENCY}
 LIGHT_WORK = {"concurrency_id": "render", "concurrency_limit": 4}
 STATE_TTL_S = 3600  # a session's stored maps are dropped after an hour
-CARD_MIN_WIDTH = 230
+CARD_MIN_WIDTH = 195
 PHOTO_HEIGHT = 300
 HEADLINE_HEIGHT = 200
 CARD_MAP_HEIGHT = 120
@@ -132,7 +132,7 @@ def _compare_tab(ui: UI, bank: ModelBank, available: list[str], target_choices: 
     order = ranked(available, ui.accuracy)
     lead = headline(available, ui.accuracy)
     with gr.Row(equal_height=False):
-        with gr.Column(scale=1, min_width=320):
+        with gr.Column(scale=1, min_width=300, elem_id="left"):
             gr.Markdown(f"**{c('image')}**", elem_classes=["har-caption"])
             ui.image = gr.Image(
                 label=c("image"), show_label=False, type="filepath", sources=["upload", "webcam", "clipboard"], height=PHOTO_HEIGHT,
@@ -160,7 +160,7 @@ def _compare_tab(ui: UI, bank: ModelBank, available: list[str], target_choices: 
                 with gr.Row():
                     ui.box = gr.Textbox(label=c("box"), placeholder=c("box_placeholder"), scale=4, elem_id="box")
                     ui.clear_box = gr.Button(c("box_clear"), size="sm", scale=1, min_width=80, elem_id="clear-box")
-        with gr.Column(scale=3):
+        with gr.Column(scale=4):
             with gr.Row(equal_height=False, elem_id="headline"):
                 with gr.Column(scale=2, min_width=280):
                     ui.verdict = gr.Markdown(verdict_markdown(None, lead, ui.accuracy), elem_id="verdict")
