@@ -111,11 +111,12 @@ def test_upload_analyse_cards_slider_screenshot(browser, tmp_path):
         card = driver.find_element(By.ID, f"card-{name}")
         assert name in card.text, card.text
         assert any(c in card.text for c in ("sitting", "standing", "walking_running"))
-    listed = driver.find_element(By.ID, "unavailable").text
+    listed = driver.find_element(By.ID, "unavailable").get_attribute("textContent")  # folded: in the page, not shown
     assert all(e.name in listed for e in bank.unavailable())
 
     before = _overlay_srcs(driver, names)
-    slider = driver.find_element(By.CSS_SELECTOR, "#opacity input[type=range]")
+    driver.find_element(By.CSS_SELECTOR, "#settings button").click()  # the settings fold open
+    slider = wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#opacity input[type=range]")))
     slider.click()
     for _ in range(6):
         slider.send_keys(Keys.ARROW_RIGHT)
@@ -146,7 +147,8 @@ def test_a_bad_upload_shows_one_readable_line(browser, tmp_path):
     driver.get(url)
     upload = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#photo input[type=file]")))
     upload.send_keys(str(fake))
-    time.sleep(1.5)
+    wait.until(lambda d: "holiday.jpg" in d.find_element(By.ID, "status").text)  # named on upload, before Analyse
+    assert "not a recognised image" in driver.find_element(By.ID, "status").text
     driver.find_element(By.CSS_SELECTOR, "#analyse").click()
     wait.until(lambda d: "holiday.jpg" in d.find_element(By.ID, "status").text)
     status = driver.find_element(By.ID, "status").text

@@ -216,5 +216,6 @@ def test_examples_are_cached_lazily_per_setting(app, monkeypatch):
     first = cb.analyse(photo, ["fnn"], PREDICTED, 0.5, "", True, False, *_methods(ui))
     second = cb.analyse(photo, ["fnn"], PREDICTED, 0.3, "", True, False, *_methods(ui))
     assert len(calls) == 1 and second[ui.state] is first[ui.state]
+    assert "from the cache" in second[ui.status] and " in 0.00 s" not in second[ui.status]
     cb.analyse(photo, ["fnn"], "sitting", 0.5, "", True, False, *_methods(ui))
     assert len(calls) == 2
