@@ -219,3 +219,19 @@ def test_examples_are_cached_lazily_per_setting(app, monkeypatch):
     assert "from the cache" in second[ui.status] and " in 0.00 s" not in second[ui.status]
     cb.analyse(photo, ["fnn"], "sitting", 0.5, "", True, False, *_methods(ui))
     assert len(calls) == 2
+
+
+def test_headline_and_skeleton_toggle_redraw_without_models(app, analysed, monkeypatch):
+    _, ui, cb = app
+    state = analysed[ui.state]
+    assert analysed[ui.verdict].startswith("## ") and "no model here has an unseen-source accuracy" in analysed[ui.verdict]
+    assert f"{state.size[0]} x {state.size[1]} px" in analysed[ui.photo_note]
+    assert isinstance(analysed[ui.photo_view], np.ndarray) and isinstance(analysed[ui.best_map], np.ndarray)
+    monkeypatch.setattr(an, "run_card", lambda *a, **k: pytest.fail("a redraw must not run a model"))
+    with_skeleton = cb.redraw(state, 0.5, "", True, True)
+    without = cb.redraw(state, 0.5, "", False, False)
+    if state.person is not None:  # the person finder found the woods walker
+        assert not np.array_equal(with_skeleton[ui.photo_view], without[ui.photo_view])
+        for name in ui.cards:
+            assert not np.array_equal(with_skeleton[ui.cards[name].overlay], without[ui.cards[name].overlay])
+    assert cb.redraw(None, 0.5, "", True, False) == {}
