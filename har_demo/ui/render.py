@@ -139,7 +139,8 @@ def photo_note(analysis: Analysis | None, box: tuple[int, int, int, int] | None 
     if analysis is None:
         return msg("photo_note_empty")
     parts = [msg("photo_size", w=analysis.size[0], h=analysis.size[1]), person_summary(analysis)]
-    parts.append(msg("photo_box", box=", ".join(map(str, box))) if box else msg("photo_box_hint"))
+    hint = "photo_box_hint" if analysis.person is not None else "photo_box_hint_none"
+    parts.append(msg("photo_box", box=", ".join(map(str, box))) if box else msg(hint))
     return " ".join(parts)
 
 
