@@ -19,7 +19,7 @@ from ..models.loading import checkpoint_root
 from .bank import ModelBank
 from .render import unavailable_line
 from .text import PROJECT_ROOT, msg, public_text, strings
-from .trust import accuracy_line, read_model_card, unseen_accuracy
+from .trust import accuracies, accuracy_line, ranked, read_model_card, unseen_accuracy
 
 # Shown first when present (open); every other field follows in the card's own order (collapsed).
 PREFERRED = ("metrics", "calibration", "data")
@@ -116,7 +116,8 @@ def readable_card(entry, card: dict | None) -> str:
         lines += ["", f"**Test photos (same sources as training)**: accuracy **{_pct(test.get('accuracy'))}**, "
                       f"macro F1 {_num(test.get('macro_f1'), 2)}" + (f" (F1 per class: {f1})" if f1 else "") + (f", {test['n']} photos" if test.get("n") else "") + "."]
     acc = unseen_accuracy(card)
-    lines += ["", f"**Photos from sources it never saw**: {accuracy_line(acc)}."]
+    said = accuracy_line(acc)
+    lines += ["", f"**Photos from sources it never saw**: {said[0].lower() + said[1:]}."]
     if acc is not None and acc.per_source:
         per = ", ".join(f"{s} {_pct(v.get('accuracy'))} (n={v.get('n', '?')})" for s, v in acc.per_source.items() if isinstance(v, dict))
         lines.append(f"<small>per held-out source: {per}{'; ' + acc.how if acc.how else ''}</small>")
@@ -136,9 +137,12 @@ def readable_card(entry, card: dict | None) -> str:
 
 
 def model_cards_markdown(bank: ModelBank) -> str:
-    """Every registry model: its card, or why it has none."""
+    """Every registry model - available ones first, by unseen-source accuracy - its card, or why it
+    has none."""
     blocks = []
-    for entry in bank.entries.values():
+    available = [e.name for e in bank.entries.values() if e.available]
+    order = ranked(available, accuracies([bank.get(n) for n in available])) + [e.name for e in bank.unavailable()]
+    for entry in (bank.get(n) for n in order):
         card = getattr(entry.model, "card", None) if entry.model is not None else None
         try:
             card = card or read_model_card(entry.name)
