@@ -1,4 +1,4 @@
-"""har_demo command line: models, predict, evaluate, explain, explain-eval, bench.
+"""har_demo command line: models, predict, evaluate, explain, explain-eval, person, bench.
 
 Each subcommand is a pair of functions (add its arguments, run it): ``models`` / ``predict`` /
 ``evaluate`` here, the others in ``har_demo/commands/``; the work itself is done by library
@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "evaluate": ("har_demo.cli", "add_evaluate_args", "cmd_evaluate", "accuracy/F1/confusion on a labelled dataset"),
     "explain": ("har_demo.commands.explain", "add_explain_args", "cmd_explain", "attention map overlay + scores for one image"),
     "explain-eval": ("har_demo.commands.explain", "add_explain_eval_args", "cmd_explain_eval", "map quality (deletion/insertion AUC, drift) over a dataset"),
+    "person": ("har_demo.commands.person", "add_person_args", "cmd_person", "find the person: landmarks, box, mask (BlazePose)"),
     "bench": ("har_demo.commands.bench", "add_bench_args", "cmd_bench", "speed benchmarks (inference, maps, training, app start)"),
 }
 
