@@ -54,7 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("Examples::", 1)[1],
     )
     d = p.add_argument_group("data")
-    d.add_argument("--data", help="class-subfolder directory or manifest CSV")
+    d.add_argument("--data", action="append", help="class-subfolder directory or manifest CSV (repeat to pool several)")
+    d.add_argument("--captions", help="caption file of a captioned photo set to label from captions: COCO JSON, Flickr8k "
+                   "'image,caption' CSV or Flickr30k 'image|n|caption' (with --caption-images)")
+    d.add_argument("--caption-images", help="image folder of --captions")
+    d.add_argument("--caption-source", default="captions", help="source name of the caption-labelled photos (default captions)")
+    d.add_argument("--caption-min-agree", type=int, default=2, help="captions that must name the activity (default 2; ties dropped)")
+    d.add_argument("--caption-person-check", action="store_true", help="keep only caption-labelled photos where the person finder finds someone")
     d.add_argument("--coco-images", help="COCO image folder (with --coco-captions)")
     d.add_argument("--coco-captions", help="COCO captions JSON")
     d.add_argument("--coco-instances", help="COCO instances JSON (person masks/boxes; single-person filter)")
@@ -168,6 +174,8 @@ def run(args, argv: Sequence[str]) -> int:
     samples, source_info = load_samples(
         args.data, args.coco_images, args.coco_captions, args.coco_instances, args.coco_keypoints,
         args.coco_per_class, args.coco_single_person, out_dir=out if accelerator.is_main_process else None,
+        captions=args.captions, caption_images=args.caption_images, caption_source=args.caption_source,
+        caption_min_agree=args.caption_min_agree, caption_person_check=args.caption_person_check,
     )
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     if args.loso is not None:
