@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..data.io import ImageSource, load_image
+from ..data.io import ImageSource, load_image_sized
 from ..errors import HarError
 from ..labels import CLASSES
 from .bank import ModelBank, ModelEntry
@@ -87,13 +87,9 @@ class Analysis:
 
 # ---- image ------------------------------------------------------------------------------------
 def working_image(source: ImageSource) -> tuple[Image.Image, tuple[int, int]]:
-    """Robustly decoded RGB image reduced to ``WORK_SIDE``, and the original (W, H)."""
-    pil = load_image(source, name=_source_name(source))
-    size = pil.size
-    if max(size) > WORK_SIDE:
-        pil = pil.copy()
-        pil.thumbnail((WORK_SIDE, WORK_SIDE), Image.LANCZOS)
-    return pil, size
+    """Robustly decoded RGB image reduced to ``WORK_SIDE`` (while decoding: JPEG DCT scaling, no
+    full-size conversion), and the original (W, H)."""
+    return load_image_sized(source, name=_source_name(source), max_side=WORK_SIDE)
 
 
 def _source_name(source: ImageSource) -> str | None:
