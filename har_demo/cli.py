@@ -11,7 +11,7 @@ import importlib
 import json
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from .errors import HarError
 
@@ -117,16 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from .data import io as data_io
+
+    data_io.CAPTURE_NATIVE_STDERR = True  # libtiff/libjpeg lines never reach the terminal (errors become ours)
     parser = build_parser()
     args = parser.parse_args(argv)
     module, _add, run, _help = COMMANDS[args._command]
     try:
         return int(_resolve(module, run)(args) or 0)
-    except HarError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except (OSError, ValueError) as err:  # bad paths/values surfacing from libraries
-        print(f"error: {err}", file=sys.stderr)
+    except (HarError, OSError, ValueError) as err:  # ours, or bad paths/values surfacing from libraries
+        # one line whatever the input: a newline or escape in a caller's path is shown escaped
+        print(f"error: {data_io.safe_label(err, 2000)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

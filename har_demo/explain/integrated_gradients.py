@@ -41,6 +41,7 @@ class IntegratedGradientsExplainer(Explainer):
     name = "integrated_gradients"
     summary = "Integrated Gradients (captum), any model; cost grows with steps"
     defaults = {"steps": 16, "batch": 16, "sign": "positive", "outlier_perc": 1.0}
+    positive_ints = ("steps", "batch")
 
     def attribute(self, model: HarModel, x: torch.Tensor, target: int | None):
         steps, batch = int(self.opts["steps"]), int(self.opts["batch"])

@@ -21,6 +21,7 @@ class OcclusionExplainer(Explainer):
     name = "occlusion"
     summary = "Occlusion (captum), any model; cost grows with (input/stride)^2"
     defaults = {"window": None, "stride": None, "batch": 16, "sign": "positive"}
+    positive_ints = ("window", "stride", "batch")
 
     def attribute(self, model: HarModel, x, target: int | None):
         size = int(x.shape[-1])
