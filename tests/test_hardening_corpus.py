@@ -399,7 +399,7 @@ def test_ui_compare_tab(app, bank, corpus, case):
 @pytest.mark.parametrize("case", ZIP_CASES, ids=lambda c: c.id)
 def test_ui_batch_tab(app, corpus, case):
     _, ui, cb = app
-    out = cb.batch([str(corpus[case.id])], list(ui.cards), progress=lambda *a, **k: None)
+    out = cb.batch([upload(corpus[case.id])["path"]], list(ui.cards), progress=lambda *a, **k: None)
     if case.expect == "message":
         assert set(out) == {ui.batch_status}
         assert_one_clear_line(out[ui.batch_status], case)

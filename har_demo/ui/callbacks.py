@@ -27,6 +27,7 @@ from . import batch as bt
 from .bank import ModelBank
 from .cards import model_cards_markdown, results_markdown
 from .gpu import gpu
+from .redact import echo, redact_paths
 from .render import card_info, label_value, status_line
 from .text import examples, examples_dir, msg, text
 
@@ -42,7 +43,7 @@ def guarded(action: str) -> Callable:
             try:
                 return method(self, *args, **kwargs)
             except HarError as err:
-                message = str(err)
+                message = redact_paths(err)
             except Exception as err:
                 log.exception("%s failed", action)
                 message = msg("unexpected", action=action, kind=type(err).__name__)
@@ -59,7 +60,7 @@ def target_value(choice: str | None) -> str | None:
     if not choice or choice == text("controls", "target_predicted"):
         return None
     if choice not in CLASSES:
-        raise HarError(f"unknown class {choice!r}; expected one of: {text('controls', 'target_predicted')}, {', '.join(CLASSES)}")
+        raise HarError(f"unknown class {echo(choice)}; expected one of: {text('controls', 'target_predicted')}, {', '.join(CLASSES)}")
     return choice
 
 
@@ -72,11 +73,30 @@ def upload_path(value: Any) -> str | None:
     path = value.get("path") if isinstance(value, dict) else value
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         raise HarError("the photo upload did not arrive; upload it again")
+    return checked_upload(path)
+
+
+def checked_upload(path: str | os.PathLike) -> str:
+    """``path`` resolved, when it lies in Gradio's upload folder or the examples folder; else a
+    one-line ``HarError`` naming only the file (a visitor never reads another server file)."""
     resolved = Path(path).resolve()
     roots = [Path(get_upload_folder()).resolve(), examples_dir()]
     if not any(resolved == r or r in resolved.parents for r in roots):
-        raise HarError(f"{resolved.name}: not an uploaded file; upload the photo through the app")
+        raise HarError(f"{echo(resolved.name)}: not an uploaded file; upload it through the app")
     return str(resolved)
+
+
+def opacity_value(value: Any, default: float = 0.5) -> float:
+    """The opacity as a float in [0, 1] (None / empty -> ``default``); else one-line ``HarError``."""
+    if value is None or value == "":
+        return default
+    try:
+        op = float(value)
+    except (TypeError, ValueError):
+        op = float("nan")
+    if not 0.0 <= op <= 1.0:  # also NaN
+        raise HarError(f"opacity must be a number from 0 to 1, got {echo(value, 30)}")
+    return op
 
 
 @gpu
@@ -156,6 +176,7 @@ class Callbacks:
         return self._full_update(analysis, opacity, box_text, time.perf_counter() - start)
 
     def _full_update(self, analysis: an.Analysis, opacity: float, box_text: str | None, seconds: float) -> dict:
+        opacity = opacity_value(opacity)
         box, box_msg = self._box(analysis, box_text)
         out = self._card_updates(analysis, opacity, box)
         out[self.ui.state] = analysis
@@ -167,6 +188,7 @@ class Callbacks:
         """Opacity slider: re-blend the stored maps; no model runs."""
         if state is None:
             return {}
+        opacity = opacity_value(opacity)
         box, _ = self._box(state, box_text)
         return {self.ui.cards[n].overlay: an.blend(state, n, opacity, box) for n in state.cards if n in self.ui.cards}
 
@@ -176,6 +198,7 @@ class Callbacks:
         if state is None:
             an.parse_box(box_text)  # report a malformed box even before a photo is analysed
             return {}
+        opacity = opacity_value(opacity)
         box, box_msg = self._box(state, box_text)
         out = self._card_updates(state, opacity, box, names=[n for n in state.cards if n in self.ui.cards], labels=False)
         out[self.ui.status] = box_msg or (msg("box_set", box=an.format_box(box)) if box else msg("box_cleared"))
@@ -225,7 +248,7 @@ class Callbacks:
     # --- batch tab -----------------------------------------------------------------------------
     @guarded("evaluating the batch")
     def batch(self, files, models, progress=gr.Progress()) -> dict:  # noqa: B008 - Gradio's progress idiom
-        paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
+        paths = [checked_upload(f if isinstance(f, str) else getattr(f, "path", None) or getattr(f, "name", "")) for f in (files or [])]
         if not paths:
             raise HarError(msg("batch_no_files"))
         names = [n for n in (models or []) if n in self.bank.entries]
