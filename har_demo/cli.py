@@ -30,6 +30,9 @@ def _resolve(module: str, func: str) -> Callable:
     return getattr(importlib.import_module(module), func)
 
 
+PREDICT_MAX_SIDE = 1024  # long side of the images `predict` hands the models
+
+
 # ---- models ---------------------------------------------------------------------------------------
 def add_models_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -70,7 +73,8 @@ def cmd_predict(args) -> int:
     from .models.registry import load_model
     from .predict import predictions_from_probs
 
-    images = [load_image(path) for path in args.images]  # fail before loading the model
+    # fail before loading the model; reduced while decoding (the models squash-resize to <= 448 px anyway)
+    images = [load_image(path, max_side=PREDICT_MAX_SIDE) for path in args.images]
     model = load_model(args.model, args.checkpoint)
     fold_batchnorm(model)  # inference only: BN folded into convs
     preds = predictions_from_probs(model.predict_proba(images))
