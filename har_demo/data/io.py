@@ -110,18 +110,17 @@ def load_image_sized(source: ImageSource, name: str | None = None, max_side: int
     label = safe_label(name or (str(source) if isinstance(source, (str, Path)) else "image"))
     im = _load(source, label, max_side)
     size = im.info.pop("har_full_size", im.size)
-    return (_reduce(im, max_side) if max_side else im), size
+    return (_reduce(im, max_side, owned=not isinstance(source, Image.Image)) if max_side else im), size
 
 
-def _reduce(im: Image.Image, max_side: int) -> Image.Image:
+def _reduce(im: Image.Image, max_side: int, owned: bool = False) -> Image.Image:
+    """``im`` with its long side at most ``max_side`` (Pillow's ``thumbnail``: box-reduce, then
+    LANCZOS); ``owned``: ``im`` may be changed in place (no full-size copy)."""
     if max(im.size) <= max_side:
         return im
-    factor = max(im.size) // max_side
-    if factor >= 2:  # cheap box reduction first, then a good filter on the small image
-        im = im.reduce(factor)
-    if max(im.size) > max_side:
+    if not owned:
         im = im.copy()
-        im.thumbnail((max_side, max_side), Image.LANCZOS)
+    im.thumbnail((max_side, max_side), Image.LANCZOS)
     return im
 
 
@@ -241,7 +240,7 @@ def _decode(data: bytes, label: str, max_side: int | None = None) -> Image.Image
             im.load()
             swap = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
             if max_side and im.mode in ("1", "L", "RGB", "RGBA", "LA", "I", "F"):
-                im = _reduce(im.convert("L") if im.mode == "1" else im, max_side)  # before any full-size conversion
+                im = _reduce(im.convert("L") if im.mode == "1" else im, max_side, owned=True)  # before any full-size conversion
             im = ImageOps.exif_transpose(im) or im
             out = _to_rgb(im, label)
             out.info["har_full_size"] = (full[1], full[0]) if swap else full
