@@ -49,6 +49,7 @@ from har_demo.ui.text import msg, text
 from tests.test_data_zip import _patch_declared_size, make_zip
 from tests.test_hardening_files import hardening_app
 from tests.test_hardening_round2 import (
+    corrupt_jpeg_tiff,
     damaged_mpf_jpeg,
     float_tiff,
     nan_float,
@@ -292,6 +293,7 @@ def _cases() -> list[Case]:
         Case("png_chunk_flood", "chunks.png", _bytes(png_chunk_flood), M, r"PNG has more than \d+ chunks"),
         Case("all_nan_tiff", "allnan.tif", _save(Image.fromarray(np.full((8, 8), np.nan, np.float32), "F"), "TIFF"), M,
              "no finite pixel values"),
+        Case("corrupt_jpeg_in_tiff", "corrupt.tif", _bytes(corrupt_jpeg_tiff), M, r"image is corrupt \(JPEGLib: "),
         Case("float16_tiff_compressed", "half_deflate.tif", _bytes(lambda: _compressed(float_tiff(ramp, 16))), M,
              r"float16 TIFF with compression 8 .* not supported"),
         Case("over_size_limit", "huge.jpg", lambda p: p.write_bytes(good_jpeg + b"\0" * (dio.MAX_FILE_BYTES + 1)), M,
@@ -581,7 +583,7 @@ def test_corpus_covers_the_issue():
               "zip_wrong_classes", "zip_empty",
               # issue 14 (round 2)
               "float_tiff_nan_inf", "float16_tiff", "float64_tiff", "damaged_mpf_jpeg", "jpeg_scan_bomb", "png_chunk_flood",
-              "all_nan_tiff", "float16_tiff_compressed", "zip_long_name", "zip_too_deep", "zip_file_and_folder"}
+              "all_nan_tiff", "float16_tiff_compressed", "corrupt_jpeg_in_tiff", "zip_long_name", "zip_too_deep", "zip_file_and_folder"}
     assert wanted <= {c.id for c in CASES}
     print("\nbad-input corpus:", json.dumps(summary))
 

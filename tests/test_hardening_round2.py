@@ -412,6 +412,18 @@ def test_cli_missing_path_with_a_newline_stays_one_line(capsys, cli_ckpt):
     assert err.count("\n") == 1 and "\\n" in err and "\x1b" not in err and "file not found" in err
 
 
+def test_corrupt_tiff_is_refused_with_libtiffs_reason_and_nothing_on_stderr(capfd):
+    with pytest.raises(ImageLoadError, match=r"x\.tif: image is corrupt \(JPEGLib: Unsupported marker"):
+        dio.load_image(corrupt_jpeg_tiff(), name="x.tif")  # the app's path: no stderr capture needed
+    buf = io.BytesIO()
+    Image.new("RGB", (30, 20)).save(buf, "TIFF", compression="tiff_lzw")
+    data = bytearray(buf.getvalue())
+    data[8 + 30] ^= 0x5A  # inside the LZW strip
+    with pytest.raises(ImageLoadError, match=r"image is corrupt"):
+        dio.load_image(bytes(data), name="y.tif")
+    assert capfd.readouterr().err == ""
+
+
 def test_cli_corrupt_tiff_is_an_error_and_libtiff_stays_quiet(tmp_path, capfd, cli_ckpt):
     bad = tmp_path / "corrupt.tif"
     bad.write_bytes(corrupt_jpeg_tiff())

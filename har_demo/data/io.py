@@ -22,6 +22,7 @@ import contextlib
 import io
 import json
 import os
+import platform
 import struct
 import sys
 import tempfile
@@ -201,6 +202,90 @@ def check_decode_work(data: bytes, label: str) -> None:
             pos += 12 + length
 
 
+_TIFF_STATE = threading.local()  # .errors: the libtiff errors of the decode running on this thread
+_TIFF_HANDLERS: list = []  # the installed ctypes callbacks (kept alive), empty until installed
+_TIFF_INSTALL_LOCK = threading.Lock()
+
+
+def _install_tiff_handlers() -> None:
+    """Route libtiff's (process-wide) error and warning handlers here: warnings are dropped, errors
+    are recorded for the decode that raised them (``_libtiff_errors``) - nothing goes to stderr,
+    and a strip libtiff could not decode is refused instead of returned half-decoded. Best effort:
+    without a loadable libtiff nothing changes."""
+    with _TIFF_INSTALL_LOCK:
+        if _TIFF_HANDLERS:
+            return
+        import ctypes
+        import ctypes.util
+        import glob
+        import re
+
+        import PIL
+
+        candidates = sorted(glob.glob(os.path.join(os.path.dirname(PIL.__file__), "..", "pillow.libs", "libtiff*.so*")))
+        candidates.append(ctypes.util.find_library("tiff") or "")
+        handler_t = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p)
+
+        libc = None
+        if platform.machine() in ("x86_64", "AMD64") and sys.platform.startswith("linux"):
+            with contextlib.suppress(OSError):  # va_list is a plain pointer there: vsnprintf can format it
+                libc = ctypes.CDLL(None)
+                libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
+
+        def on_error(module, fmt, args) -> None:
+            errors = getattr(_TIFF_STATE, "errors", None)
+            if errors is None or len(errors) >= 4:
+                return
+            text = ""
+            if libc is not None and fmt and args:
+                buf = ctypes.create_string_buffer(240)
+                libc.vsnprintf(buf, len(buf), fmt, args)
+                text = buf.value.decode("utf-8", "replace")
+            if not text:
+                text = re.sub(r"%[-#0-9.*]*[hljztL]*[a-zA-Z]", "?", (fmt or b"").decode("utf-8", "replace"))
+            where = (module or b"").decode("utf-8", "replace")
+            where = "libtiff" if not where or where.lower().endswith((".tif", ".tiff")) else where  # not Pillow's temp name
+            errors.append(f"{where}: {text}".strip())
+
+        def on_warning(module, fmt, _args) -> None:
+            return None
+
+        for name in candidates:
+            if not name:
+                continue
+            try:
+                lib = ctypes.CDLL(name)
+                err_cb, warn_cb = handler_t(on_error), handler_t(on_warning)
+                lib.TIFFSetErrorHandler.restype = ctypes.c_void_p
+                lib.TIFFSetWarningHandler.restype = ctypes.c_void_p
+                lib.TIFFSetErrorHandler(err_cb)
+                lib.TIFFSetWarningHandler(warn_cb)
+            except (OSError, AttributeError):
+                continue
+            _TIFF_HANDLERS.extend([lib, err_cb, warn_cb])
+        if not _TIFF_HANDLERS:
+            _TIFF_HANDLERS.append(None)  # tried: do not try again
+
+
+@contextlib.contextmanager
+def _libtiff_errors(label: str, data: bytes):
+    """For a TIFF: libtiff errors raised while the block decodes make it an ``ImageLoadError``."""
+    if data[:4] not in (b"II*\x00", b"MM\x00*"):
+        yield
+        return
+    _install_tiff_handlers()
+    _TIFF_STATE.errors = []
+    try:
+        yield
+    except (OSError, ValueError, SyntaxError, EOFError):
+        if not _TIFF_STATE.errors:
+            raise
+    finally:
+        errors, _TIFF_STATE.errors = _TIFF_STATE.errors, None
+    if errors:  # libtiff's own reason beats Pillow's "decoder error -2"
+        raise ImageLoadError(f"{label}: image is corrupt ({safe_label(errors[0], 160)})")
+
+
 @contextlib.contextmanager
 def _native_stderr(label: str):
     """With ``CAPTURE_NATIVE_STDERR``: the C libraries' stderr lines during the block are captured;
@@ -228,7 +313,7 @@ def _native_stderr(label: str):
 def _decode(data: bytes, label: str, max_side: int | None = None) -> Image.Image:
     try:
         check_decode_work(data, label)
-        with warnings.catch_warnings(), _native_stderr(label):
+        with warnings.catch_warnings(), _native_stderr(label), _libtiff_errors(label, data):
             warnings.simplefilter("ignore")  # PIL's notes on odd metadata (e.g. corrupt EXIF) must not reach users
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = _open(data, label)
