@@ -478,3 +478,34 @@ def test_ui_events_are_private_and_safe_with_hostile_values(tmp_path):
     ):
         line = out.get(cb.ui.status) or out.get(cb.ui.batch_status)
         assert isinstance(line, str) and line and "\n" not in line and len(line) < 400 and "/etc" not in line, line
+
+
+def test_batch_stops_when_the_client_has_gone(tmp_path):
+    from types import SimpleNamespace
+
+    from har_demo.ui.callbacks import client_gone
+
+    bank = tiny_bank(tmp_path / "ck")
+    paths = []
+    for i in range(bt.CHUNK * 2):
+        p = tmp_path / f"sitting_{i}.png"
+        Image.new("RGB", (16, 16), (i, 9, 9)).save(p)
+        paths.append(p)
+    asked = []
+
+    def cancelled() -> bool:
+        asked.append(1)
+        return len(asked) > 1  # gone after the first chunk
+
+    with pytest.raises(bt.BatchCancelled, match=rf"batch stopped after {bt.CHUNK} of {2 * bt.CHUNK} images"):
+        bt.evaluate_batch(bank, paths, ["fnn"], cancelled=cancelled)
+    event = SimpleNamespace(session_hash="s1", alive=True)
+    blocks = SimpleNamespace(_queue=SimpleNamespace(active_jobs=[None, [event]]))
+    gone = client_gone(blocks, SimpleNamespace(session_hash="s1"))
+    assert gone() is False
+    event.alive = False  # what Gradio's queue does when the client's stream disconnects
+    assert gone() is True
+    event.alive = True
+    blocks._queue.active_jobs[1] = None  # what a cancel does: the event leaves the running jobs
+    assert gone() is True
+    assert client_gone(blocks, None) is None and client_gone(None, SimpleNamespace(session_hash="s1")) is None

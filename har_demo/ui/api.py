@@ -24,7 +24,7 @@ from PIL import Image
 from ..errors import HarError
 from . import analysis as an
 from .bank import ModelBank
-from .callbacks import _analyse, _evaluate, checked_upload, opacity_value, target_value
+from .callbacks import _analyse, _evaluate, checked_upload, client_gone, opacity_value, target_value
 from .redact import redact_paths
 from .text import msg
 
@@ -97,6 +97,7 @@ class Api:
 
     def __init__(self, bank: ModelBank) -> None:
         self.bank = bank
+        self.blocks: Any = None  # the Blocks (set by layout.build_demo): its queue tells a gone client
 
     def _analysis(self, image: Any, models: str | list | None, target: str | None) -> an.Analysis:
         path = _file_path(image)
@@ -156,14 +157,14 @@ class Api:
         return (Image.fromarray(shown) if shown is not None else None), info
 
     @api_errors("evaluating the batch")
-    def batch(self, files: Any, models: str = ""):
+    def batch(self, files: Any, models: str = "", request: gr.Request = None):
         """Labelled images / zips of class folders -> (JSON metrics per model, CSV of predictions)."""
         paths = [_file_path(f) for f in files] if isinstance(files, (list, tuple)) else [_file_path(files)]
         paths = [p for p in paths if p]
         if not paths:
             raise HarError(msg("batch_no_files"))
         names = [e.name for e in self.bank.select(_names(models))]
-        result = _evaluate(self.bank, paths, names, None)
+        result = _evaluate(self.bank, paths, names, None, client_gone(self.blocks, request))
         return result.summary(), str(result.csv_path)
 
     @api_errors("listing the models")

@@ -49,6 +49,11 @@ GALLERY_OPACITY = 0.5
 _OUTPUT_TTL_S = 3600
 
 Progress = Callable[[float, str], None]
+Cancelled = Callable[[], bool]  # True once the client that asked has gone away
+
+
+class BatchCancelled(HarError):
+    """The client went away: the rest of the batch is not computed."""
 
 
 @dataclass
@@ -152,7 +157,9 @@ def _display_name(sample: Sample) -> str:
 
 
 # ---- evaluation ---------------------------------------------------------------------------------
-def predict_all(bank: ModelBank, names: Sequence[str], samples: Sequence[Sample], progress: Progress | None = None):
+def predict_all(
+    bank: ModelBank, names: Sequence[str], samples: Sequence[Sample], progress: Progress | None = None, cancelled: Cancelled | None = None
+):
     """(kept samples, skipped lines, model -> probs (N, C)); images decoded once per chunk, each
     reduced to ``WORK_SIDE`` as it is decoded (what the compare tab's models see) and dropped after
     its chunk."""
@@ -161,6 +168,8 @@ def predict_all(bank: ModelBank, names: Sequence[str], samples: Sequence[Sample]
     skipped: list[str] = []
     probs: dict[str, list[np.ndarray]] = {e.name: [] for e in entries}
     for start in range(0, len(samples), CHUNK):
+        if cancelled is not None and cancelled():
+            raise BatchCancelled(f"the client went away; batch stopped after {len(kept)} of {len(samples)} images")
         chunk, images = [], []
         for s in samples[start : start + CHUNK]:
             try:
@@ -186,8 +195,10 @@ def evaluate_batch(
     names: Sequence[str] | None = None,
     progress: Progress | None = None,
     misclassified_per_model: int = MISCLASSIFIED_PER_MODEL,
+    cancelled: Cancelled | None = None,
 ) -> BatchResult:
-    """Evaluate the chosen (default: all available) models on uploaded images / zips."""
+    """Evaluate the chosen (default: all available) models on uploaded images / zips; ``cancelled``
+    is asked between chunks (the client went away -> ``BatchCancelled``, nothing more computed)."""
     from ..training.evaluation import classification_report
 
     start = time.perf_counter()
@@ -197,7 +208,7 @@ def evaluate_batch(
     try:
         with tempfile.TemporaryDirectory(prefix="har_batch_") as workdir:
             samples, _ = collect_samples(paths, workdir)
-            kept, skipped, probs = predict_all(bank, names, samples, progress)
+            kept, skipped, probs = predict_all(bank, names, samples, progress, cancelled)
             if not kept:
                 raise DataError("no readable image in the batch: " + "; ".join(skipped[:3]))
             labelled = [i for i, s in enumerate(kept) if s.label]

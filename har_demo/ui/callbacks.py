@@ -115,8 +115,35 @@ def _rerun_all(bank: ModelBank, analysis: an.Analysis, methods: dict, target: st
 
 
 @gpu
-def _evaluate(bank: ModelBank, paths: list[str], names: list[str], progress: Callable | None) -> bt.BatchResult:
-    return bt.evaluate_batch(bank, paths, names, progress)
+def _evaluate(bank: ModelBank, paths: list[str], names: list[str], progress: Callable | None, cancelled: Callable | None = None) -> bt.BatchResult:
+    return bt.evaluate_batch(bank, paths, names, progress, cancelled=cancelled)
+
+
+def client_gone(blocks: Any, request: Any) -> Callable[[], bool] | None:
+    """A check "has the client of this running event gone away?" for long work. Gradio's queue
+    marks a session's running events not ``alive`` when its stream disconnects, and a cancel
+    (``/cancel``, ``job.cancel()``) takes the event out of the running jobs; the queued ones it
+    drops itself. None when it cannot be told (no request / another Gradio layout)."""
+    session = getattr(request, "session_hash", None)
+    queue = getattr(blocks, "_queue", None)
+    if not session or queue is None:
+        return None
+
+    def running() -> list:
+        try:
+            return [e for jobs in queue.active_jobs if jobs for e in jobs if e.session_hash == session]
+        except (AttributeError, TypeError):
+            return []
+
+    mine = running()  # the events of this session running now (this one among them)
+    if not mine:
+        return None
+
+    def gone() -> bool:
+        still = {id(e) for e in running()}
+        return all(id(e) not in still or not getattr(e, "alive", True) for e in mine)
+
+    return gone
 
 
 class Callbacks:
@@ -125,6 +152,7 @@ class Callbacks:
     def __init__(self, bank: ModelBank, ui: Any, cache: an.ResultCache | None = None) -> None:
         self.bank = bank
         self.ui = ui
+        self.blocks: Any = None  # the Blocks (set by layout.build_demo): its queue tells a gone client
         self.card_names = list(ui.cards)
         self.cache = cache if cache is not None else an.ResultCache([e["path"] for e in examples()])
 
@@ -247,14 +275,16 @@ class Callbacks:
 
     # --- batch tab -----------------------------------------------------------------------------
     @guarded("evaluating the batch")
-    def batch(self, files, models, progress=gr.Progress()) -> dict:  # noqa: B008 - Gradio's progress idiom
+    def batch(self, files, models, progress=gr.Progress(), request: gr.Request = None) -> dict:  # noqa: B008 - Gradio's progress idiom
         paths = [checked_upload(f if isinstance(f, str) else getattr(f, "path", None) or getattr(f, "name", "")) for f in (files or [])]
         if not paths:
             raise HarError(msg("batch_no_files"))
         names = [n for n in (models or []) if n in self.bank.entries]
         if not names:
             raise HarError(msg("no_models"))
-        result = _evaluate(self.bank, paths, names, lambda frac, desc: progress(frac, desc=desc))
+        result = _evaluate(
+            self.bank, paths, names, lambda frac, desc: progress(frac, desc=desc), client_gone(self.blocks, request)
+        )
         ui = self.ui
         parts = [msg("batch_done", n=len({p["file"] for p in result.predictions}), models=len(names), seconds=result.seconds)]
         if result.unlabelled:

@@ -97,7 +97,9 @@ def build_demo(bank: ModelBank) -> tuple[gr.Blocks, UI, Callbacks]:
                 gr.Markdown(help_markdown())
         cb = Callbacks(bank, ui)
         _wire(ui, cb, target_choices)
-        _api(Api(bank))
+        api = Api(bank)
+        _api(api)
+    cb.blocks = api.blocks = demo  # long work (batches) stops when its client has gone away
     friendly_rejections(demo)
     return demo, ui, cb
 
