@@ -13,6 +13,9 @@ the base commit, e.g. ``git archive 9e1caca | tar -x -C /tmp/before`` and pass `
   a per-request budget), sampled every 10 ms.
 * ``rss``: the process RSS before, after one and after two batches of a zip of 16 x 40 MP 1-bit
   PNGs (~100 KB), tiny offline models, run one after the other in one process.
+* ``cancel``: a running ``python app.py`` (loopback, tiny models) gets a ``/batch`` of 480 small
+  JPEGs; the client cancels it a quarter of the way in; the server's CPU seconds in the 3 s that
+  follow (about 3 = the batch went on; near 0 = it stopped).
 """
 
 from __future__ import annotations
@@ -120,8 +123,27 @@ out["rss_peak_mb"] = round(hwm_mb())
 print(json.dumps(out))
 """
 
-SCRIPTS = {"scan": _SCAN, "tmpdir": _TMPDIR, "rss": _RSS}
-TIMEOUT_S = {"scan": 150, "tmpdir": 300, "rss": 400}
+_CANCEL = """
+work = Path(sys.argv[1])
+from PIL import Image
+from benchmarks.load_test import running_app
+from gradio_client import Client, handle_file
+z = work / "many.zip"
+with zipfile.ZipFile(z, "w") as zf:
+    for i in range(480):
+        b = io.BytesIO(); Image.new("RGB", (900, 700), (i % 255, 9, 9)).save(b, "JPEG"); zf.writestr(f"sitting/{i}.jpg", b.getvalue())
+with running_app(workdir=work / "app") as app:
+    def cpu():
+        f = open(f"/proc/{app.pid}/stat").read().split(); return (int(f[13]) + int(f[14])) / os.sysconf("SC_CLK_TCK")
+    c = Client(app.url, verbose=False, analytics_enabled=False)
+    t = time.time(); c.predict([handle_file(str(z))], "fnn", api_name="/batch"); full = time.time() - t
+    job = c.submit([handle_file(str(z))], "fnn", api_name="/batch"); time.sleep(max(1.0, full / 4)); job.cancel()
+    time.sleep(1.0); c0 = cpu(); time.sleep(3)
+    print(json.dumps({"batch_s": round(full, 1), "server_cpu_s_3s_after_cancel": round(cpu() - c0, 2)}))
+"""
+
+SCRIPTS = {"scan": _SCAN, "tmpdir": _TMPDIR, "rss": _RSS, "cancel": _CANCEL}
+TIMEOUT_S = {"scan": 150, "tmpdir": 300, "rss": 400, "cancel": 300}
 
 
 def measure(what: str, code: Path, env_extra: dict | None = None) -> dict:
@@ -145,7 +167,7 @@ def measure(what: str, code: Path, env_extra: dict | None = None) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--code", type=Path, default=ROOT, help="source tree to measure (default: this one)")
-    p.add_argument("--only", default="scan,tmpdir,rss", help="comma-separated: scan, tmpdir, rss")
+    p.add_argument("--only", default="scan,tmpdir,rss,cancel", help="comma-separated: scan, tmpdir, rss, cancel")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     results = {w: measure(w, args.code.resolve()) for w in args.only.split(",") if w}

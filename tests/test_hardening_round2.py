@@ -246,7 +246,7 @@ def test_batch_images_are_decoded_reduced_and_pixels_are_capped(tmp_path, monkey
 
     monkeypatch.setattr(bt, "load_image", spy)
     result = bt.evaluate_batch(bank, paths, ["fnn"], misclassified_per_model=0)
-    assert len(result.predictions) == len(CLASSES) and max(max(s) for s in sizes) <= an.WORK_SIDE
+    assert len(result.predictions) == len(CLASSES) and max(max(s) for s in sizes) <= bt.BATCH_SIDE
     monkeypatch.setattr(bt, "BATCH_MAX_PIXELS", 3000 * 2000 * 2)
     sizes.clear()
     with pytest.raises(DataError, match=r"add up to more than 12 megapixels"):

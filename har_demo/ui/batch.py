@@ -10,7 +10,7 @@ misclassified photos from ``explain.explain_full``.
 
 Bounded per request: one ``ExtractBudget`` (images, uncompressed bytes) for all uploads, checked
 while extracting; the images' header pixels summed against ``BATCH_MAX_PIXELS`` before any is
-decoded; each image reduced to ``WORK_SIDE`` while it is decoded (JPEG DCT scaling) and dropped
+decoded; each image reduced to ``BATCH_SIDE`` while it is decoded (JPEG DCT scaling) and dropped
 after its chunk is predicted; freed memory handed back to the OS after the batch. CSV cells that
 a spreadsheet would read as a formula (``= + - @``) are prefixed with ``'``.
 """
@@ -35,7 +35,7 @@ from ..data.datasets import Sample, is_image_file, normalize_class_name
 from ..data.io import DECODE_FORMATS, load_image
 from ..errors import DataError, HarError
 from ..labels import CLASSES
-from .analysis import WORK_SIDE, Analysis, blend, run_card, working_image
+from .analysis import Analysis, blend, run_card, working_image
 from .bank import ModelBank
 from .settings import BATCH_MAX_BYTES, BATCH_MAX_IMAGES, BATCH_MAX_PIXELS
 from .text import msg, strings
@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 
 MAX_IMAGES = BATCH_MAX_IMAGES
 CHUNK = 16
+# Long side of a batch image as the models get it: reduced while decoding when larger (the models
+# squash-resize to <= 448 px anyway); smaller images are left as they are (no resampling cost).
+BATCH_SIDE = 1024
 MISCLASSIFIED_PER_MODEL = 4
 GALLERY_OPACITY = 0.5
 _OUTPUT_TTL_S = 3600
@@ -161,8 +164,7 @@ def predict_all(
     bank: ModelBank, names: Sequence[str], samples: Sequence[Sample], progress: Progress | None = None, cancelled: Cancelled | None = None
 ):
     """(kept samples, skipped lines, model -> probs (N, C)); images decoded once per chunk, each
-    reduced to ``WORK_SIDE`` as it is decoded (what the compare tab's models see) and dropped after
-    its chunk."""
+    reduced to ``BATCH_SIDE`` as it is decoded and dropped after its chunk."""
     entries = [bank.require(n) for n in names]
     kept: list[Sample] = []
     skipped: list[str] = []
@@ -173,7 +175,7 @@ def predict_all(
         chunk, images = [], []
         for s in samples[start : start + CHUNK]:
             try:
-                images.append(load_image(s.path, name=_display_name(s), max_side=WORK_SIDE))
+                images.append(load_image(s.path, name=_display_name(s), max_side=BATCH_SIDE))
                 chunk.append(s)
             except HarError as err:
                 skipped.append(str(err))
