@@ -186,7 +186,7 @@ def check_decode_work(data: bytes, label: str) -> None:
         if scans > MAX_JPEG_SCANS:
             raise ImageLoadError(
                 f"{label}: JPEG has {scans} scans, over the limit of {MAX_JPEG_SCANS} "
-                "(decoding it would take minutes); re-save it as an ordinary JPEG"
+                "(every scan is another pass over the whole image); re-save it as an ordinary JPEG"
             )
     elif data[:8] == b"\x89PNG\r\n\x1a\n":
         pos, chunks, end = 8, 0, len(data)
