@@ -32,6 +32,9 @@ def _resolve(module: str, func: str) -> Callable:
     return getattr(importlib.import_module(module), func)
 
 
+PREDICT_MAX_SIDE = 1024  # long side of the images `predict` hands the models
+
+
 # ---- models ---------------------------------------------------------------------------------------
 def add_models_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -73,7 +76,8 @@ def cmd_predict(args) -> int:
     from .models.fuse import prepare_for_serving
     from .models.loading import load_model
 
-    images = [load_image(path) for path in args.images]  # fail before loading the model
+    # fail before loading the model; reduced while decoding (the models squash-resize to <= 448 px anyway)
+    images = [load_image(path, max_side=PREDICT_MAX_SIDE) for path in args.images]
     model = prepare_for_serving(load_model(args.model, args.checkpoint))  # inference only: BN folded into convs
     preds = predictions_from_probs(model.predict_proba(images))
     if args.json:
@@ -119,16 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from .data import io as data_io
+
+    data_io.CAPTURE_NATIVE_STDERR = True  # libtiff/libjpeg lines never reach the terminal (errors become ours)
     parser = build_parser()
     args = parser.parse_args(argv)
     module, _add, run, _help = COMMANDS[args._command]
     try:
         return int(_resolve(module, run)(args) or 0)
-    except HarError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except (OSError, ValueError) as err:  # bad paths/values surfacing from libraries
-        print(f"error: {err}", file=sys.stderr)
+    except (HarError, OSError, ValueError) as err:  # ours, or bad paths/values surfacing from libraries
+        # one line whatever the input: a newline or escape in a caller's path is shown escaped
+        print(f"error: {data_io.safe_label(err, 2000)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -44,7 +44,7 @@ def test_input_is_the_person_crop_plus_the_pose_vector():
     assert view.box == person.box and view.image.size == (person.box[2] - person.box[0], person.box[3] - person.box[1])
     x = model.preprocess([photo])
     assert x.shape == (1, 4, 32, 32)
-    img, aux = model.split_input(x)
+    _img, aux = model.split_input(x)
     np.testing.assert_allclose(aux[0].numpy(), pose_features(person), rtol=1e-6)
     features, head = model.head_split()
     with torch.no_grad():
@@ -80,7 +80,8 @@ def test_pose_mlp_reads_only_the_vector():
 def person_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("person")
     manifest = make_manifest(root, per_class=4)  # synthetic: no person (fallback path)
-    rows = list(csv.reader(open(manifest)))
+    with open(manifest, newline="") as fh:
+        rows = list(csv.reader(fh))
     for i, (kind, label) in enumerate((("standing", "standing"), ("sitting", "sitting"))):
         dest = root / "images" / f"person_{kind}.jpg"
         shutil.copy(PERSON_PHOTOS[kind], dest)
@@ -93,7 +94,7 @@ def person_run(tmp_path_factory):
 
 
 def test_image_cache_holds_person_crops_and_datasets_mirror_pose_with_image(person_run):
-    root, data, cache = person_run
+    root, _data, cache = person_run
     model = tiny()
     idx = next(i for i, s in enumerate(cache.samples) if "person_standing" in s.path)
     person = cache.persons()[idx]

@@ -95,7 +95,7 @@ def test_cache_by_content_and_threads_agree(standing):
 
 
 def test_person_share_is_one_inside_the_mask_and_zero_outside(standing):
-    im, p = standing
+    _im, p = standing
     inside = (p.mask > 0.5).astype(np.float32)
     assert person_share(inside, p)["person_share"] == pytest.approx(1.0)
     outside = np.zeros_like(inside)

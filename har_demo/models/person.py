@@ -92,8 +92,8 @@ class EffNetPerson(_PersonModel):
 
     def __init__(self, pretrained: bool = True, input_size: int = 224, dropout: float = 0.2, resize: str = "pad",
                  person_crop: bool = True, pose_weight: float = 1.0):
-        super().__init__(input_size, MEAN, MEAN, config=dict(input_size=input_size, dropout=dropout, resize=resize,
-                                                             person_crop=person_crop, pose_weight=pose_weight))  # fmt: skip
+        super().__init__(input_size, MEAN, MEAN, config={"input_size": input_size, "dropout": dropout, "resize": resize,
+                                                             "person_crop": person_crop, "pose_weight": pose_weight})  # fmt: skip
         self.backbone = imagenet_backbone(pretrained)
         self.backbone.reset_classifier(0)
         self.head = _FusedHead(self.backbone.num_features, dropout, pose_weight)

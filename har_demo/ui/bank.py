@@ -128,7 +128,9 @@ class ModelBank:
             except Exception as err:
                 log.exception("loading %s failed", spec.name)
                 ok, detail = False, f"loading failed ({type(err).__name__}: {err})"
-        entry.source = detail
+        from .redact import redact_paths
+
+        entry.source = redact_paths(detail)  # shown to visitors: no absolute server paths
         if ok:
             entry.methods, entry.default_method = explain_methods(entry.model)
         else:
@@ -167,8 +169,9 @@ class ModelBank:
             return self.entries[name]
         except KeyError:
             from ..errors import UnknownName
+            from .redact import echo
 
-            raise UnknownName(f"unknown model {name!r}; this app serves: {', '.join(self.entries)}") from None
+            raise UnknownName(f"unknown model {echo(name)}; this app serves: {', '.join(self.entries)}") from None
 
     def require(self, name: str) -> ModelEntry:
         """The entry of an *available* model, else a one-line ``ModelUnavailable``."""
