@@ -120,10 +120,23 @@ def predict_samples(model: HarModel, samples: Sequence[Sample], batch_size: int 
 
 
 def evaluate_model(model: HarModel, samples: Sequence[Sample], batch_size: int = 32) -> dict:
-    probs = predict_samples(model, samples, batch_size)
+    """Classification report of ``model`` on labelled ``samples`` (+ ``probs``). Person-centred
+    models also report ``person_found``: photos where the person finder found someone (the others
+    were judged on the whole photo)."""
+    found = 0
+
+    def predict(images):
+        nonlocal found
+        if model.needs_person:  # the finder is cached by content: predict_proba reuses these
+            found += sum(v.person is not None for v in model.views(images))
+        return model.predict_proba(images, batch_size=batch_size)
+
+    _, _, probs = predict_dataset({"model": predict}, samples, batch_size)
     y_true = [CLASSES.index(s.label) for s in samples]
-    report = classification_report(y_true, probs.argmax(1))
-    report["probs"] = probs
+    report = classification_report(y_true, probs["model"].argmax(1))
+    if model.needs_person:
+        report["person_found"] = {"found": found, "n": len(samples), "rate": round(found / max(1, len(samples)), 4)}
+    report["probs"] = probs["model"]
     return report
 
 
@@ -140,6 +153,9 @@ def format_report(report: dict) -> str:
     lines += ["", "confusion (rows = true, cols = predicted): " + " ".join(CLASSES)]
     for c, row in zip(CLASSES, report["confusion"]):
         lines.append(f"{c:<16}" + "".join(f"{v:>8d}" for v in row))
+    if "person_found" in report:
+        pf = report["person_found"]
+        lines += ["", f"person found in {pf['found']} of {pf['n']} photos ({pf['rate']:.0%}); the others were judged on the whole photo"]
     return "\n".join(lines)
 
 

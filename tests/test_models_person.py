@@ -5,6 +5,7 @@ with their image, statistics from the training split, cached features, exact rel
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 
 import numpy as np
@@ -130,3 +131,16 @@ def test_trains_on_cached_features_and_reloads_to_the_same_predictions(person_ru
     probs = model.predict_proba([load_image(p) for p in test["paths"]])
     np.testing.assert_allclose(probs, np.array(test["probs"]), atol=2e-3)
     assert N_FEATURES <= 32 * 32
+
+
+def test_pose_mlp_card_ranks_its_inputs(person_run):
+    root, data, cache = person_run
+    cfg = TrainConfig(epochs=2, batch_size=8, augment=("hflip",), lr=3e-3)
+    entry = Entry("pose_mlp", "pose_mlp", {"input_size": 32, "hidden": 8}, cfg, False, None)
+    train_one(entry, data, cache, 0, root / "pose", make_accelerator("no", cpu=True), quiet=True)
+    card = json.loads((root / "pose" / "card.json").read_text())
+    groups = card["input_importance"]["groups"]
+    assert {g["group"] for g in groups} >= {"3-D world landmarks", "knee_angle", "found"}
+    drops = [g["accuracy_drop"] for g in groups]
+    assert drops == sorted(drops, reverse=True)
+    assert card["person_finder"]["train"]["n"] == len(data.splits["train"])

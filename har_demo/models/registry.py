@@ -61,12 +61,14 @@ class ModelSpec:
     tiny: Mapping[str, Any] = field(default_factory=dict)  # builder config: offline, < 1 s
     train: Mapping[str, Any] = field(default_factory=dict)  # training defaults (TrainConfig fields)
     hint: str = ""  # how to enable it when unavailable; "{name}" is replaced by the model name
+    config: Mapping[str, Any] = field(default_factory=dict)  # default builder config (e.g. person_crop), under the caller's
 
     def __post_init__(self) -> None:
         if self.init not in INITS:
             raise ValueError(f"{self.name}: init {self.init!r} is not one of {', '.join(INITS)}")
         object.__setattr__(self, "tiny", _frozen(self.tiny))
         object.__setattr__(self, "train", _frozen(self.train))
+        object.__setattr__(self, "config", _frozen(self.config))
 
     def resolve(self, ref: str) -> Callable:
         """``"module:function"`` relative to ``har_demo.models`` (``"cnn:build_cnn_base"``), or an
@@ -167,7 +169,8 @@ _PERSON_TRAIN = {**_EFFNET_TRAIN, "epochs": 60, "lr": 3e-3, "weight_decay": 0.05
 _HINT_PERSON = "needs the person finder (`pip install mediapipe==0.10.14`) and a trained checkpoint folder {name}/ under " + _CKPT
 _register(ModelSpec("effnet_person", "person:build_effnet_person", "person",
                     "Person crop (BlazePose box) through EfficientNet-Lite0 + pose geometry, one fused head",
-                    check="person:check_effnet_person", init="imagenet", tiny={"input_size": 32}, train=_PERSON_TRAIN, hint=_HINT_PERSON))
+                    check="person:check_effnet_person", init="imagenet", tiny={"input_size": 32}, train=_PERSON_TRAIN, hint=_HINT_PERSON,
+                    config={"person_crop": True}))
 _register(ModelSpec("pose_mlp", "person:build_pose_mlp", "person", "BlazePose landmarks + joint angles only -> small MLP",
                     check="person:check_person", default_method="landmarks", tiny={"input_size": 16, "hidden": 8},
                     train={"epochs": 80, "lr": 3e-3, "augment": ("hflip",), "patience": 15}, hint=_HINT_PERSON))
@@ -192,7 +195,13 @@ def build_model(name: str, pretrained: bool = True, **config) -> HarModel:
         reason = spec.unavailable_reason(**config)
         if reason:
             raise ModelUnavailable(f"{name}: {reason}")
+    config = {**spec.config, **config}
+    # ``person_crop`` is a preprocessing option every model has (``HarModel.person_crop``): applied
+    # here, so no builder needs to know it.
+    crop = config.pop("person_crop", None)
     model = spec.resolve(spec.builder)(pretrained=pretrained, **config)
+    if crop is not None:
+        model.set_person_crop(bool(crop))
     model.name = name
     return model
 

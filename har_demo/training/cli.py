@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="overrides: JSON file, JSON object, or KEY=VALUE (train.epochs=2, cnn_base.widths=[8,16], "
                    "effnet_lite0.train.lr=3e-4, clip_ft.pretrained=false)")
     m.add_argument("--resume", action="store_true", help="reuse finished runs (same --out) instead of retraining them")
-    m.add_argument("--export", metavar="DIR", help="copy each model's best-validation seed to DIR/<model>/ (e.g. checkpoints)")
+    m.add_argument("--export", metavar="DIR", help="copy each model's best-validation seed to DIR/<model>/ (e.g. checkpoints); "
+                   "with --leave-one-source-out: write the pooled accuracy into DIR/<model>/card.json as unseen_source_accuracy")
 
     t = p.add_argument_group("training (explicit flags apply to every model; defaults are per model)")
     t.add_argument("--epochs", type=int)
@@ -183,8 +184,13 @@ def run(args, argv: Sequence[str]) -> int:
 
         if holdout or args.splits or abl:
             raise ConfigError("--leave-one-source-out makes its own splits: drop --holdout-source / --splits / --augment-ablation")
-        run_loso(entries, samples, out, seeds, accelerator, args.split_seed, args.split, args.loso, source_info, command,
-                 argv=list(argv), quiet=args.quiet, resume=args.resume, cache=ImageCache(samples))
+        doc = run_loso(entries, samples, out, seeds, accelerator, args.split_seed, args.split, args.loso, source_info, command,
+                       argv=list(argv), quiet=args.quiet, resume=args.resume, cache=ImageCache(samples))
+        if accelerator.is_main_process and args.export:  # the checkpoints there learn how they do on unseen sources
+            from .loso import attach_unseen_accuracy
+
+            for model in attach_unseen_accuracy(doc, args.export):
+                log.info("unseen_source_accuracy -> %s", Path(args.export) / model / "card.json")
         if accelerator.is_main_process and not args.quiet:
             accelerator.print(f"wrote {out / 'loso.md'}")
         return 0

@@ -71,12 +71,15 @@ def load_samples(
         parts = [load_samples(d)[1] for d in datas]
         samples = [s for d in datas for s in load_dataset(d)]
         extra, info = caption_samples(captions, caption_images, caption_source, caption_min_agree, caption_person_check, out_dir)
-        return samples + extra, {"kind": "mixed", "parts": [*parts, info]} if parts else info
+        if not parts:
+            return extra, info
+        return samples + extra, {"kind": "mixed", "path": " + ".join(p["path"] for p in [*parts, {"path": info["captions"]}]),
+                                 "parts": [*parts, info]}  # fmt: skip
     if bool(datas) == bool(coco_images or coco_captions):
         raise DataError("give either --data PATH or --coco-images DIR --coco-captions JSON (not both, not neither)")
     if len(datas) > 1:
         parts = [load_samples(d)[1] for d in datas]
-        return [s for d in datas for s in load_dataset(d)], {"kind": "mixed", "parts": parts}
+        return [s for d in datas for s in load_dataset(d)], {"kind": "mixed", "path": " + ".join(p["path"] for p in parts), "parts": parts}
     if datas:
         data = datas[0]
         samples = load_dataset(data)
@@ -219,6 +222,6 @@ def caption_samples(captions: str | None, images: str | None, source: str = "cap
         manifest.parent.mkdir(parents=True, exist_ok=True)
     samples = build_captioned_subset(images, captions, source, license=f"{source}: see the data set's terms",
                                      min_agree=min_agree, keep=keep, out_manifest=manifest)  # fmt: skip
-    info = {"kind": "captions", "source": source, "captions": str(captions), "images": str(images), "min_agree": min_agree,
+    info = {"kind": "captions", "path": str(captions), "source": source, "captions": str(captions), "images": str(images), "min_agree": min_agree,
             "person_check": person_check, "counts": samples.info, "manifest": str(manifest) if manifest else None}  # fmt: skip
     return list(samples), info
