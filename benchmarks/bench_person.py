@@ -23,14 +23,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from har_demo.data.io import load_image  # noqa: E402 - after the path set-up
-from har_demo.explain.base import explain_full  # noqa: E402
-from har_demo.explain.metrics import person_share  # noqa: E402
-from har_demo.models.fuse import prepare_for_serving  # noqa: E402
-from har_demo.models.loading import availability, load_model  # noqa: E402
-from har_demo.models.registry import MODELS  # noqa: E402
-from har_demo.person import finder  # noqa: E402
-from har_demo.testing import random_model  # noqa: E402
+from har_demo.data.io import load_image
+from har_demo.explain.base import explain_full
+from har_demo.explain.metrics import person_share
+from har_demo.models.fuse import prepare_for_serving
+from har_demo.models.loading import availability, load_model
+from har_demo.models.registry import MODELS
+from har_demo.person import finder
+from har_demo.testing import random_model
 
 
 def photos_640() -> list:
