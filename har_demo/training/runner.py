@@ -27,6 +27,7 @@ import torch
 
 from ..errors import HarError, ModelUnavailable
 from ..evaluate import classification_report
+from ..labels import CLASSES
 from ..models.base import HarModel
 from ..models.checkpoint import CARD_FILE, WEIGHTS_FILE, save_checkpoint
 from ..models.registry import build_model, get_spec
@@ -35,7 +36,7 @@ from .card import TrainingCard
 from .config import ConfigError, TrainConfig
 from .data import ImageCache, make_datasets
 from .dataprep import RunData
-from .features import FeatureStore, fit_frozen, uses_frozen_features
+from .features import FeatureStore, backbone_fingerprint, fit_frozen, uses_frozen_features
 from .loop import FitResult, eval_loader, fit, predict_logits, split_metrics, state_copy
 from .seeding import seed_everything
 from .wise import choose_alpha
@@ -187,9 +188,22 @@ class _Run:
     generator: torch.Generator
     accelerator: object
     zeroshot: dict | None = None  # weights before fine-tuning (WiSE-FT's other end)
+    features: FeatureStore | None = None  # the run's frozen-backbone feature cache (set by _fit)
 
     def logits_of(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        loader = self.accelerator.prepare(eval_loader(self.datasets[split], self.cfg.eval_batch_size, self.cfg.num_workers))
+        """Logits and labels of a split. On the frozen-backbone path the head runs on cached clean
+        features of the (stored, possibly fp16-rounded) backbone: every seed and fold of a run shares
+        them, so evaluating costs one backbone pass per photo per run instead of one per seed and fold."""
+        ds = self.datasets[split]
+        if self.features is not None and uses_frozen_features(self.model, self.cfg):
+            self.model.eval()
+            _, head = self.model.head_split()
+            device = self.accelerator.device
+            f = self.features.views(backbone_fingerprint(self.model), self.model, ds, [(ds.transform, 0.0)], device, self.cfg.eval_batch_size)[0]
+            with torch.no_grad():
+                z = head(f.to(device)).float().cpu().numpy() if len(ds) else np.zeros((0, len(CLASSES)), np.float32)
+            return z, ds.targets.numpy()
+        loader = self.accelerator.prepare(eval_loader(ds, self.cfg.eval_batch_size, self.cfg.num_workers))
         return predict_logits(self.model, loader, self.accelerator)
 
 
@@ -218,8 +232,8 @@ def _prepare(entry: Entry, data: RunData, cache: ImageCache, seed: int, accelera
 def _fit(run: _Run, desc: str, features: FeatureStore | None, quiet: bool) -> FitResult:
     """The training loop: on cached frozen-backbone features when the model and config allow it."""
     if uses_frozen_features(run.model, run.cfg):
-        store = features if features is not None else FeatureStore()
-        return fit_frozen(run.model, run.datasets, run.cfg, run.accelerator, store, run.generator, desc, quiet)
+        run.features = features if features is not None else FeatureStore()
+        return fit_frozen(run.model, run.datasets, run.cfg, run.accelerator, run.features, run.generator, desc, quiet)
     return fit(run.model, run.datasets["train"], run.datasets["val"], run.cfg, run.accelerator, run.generator, desc=desc, quiet=quiet)
 
 
