@@ -145,3 +145,28 @@ def test_pose_mlp_card_ranks_its_inputs(person_run):
     drops = [g["accuracy_drop"] for g in groups]
     assert drops == sorted(drops, reverse=True)
     assert card["person_finder"]["train"]["n"] == len(data.splits["train"])
+
+
+def test_person_crop_is_an_option_of_every_model_and_its_map_is_placed_back(tmp_path):
+    from har_demo.explain.base import explain_full
+    from har_demo.models.checkpoint import save_checkpoint
+    from har_demo.models.registry import MODELS, get_spec
+
+    torch.manual_seed(0)
+    model = build_model("cnn_base", pretrained=False, person_crop=True, **get_spec("cnn_base").tiny_config()).eval()
+    assert model.person_crop and model.config["person_crop"] is True
+    photo = person_photo("standing")
+    x0, y0, x1, y1 = find_person(photo).box
+    exp = explain_full(model, photo, "gradcam")
+    assert exp.view_box == (x0, y0, x1, y1) and exp.saliency.shape == (photo.height, photo.width)
+    outside = exp.saliency.copy()
+    outside[y0:y1, x0:x1] = 0
+    assert outside.max() == 0 and exp.saliency[y0:y1, x0:x1].max() > 0  # the map covers the box only
+    # a card without the key was trained on whole photos, whatever the registry default says
+    assert MODELS["clip_ft"].config["person_crop"] is True
+    plain = build_model("cnn_base", pretrained=False, **get_spec("cnn_base").tiny_config())
+    save_checkpoint(plain, tmp_path / "old", {})
+    card = json.loads((tmp_path / "old" / "card.json").read_text())
+    card["config"].pop("person_crop", None)
+    (tmp_path / "old" / "card.json").write_text(json.dumps(card))
+    assert load_checkpoint(tmp_path / "old").person_crop is False
