@@ -148,7 +148,7 @@ class _LeftHalfOfPhoto(torch.nn.Module):
 
         class Toy(HarModel):
             def forward(self, x):
-                s = 20 * x[:, :, :, 8:16].mean((1, 2, 3))  # white = 20, deleted (0 after normalising) = 0
+                s = 4 * x[:, :, :, 8:16].mean((1, 2, 3))  # white = 4, deleted (0 after normalising) = 0
                 return torch.stack([s, torch.zeros_like(s), torch.zeros_like(s)], 1)
 
         super().__init__()
@@ -165,7 +165,7 @@ def test_deletion_ranks_pixels_inside_the_letterbox_content_only():
     truth = np.zeros((40, 20), np.float32)
     truth[:, :10] = 1.0  # the true evidence: the left half of the photo
     curve = perturbation_curves(model, photo, [truth], target=0, steps=8)["deletion"][0]
-    s = lambda frac_left_removed: 20 * (1 - frac_left_removed)  # noqa: E731 - logit after removing that share
+    s = lambda frac_left_removed: 4 * (1 - frac_left_removed)  # noqa: E731 - logit after removing that share
     p = lambda logit: np.exp(logit) / (np.exp(logit) + 2)  # noqa: E731
     # 2 of 8 steps = a quarter of the photo's pixels = half of its left half (no padding removed first)
     np.testing.assert_allclose(curve[[0, 2, 4, 8]], [p(s(0)), p(s(0.5)), p(s(1)), p(s(1))], rtol=1e-4)
