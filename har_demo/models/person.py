@@ -25,7 +25,7 @@ from torch import nn
 from ..labels import CLASSES
 from ..person.geometry import N_FEATURES, pose_features
 from .base import HarModel, View
-from .effnet import ARCH, MEAN, imagenet_backbone
+from .effnet import ARCH, MEAN, EffNetBackboneParts, imagenet_backbone
 
 
 class _PoseInput(nn.Module):
@@ -86,7 +86,7 @@ class _PersonModel(HarModel):
             self.fit_pose_stats(dataset.aux[dataset.indices])  # photo and mirror vectors of the training split
 
 
-class EffNetPerson(_PersonModel):
+class EffNetPerson(EffNetBackboneParts, _PersonModel):
     family = "person"
     channels_last = True
 
@@ -111,17 +111,6 @@ class EffNetPerson(_PersonModel):
 
     def head_split(self):
         return self.features, self.head
-
-    def cam_layer(self) -> nn.Module:
-        return self.backbone.bn2
-
-    def param_groups(self):
-        head = list(self.head.parameters())
-        ids = {id(p) for p in head}
-        return {"head": head, "backbone": [p for p in self.parameters() if id(p) not in ids and p.requires_grad]}
-
-    def describe(self) -> dict:
-        return {**super().describe(), "backbone_source": self.backbone_source}
 
 
 class PoseMLP(_PersonModel):
