@@ -165,7 +165,7 @@ def test_deletion_ranks_pixels_inside_the_letterbox_content_only():
     truth = np.zeros((40, 20), np.float32)
     truth[:, :10] = 1.0  # the true evidence: the left half of the photo
     curve = perturbation_curves(model, photo, [truth], target=0, steps=8)["deletion"][0]
-    s = lambda frac_left_removed: 4 * (1 - frac_left_removed)  # noqa: E731 - logit after removing that share
-    p = lambda logit: np.exp(logit) / (np.exp(logit) + 2)  # noqa: E731
+    s = lambda frac_left_removed: 4 * (1 - frac_left_removed)
+    p = lambda logit: np.exp(logit) / (np.exp(logit) + 2)
     # 2 of 8 steps = a quarter of the photo's pixels = half of its left half (no padding removed first)
     np.testing.assert_allclose(curve[[0, 2, 4, 8]], [p(s(0)), p(s(0.5)), p(s(1)), p(s(1))], rtol=1e-4)
