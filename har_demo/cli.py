@@ -1,4 +1,4 @@
-"""har_demo command line: models, predict, evaluate, explain, explain-eval, bench.
+"""har_demo command line: models, predict, evaluate, explain, explain-eval, person, bench.
 
 Each subcommand is a pair of functions (add its arguments, run it): ``models`` / ``predict`` /
 ``evaluate`` here, the others in ``har_demo/commands/``; the work itself is done by library
@@ -23,12 +23,16 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "evaluate": ("har_demo.cli", "add_evaluate_args", "cmd_evaluate", "accuracy/F1/confusion on a labelled dataset"),
     "explain": ("har_demo.commands.explain", "add_explain_args", "cmd_explain", "attention map overlay + scores for one image"),
     "explain-eval": ("har_demo.commands.explain", "add_explain_eval_args", "cmd_explain_eval", "map quality (deletion/insertion AUC, drift) over a dataset"),
+    "person": ("har_demo.commands.person", "add_person_args", "cmd_person", "find the person: landmarks, box, mask (BlazePose)"),
     "bench": ("har_demo.commands.bench", "add_bench_args", "cmd_bench", "speed benchmarks (inference, maps, training, app start)"),
 }
 
 
 def _resolve(module: str, func: str) -> Callable:
     return getattr(importlib.import_module(module), func)
+
+
+PREDICT_MAX_SIDE = 1024  # long side of the images `predict` hands the models
 
 
 # ---- models ---------------------------------------------------------------------------------------
@@ -72,7 +76,8 @@ def cmd_predict(args) -> int:
     from .models.fuse import prepare_for_serving
     from .models.loading import load_model
 
-    images = [load_image(path) for path in args.images]  # fail before loading the model
+    # fail before loading the model; reduced while decoding (the models squash-resize to <= 448 px anyway)
+    images = [load_image(path, max_side=PREDICT_MAX_SIDE) for path in args.images]
     model = prepare_for_serving(load_model(args.model, args.checkpoint))  # inference only: BN folded into convs
     preds = predictions_from_probs(model.predict_proba(images))
     if args.json:
@@ -156,16 +161,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from .data import io as data_io
+
+    data_io.CAPTURE_NATIVE_STDERR = True  # libtiff/libjpeg lines never reach the terminal (errors become ours)
     parser = build_parser()
     args = parser.parse_args(argv)
     module, _add, run, _help = COMMANDS[args._command]
     try:
         return int(_resolve(module, run)(args) or 0)
-    except HarError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except (OSError, ValueError) as err:  # bad paths/values surfacing from libraries
-        print(f"error: {err}", file=sys.stderr)
+    except (HarError, OSError, ValueError) as err:  # ours, or bad paths/values surfacing from libraries
+        # one line whatever the input: a newline or escape in a caller's path is shown escaped
+        print(f"error: {data_io.safe_label(err, 2000)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -79,18 +79,24 @@ def predict_dataset(
     skip_unreadable: bool = False,
     display_name: Callable[[Sample], str] | None = None,
     progress: Callable[[float, str], None] | None = None,
+    max_side: int | None = None,
+    before_chunk: Callable[[int, int], None] | None = None,
 ) -> tuple[list[Sample], list[str], dict[str, np.ndarray]]:
     """(kept samples, one line per skipped image, name -> probabilities (N_kept, C)). Images are
-    decoded once per chunk of ``chunk`` samples (bounded memory) and every predictor sees the chunk.
-    An unreadable image raises ``ImageLoadError`` naming it, or with ``skip_unreadable`` is left out."""
+    decoded once per chunk of ``chunk`` samples (bounded memory; reduced to ``max_side`` while
+    decoding when given), every predictor sees the chunk, and the chunk is dropped. An unreadable
+    image raises ``ImageLoadError`` naming it, or with ``skip_unreadable`` is left out.
+    ``before_chunk(done, total)`` runs before each chunk (e.g. raises when the client went away)."""
     kept: list[Sample] = []
     skipped: list[str] = []
     probs: dict[str, list[np.ndarray]] = {name: [] for name in predictors}
     for start in range(0, len(samples), chunk):
+        if before_chunk is not None:
+            before_chunk(len(kept), len(samples))
         part, images = [], []
         for s in samples[start : start + chunk]:
             try:
-                images.append(load_image(s.path, name=display_name(s)) if display_name else load_image(s.path))
+                images.append(load_image(s.path, name=display_name(s) if display_name else None, max_side=max_side))
                 part.append(s)
             except HarError as err:
                 if not skip_unreadable:
@@ -100,6 +106,7 @@ def predict_dataset(
             for name, predict in predictors.items():
                 probs[name].append(predict(images))
         kept += part
+        del images
         if progress:
             progress(min(1.0, (start + chunk) / len(samples)), f"{len(kept)} / {len(samples)} images")
     out = {n: (np.concatenate(p) if p else np.zeros((0, len(CLASSES)), np.float32)) for n, p in probs.items()}
@@ -116,10 +123,23 @@ def predict_samples(model: HarModel, samples: Sequence[Sample], batch_size: int 
 
 def evaluate_model(model: HarModel, samples: Sequence[Sample], batch_size: int = 32,
                    progress: Callable[[float, str], None] | None = None) -> dict:
-    probs = predict_samples(model, samples, batch_size, progress)
+    """Classification report of ``model`` on labelled ``samples`` (+ ``probs``). Person-centred
+    models also report ``person_found``: photos where the person finder found someone (the others
+    were judged on the whole photo). ``progress(fraction, text)`` after each chunk."""
+    found = 0
+
+    def predict(images):
+        nonlocal found
+        if model.needs_person:  # the finder is cached by content: predict_proba reuses these
+            found += sum(v.person is not None for v in model.views(images))
+        return model.predict_proba(images, batch_size=batch_size)
+
+    _, _, probs = predict_dataset({"model": predict}, samples, batch_size, progress=progress)
     y_true = [CLASSES.index(s.label) for s in samples]
-    report = classification_report(y_true, probs.argmax(1))
-    report["probs"] = probs
+    report = classification_report(y_true, probs["model"].argmax(1))
+    if model.needs_person:
+        report["person_found"] = {"found": found, "n": len(samples), "rate": round(found / max(1, len(samples)), 4)}
+    report["probs"] = probs["model"]
     return report
 
 
@@ -136,6 +156,9 @@ def format_report(report: dict) -> str:
     lines += ["", "confusion (rows = true, cols = predicted): " + " ".join(CLASSES)]
     for c, row in zip(CLASSES, report["confusion"]):
         lines.append(f"{c:<16}" + "".join(f"{v:>8d}" for v in row))
+    if "person_found" in report:
+        pf = report["person_found"]
+        lines += ["", f"person found in {pf['found']} of {pf['n']} photos ({pf['rate']:.0%}); the others were judged on the whole photo"]
     return "\n".join(lines)
 
 

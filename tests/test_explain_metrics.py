@@ -137,3 +137,35 @@ def test_faithfulness_on_a_real_map_runs_on_any_image_size():
     scores = faithfulness(model, img, e.saliency, e.target, steps=4)
     assert set(scores) == {"deletion_auc", "insertion_auc", "deletion_auc_random", "insertion_auc_random"}
     assert all(0.0 <= v <= 1.0 for v in scores.values())
+
+
+class _LeftHalfOfPhoto(torch.nn.Module):
+    """Toy letterboxed model whose class-0 logit is the brightness of the left half of a 20x40 photo
+    (input columns 8..16 once letterboxed to 32 px: the photo spans columns 8..24)."""
+
+    def __init__(self):
+        from har_demo.models.base import HarModel
+
+        class Toy(HarModel):
+            def forward(self, x):
+                s = 4 * x[:, :, :, 8:16].mean((1, 2, 3))  # white = 4, deleted (0 after normalising) = 0
+                return torch.stack([s, torch.zeros_like(s), torch.zeros_like(s)], 1)
+
+        super().__init__()
+        self.model = Toy(input_size=32, mean=(0.5,) * 3, std=(0.5,) * 3, config={"resize": "pad"})
+
+
+def test_deletion_ranks_pixels_inside_the_letterbox_content_only():
+    from PIL import Image
+
+    from har_demo.explain.metrics import perturbation_curves
+
+    model = _LeftHalfOfPhoto().model.eval()
+    photo = Image.new("RGB", (20, 40), (255, 255, 255))
+    truth = np.zeros((40, 20), np.float32)
+    truth[:, :10] = 1.0  # the true evidence: the left half of the photo
+    curve = perturbation_curves(model, photo, [truth], target=0, steps=8)["deletion"][0]
+    s = lambda frac_left_removed: 4 * (1 - frac_left_removed)
+    p = lambda logit: np.exp(logit) / (np.exp(logit) + 2)
+    # 2 of 8 steps = a quarter of the photo's pixels = half of its left half (no padding removed first)
+    np.testing.assert_allclose(curve[[0, 2, 4, 8]], [p(s(0)), p(s(0.5)), p(s(1)), p(s(1))], rtol=1e-4)

@@ -48,6 +48,15 @@ from har_demo.ui.layout import build_demo
 from har_demo.ui.text import msg, text
 from tests.test_data_zip import _patch_declared_size, make_zip
 from tests.test_hardening_files import hardening_app
+from tests.test_hardening_round2 import (
+    corrupt_jpeg_tiff,
+    damaged_mpf_jpeg,
+    float_tiff,
+    nan_float,
+    nan_reference,
+    png_chunk_flood,
+    scan_bomb,
+)
 from tests.test_ui_support import example_photo, tiny_bank, tiny_env
 
 API_TIMEOUT_S = 90
@@ -195,6 +204,13 @@ def _symlink_entry() -> zipfile.ZipInfo:
     return info
 
 
+def _compressed(tiff: bytes) -> bytes:
+    """The same TIFF claiming deflate compression (a float16 variant this app does not read)."""
+    out = bytearray(tiff)
+    out[out.find(struct.pack("<HHI", 259, 3, 1)) + 8] = 8
+    return bytes(out)
+
+
 def _cases() -> list[Case]:
     base = _rgb()
     rgba = np.dstack([base, np.tile(np.linspace(0, 255, base.shape[1]).astype(np.uint8), (base.shape[0], 1))])
@@ -216,6 +232,8 @@ def _cases() -> list[Case]:
     bad_crc = bytearray(good_png)
     bad_crc[bad_crc.find(b"IDAT") + 20] ^= 0xFF
     same = lambda arr: (lambda: arr)
+    ramp = np.tile(np.linspace(0, 1, 48), (32, 1))
+    ramp_ref = np.repeat(np.round(ramp * 255).astype(np.uint8)[..., None], 3, 2)
     classes = {f"{c}/img{i}.jpg": _jpeg(k, i) for k, c in enumerate(CLASSES) for i in range(2)}
 
     P, M = "prediction", "message"
@@ -247,6 +265,12 @@ def _cases() -> list[Case]:
              reference=same(base), tol=3),
         Case("bmp", "bitmap.bmp", _save(Image.fromarray(base), "BMP"), P, reference=same(base), tol=0.01),
         Case("webp_lossless", "lossless.webp", _save(Image.fromarray(base), "WEBP", lossless=True), P, reference=same(base), tol=0.01),
+        # round 2: no silent black image, float16/64 TIFF and damaged MPF headers read
+        Case("float_tiff_nan_inf", "nan.tif", _save(Image.fromarray(nan_float(), "F"), "TIFF"), P,
+             reference=lambda: nan_reference(nan_float()), tol=1),
+        Case("float16_tiff", "half.tif", _bytes(lambda: float_tiff(ramp, 16)), P, reference=lambda: ramp_ref, tol=1),
+        Case("float64_tiff", "double.tif", _bytes(lambda: float_tiff(ramp, 64)), P, reference=lambda: ramp_ref, tol=1),
+        Case("damaged_mpf_jpeg", "mpf.jpg", _bytes(lambda: damaged_mpf_jpeg(Image.fromarray(base))), P, reference=same(base), tol=3),
         # -- broken / hostile files: one clear line --------------------------------------------------
         Case("empty_file", "empty.jpg", _bytes(b""), M, r"empty \(0 bytes\)"),
         Case("truncated_jpeg", "cut.jpg", _bytes(good_jpeg[: len(good_jpeg) // 2]), M, "corrupt or truncated"),
@@ -265,6 +289,13 @@ def _cases() -> list[Case]:
         Case("header_claims_huge", "liar.png", _bytes(_png_header_only(100_000, 100_000)), M, "decompression bomb"),
         Case("zero_width_header", "flat.png", _bytes(_png_header_only(0, 10)), M, "no pixels|not a recognised image|corrupt"),
         Case("png_text_bomb", "metadata.png", _bytes(lambda: _text_bomb_png(good_png)), M, "corrupt or truncated"),
+        Case("jpeg_scan_bomb", "scans.jpg", _bytes(lambda: scan_bomb(scans=2000)), M, r"JPEG has 2001 scans, over the limit"),
+        Case("png_chunk_flood", "chunks.png", _bytes(png_chunk_flood), M, r"PNG has more than \d+ chunks"),
+        Case("all_nan_tiff", "allnan.tif", _save(Image.fromarray(np.full((8, 8), np.nan, np.float32), "F"), "TIFF"), M,
+             "no finite pixel values"),
+        Case("corrupt_jpeg_in_tiff", "corrupt.tif", _bytes(corrupt_jpeg_tiff), M, r"image is corrupt \(JPEGLib: "),
+        Case("float16_tiff_compressed", "half_deflate.tif", _bytes(lambda: _compressed(float_tiff(ramp, 16))), M,
+             r"float16 TIFF with compression 8 .* not supported"),
         Case("over_size_limit", "huge.jpg", lambda p: p.write_bytes(good_jpeg + b"\0" * (dio.MAX_FILE_BYTES + 1)), M,
              r"MiB, over the \d+ MiB limit"),
         # -- zips for the batch tab --------------------------------------------------------------------
@@ -285,6 +316,10 @@ def _cases() -> list[Case]:
         Case("zip_too_many_images", "many.zip", _zip({f"standing/{i}.jpg": _jpeg() for i in range(bt.MAX_IMAGES + 1)}), M,
              rf"more than {bt.MAX_IMAGES} images"),
         Case("zip_lying_sizes", "liar.zip", _lying_zip, M, "big.bmp"),
+        Case("zip_long_name", "longname.zip", _zip({"sitting/" + "a" * 300 + ".jpg": _jpeg()}), M, r"name part of \d+ bytes"),
+        Case("zip_too_deep", "deep.zip", _zip({"/".join(["sitting", *["d"] * 20, "a.jpg"]): _jpeg()}), M, "folders deep"),
+        Case("zip_file_and_folder", "clash.zip", _zip({"sitting/a.jpg": _jpeg(), "sitting/a.jpg/b.jpg": _jpeg(1)}), M,
+             "both an image and a folder"),
         Case("zip_symlink", "link.zip", _zip([("sitting/a.jpg", _jpeg()), (_symlink_entry(), "/etc/passwd")]), M, "symbolic link"),
     ]
 
@@ -399,7 +434,7 @@ def test_ui_compare_tab(app, bank, corpus, case):
 @pytest.mark.parametrize("case", ZIP_CASES, ids=lambda c: c.id)
 def test_ui_batch_tab(app, corpus, case):
     _, ui, cb = app
-    out = cb.batch([str(corpus[case.id])], list(ui.cards), progress=lambda *a, **k: None)
+    out = cb.batch([upload(corpus[case.id])["path"]], list(ui.cards), progress=lambda *a, **k: None)
     if case.expect == "message":
         assert set(out) == {ui.batch_status}
         assert_one_clear_line(out[ui.batch_status], case)
@@ -545,7 +580,10 @@ def test_corpus_covers_the_issue():
               "exif_rotated_jpeg", "one_pixel", "very_wide", "grayscale_jpeg", "unicode_name", "spaces_name", "empty_file",
               "truncated_jpeg", "truncated_png", "random_bytes", "text_as_jpg", "pdf_as_jpg", "zip_as_jpg", "decompression_bomb",
               "over_size_limit", "zip_path_traversal", "zip_bomb", "zip_non_images_only", "zip_misspelled_class",
-              "zip_wrong_classes", "zip_empty"}
+              "zip_wrong_classes", "zip_empty",
+              # issue 14 (round 2)
+              "float_tiff_nan_inf", "float16_tiff", "float64_tiff", "damaged_mpf_jpeg", "jpeg_scan_bomb", "png_chunk_flood",
+              "all_nan_tiff", "float16_tiff_compressed", "corrupt_jpeg_in_tiff", "zip_long_name", "zip_too_deep", "zip_file_and_folder"}
     assert wanted <= {c.id for c in CASES}
     print("\nbad-input corpus:", json.dumps(summary))
 

@@ -113,8 +113,8 @@ def test_running_app_lists_broken_checkpoints_with_the_file_and_ran_no_pickle(ap
     by = {r["name"]: r for r in listing}
     assert by["cnn_base"]["available"] and by["fnn"]["available"]
     gen, vit = by["cnn_gen"], by["vit"]
-    assert not gen["available"] and f"checkpoints/cnn_gen/{WEIGHTS_FILE}" in gen["detail"]  # named, no server path
-    assert str(app_server.checkpoints) not in gen["detail"]
+    assert not gen["available"] and f"checkpoints/cnn_gen/{WEIGHTS_FILE}" in gen["detail"]
+    assert not any(str(app_server.checkpoints) in r["detail"] for r in listing)  # no absolute server paths
     assert "does not fit model 'cnn_gen'" in gen["detail"] and "\n" not in gen["detail"]
     assert not vit["available"] and f"cannot read checkpoint weights checkpoints/vit/{WEIGHTS_FILE}" in vit["detail"]
     assert not app_server.boom.exists(), "a pickle in the checkpoint folder was executed"
@@ -176,10 +176,8 @@ def test_tampered_checkpoint_is_one_line_naming_the_file_in_bank_and_cli(tmp_pat
         entry = ModelBank.load(names=["cnn_base"]).get("cnn_base")  # the app's loading path
         rc = cli_main(["predict", str(img), "--model", "cnn_base"])
     err = capsys.readouterr().err
-    # the app names the file without the server's path (checkpoints/...); the local CLI gives the full path
-    shown = "checkpoints/" + named.relative_to(root).as_posix()  # a file or the checkpoint folder
-    assert not entry.available and shown in entry.source and "\n" not in entry.source, entry.source
-    assert str(root) not in entry.source
+    shown = f"checkpoints/{named.relative_to(root).as_posix()}"  # the app shows no absolute server path
+    assert not entry.available and shown in entry.source and str(root) not in entry.source and "\n" not in entry.source, entry.source
     assert rc == 2 and err.count("\n") == 1 and str(named) in err and "Traceback" not in err, err
     assert not boom.exists()
 
@@ -333,7 +331,9 @@ def test_batch_zip_goes_to_a_temp_dir_with_limits_and_is_removed(tmp_path, monke
         assert bt.evaluate_batch(bank, [str(z)], ["fnn"]).reports["fnn"]["n"] == len(CLASSES)
     (dest, limits), = seen
     assert (tmp_path / "tmp") in dest.parents and dest.parent.name.startswith("har_batch_")
-    assert limits == {"max_files": bt.MAX_IMAGES}
+    assert limits.pop("max_files") == bt.MAX_IMAGES
+    budget = limits.pop("budget")  # one budget shared by every upload of the request
+    assert limits == {} and (budget.max_files, budget.max_bytes) == (bt.MAX_IMAGES, bt.BATCH_MAX_BYTES)
     defaults = {k: v.default for k, v in inspect.signature(real).parameters.items() if v.default is not inspect.Parameter.empty}
     assert 0 < defaults["max_total_bytes"] <= 2**30 and 0 < defaults["max_ratio"] <= 1000
     assert not dest.parent.exists(), "the extracted batch was left behind"

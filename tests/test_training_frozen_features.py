@@ -80,11 +80,13 @@ def test_head_trains_on_cached_features_backbone_untouched_and_shared_across_see
     entry = Entry("effnet_lite0", "effnet_lite0", {"input_size": 32}, CFG, True, None)
     store = FeatureStore()
     acc = make_accelerator("no", cpu=True)
-    n_train, n_val = len(data.splits["train"]), len(data.splits["val"])
+    n_train, n_val, n_test = len(data.splits["train"]), len(data.splits["val"]), len(data.splits["test"])
     m0 = train_one(entry, data, cache, 0, root / "out" / "seed0", acc, quiet=True, features=store)
-    assert store.computed == 3 * n_train + n_val  # 3 views of each training photo, 1 of each val photo
+    # training: 3 views of each training photo, 1 of each val photo; evaluation: the clean view of val and
+    # test photos through the fp16-rounded backbone that ships (another fingerprint)
+    assert store.computed == 3 * n_train + n_val + n_val + n_test
     m1 = train_one(entry, data, cache, 1, root / "out" / "seed1", acc, quiet=True, features=store)
-    assert store.computed == 3 * n_train + n_val  # seed 1 reused every feature
+    assert store.computed == 3 * n_train + 2 * n_val + n_test  # seed 1 reused every feature, evaluation included
     for m in (m0, m1):
         assert m["fit"]["frozen_features"] == {"views": 3}
         assert m["fit"]["epochs_run"] >= 1
@@ -113,7 +115,7 @@ def test_clip_heads_on_frozen_towers_take_the_fast_path(tiny_run):
         acc = make_accelerator("no", cpu=True)
         m0 = train_one(entry, data, cache, 0, root / name / "seed0", acc, quiet=True, features=store)
         n = store.computed
-        assert n == 2 * len(data.splits["train"]) + len(data.splits["val"])
+        assert n == 2 * len(data.splits["train"]) + len(data.splits["val"]) + len(data.splits["test"])  # + evaluation
         train_one(entry, data, cache, 1, root / name / "seed1", acc, quiet=True, features=store)
         assert store.computed == n and m0["fit"]["frozen_features"] == {"views": 2}
         trained = load_checkpoint(root / name / "seed0").state_dict()

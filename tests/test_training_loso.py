@@ -70,3 +70,22 @@ def test_loso_refuses_conflicting_split_options(tmp_path, capsys):
     rc = train_main(["--data", str(manifest), "--models", "fnn", "--leave-one-source-out", "--holdout-source", "src_a",
                      "--out", str(tmp_path / "r"), "--quiet"])
     assert rc == 2 and "--leave-one-source-out makes its own splits" in capsys.readouterr().err
+
+
+def test_export_writes_unseen_source_accuracy_into_the_card(loso_run, tmp_path):
+    from har_demo.models.checkpoint import read_card
+    from har_demo.training.loso import attach_unseen_accuracy
+
+    doc = json.loads((loso_run / "loso.json").read_text())
+    export = tmp_path / "ckpt"
+    (export / "fnn").mkdir(parents=True)
+    fold_card = json.loads((loso_run / "loso" / "src_a" / "fnn" / "seed0" / "card.json").read_text())
+    (export / "fnn" / "card.json").write_text(json.dumps(fold_card))
+    assert attach_unseen_accuracy(doc, export) == ["fnn"]
+    record = read_card(export / "fnn")["unseen_source_accuracy"]
+    (row,) = doc["rows"]
+    assert record["accuracy"] == pytest.approx(row["pooled"]["accuracy"]["mean"], abs=1e-4)
+    assert record["n"] == 48 and set(record["per_source"]) == {"src_a", "src_b"}
+    assert set(record["per_class_recall"]) == {"sitting", "standing", "walking_running"}
+    assert "leave-one-source-out" in record["how"] and record["command"].startswith("python train.py")
+    assert attach_unseen_accuracy(doc, tmp_path / "nothing_here") == []  # no exported checkpoint: nothing written

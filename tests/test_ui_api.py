@@ -17,6 +17,12 @@ from har_demo.ui.api import Api
 from tests.test_ui_support import example_photo
 
 
+@pytest.fixture(autouse=True)
+def uploads_in_tmp(tmp_path_factory, monkeypatch):
+    """The API reads uploaded files only: here every test's tmp_path counts as Gradio's upload folder."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.getbasetemp()))
+
+
 @pytest.fixture(scope="module")
 def api(bank):
     return Api(bank)

@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from har_demo.errors import DataError
+from har_demo.errors import DataError, HarError
 from har_demo.evaluate import classification_report
 from har_demo.labels import CLASSES
 from har_demo.ui import batch as bt
@@ -126,9 +126,15 @@ def test_too_many_images_is_refused_before_any_model_runs(bank, tmp_path, monkey
         bt.evaluate_batch(bank, paths)
 
 
-def test_batch_callback_fills_every_output(app, zipped):
+def test_batch_callback_fills_every_output(app, zipped, tmp_path, monkeypatch):
     _, ui, cb = app
-    out = cb.batch([str(zipped)], ["fnn", "cnn_base"], progress=lambda *a, **k: None)
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "uploads"))  # the batch tab reads uploaded files only
+    uploaded = tmp_path / "uploads" / "abc" / zipped.name
+    uploaded.parent.mkdir(parents=True)
+    uploaded.write_bytes(zipped.read_bytes())
+    with pytest.raises(HarError, match="not an uploaded file"):
+        cb.batch.__wrapped__(cb, [str(zipped)], ["fnn"], progress=lambda *a, **k: None)
+    out = cb.batch([str(uploaded)], ["fnn", "cnn_base"], progress=lambda *a, **k: None)
     assert [r[0] for r in out[ui.batch_metrics]["value"]] == ["cnn_base", "fnn"]
     assert len(out[ui.batch_confusion].axes) == 2
     assert out[ui.batch_csv].endswith(".csv")

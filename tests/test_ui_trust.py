@@ -18,7 +18,8 @@ from har_demo.ui import analysis as an
 from har_demo.ui import batch as bt
 from har_demo.ui import render, trust
 from har_demo.ui.bank import ModelBank
-from har_demo.ui.text import PROJECT_ROOT, public_text
+from har_demo.ui.redact import redact_paths
+from har_demo.ui.text import PROJECT_ROOT
 from tests.test_ui_support import REPO, example_photo, tiny_env, write_tiny_checkpoints
 
 ACC = {"accuracy": 0.58, "ci95": [0.55, 0.61], "n": 803, "how": "leave-one-source-out", "per_source": {"a": {"n": 3, "accuracy": 0.5}}}
@@ -143,9 +144,9 @@ def test_photo_view_draws_the_box_and_the_first_corner():
 
 def test_no_server_paths_in_text(monkeypatch, tmp_path):
     monkeypatch.setenv("HAR_CHECKPOINT_DIR", str(tmp_path / "ck"))
-    assert public_text(f"checkpoint {PROJECT_ROOT}/checkpoints/cnn_base") == "checkpoint checkpoints/cnn_base"
-    assert public_text(f"no trained checkpoint at {tmp_path}/ck/vit; train") == "no trained checkpoint at checkpoints/vit; train"
-    assert "/root" not in public_text("cache /root/.cache/hub/x.bin missing") and "https://huggingface.co/x" in public_text("see https://huggingface.co/x")
+    assert redact_paths(f"checkpoint {PROJECT_ROOT}/checkpoints/cnn_base") == "checkpoint checkpoints/cnn_base"
+    assert redact_paths(f"no trained checkpoint at {tmp_path}/ck/vit; train") == "no trained checkpoint at checkpoints/vit; train"
+    assert "/root" not in redact_paths("cache /root/.cache/hub/x.bin missing") and "https://huggingface.co/x" in redact_paths("see https://huggingface.co/x")
 
 
 def test_startup_log_lists_every_model_with_its_reason(tmp_path, caplog):

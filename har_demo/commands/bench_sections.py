@@ -227,7 +227,7 @@ def ref_legrad(name: str, model, photo: Image.Image, prof: Profile) -> dict | No
                 grid = hooks.patch_grid(acc.numel(), x.shape[-1])
             return to_image_map(acc.reshape(grid), photo.size)
 
-    ours, ref = _paired(lambda: explain(model, photo, "legrad"), per_layer, prof, budget=prof.budget_s * 2)
+    ours, ref = _paired(lambda: explain(model, photo, "legrad", start_layer=0), per_layer, prof, budget=prof.budget_s * 2)  # all layers, as the reference loop
     return _ref_row(name, f"LeGrad: one backward vs one backward per layer ({len(model.vit_spec().blocks)} layers)", ours, ref)
 
 

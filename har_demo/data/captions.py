@@ -124,6 +124,7 @@ def build_captioned_subset(
         info["dropped_by_check"] = dropped
     rng = random.Random(seed)
     samples = SampleList(info=info)
+    info = samples.info  # SampleList keeps its own copy: fill that one from here on
     for c in CLASSES:
         names = per_class_names[c]
         if per_class is not None and len(names) > per_class:

@@ -5,14 +5,28 @@
 * A clear ``ImageLoadError`` naming the file for missing, unreadable, empty, truncated, non-image files,
   files over ``MAX_FILE_BYTES`` and images over ``MAX_PIXELS`` (decompression bombs).
 * Only the decoders in ``DECODE_FORMATS`` are used (never EPS, which would run Ghostscript).
-* Float arrays with values in [0, 1] are scaled to 0..255.
+* Float arrays with values in [0, 1] are scaled to 0..255; float / 16-bit images are scaled by
+  their finite range (NaN / inf pixels never turn the picture black; all non-finite is refused).
+* Bounded decode cost whatever the format: before anything is decoded, a JPEG with more than
+  ``MAX_JPEG_SCANS`` scans (progressive "scan bombs") and a PNG with more than ``MAX_PNG_CHUNKS``
+  chunks (chunk floods) are refused; ``max_side`` decodes JPEGs at a reduced DCT scale (``draft``)
+  and reduces every image before any full-size conversion.
+* Float16 / float64 TIFFs (which Pillow cannot open) are read when uncompressed, else named;
+  JPEGs with a damaged MPF (multi-picture) header are read as the plain JPEG they are.
+* Labels are made safe for one-line messages (control characters escaped, long names cut).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import platform
+import struct
+import sys
+import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -27,18 +41,46 @@ MIN_SIDE = 1
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 # Only these decoders are ever tried (no EPS/Ghostscript, no exotic plugins); MPO is opened by JPEG.
 DECODE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
+# Work limits checked on the raw bytes before decoding (cost is linear in scans x blocks / chunks):
+# ordinary progressive JPEGs have ~10 scans (libjpeg-turbo suggests refusing over 500), PNG encoders
+# write a few thousand IDAT chunks at most for a 25 MB file.
+MAX_JPEG_SCANS = int(os.environ.get("HAR_MAX_JPEG_SCANS", "100"))
+MAX_PNG_CHUNKS = int(os.environ.get("HAR_MAX_PNG_CHUNKS", "20000"))
+MAX_LABEL_CHARS = 120
+# Set by the CLI: the C libraries' (libtiff, libjpeg) own stderr lines are captured during a decode
+# (process-wide, so only where no other thread writes to stderr) instead of reaching the terminal.
+CAPTURE_NATIVE_STDERR = False
+_STDERR_LOCK = threading.Lock()
 
 ImageSource = str | Path | bytes | Image.Image | np.ndarray
 
 
-def _to_rgb(im: Image.Image) -> Image.Image:
+def safe_label(text: object, limit: int = MAX_LABEL_CHARS) -> str:
+    """``text`` fit for a one-line message: control characters (newlines, ANSI escapes) escaped,
+    cut to ``limit`` characters (an echoed name never carries a second, caller-controlled line)."""
+    out = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(text))
+    return out if len(out) <= limit else out[: limit - 3] + "..."
+
+
+def _scale_to_uint8(arr: np.ndarray, label: str) -> np.ndarray:
+    """Float / wide-integer pixels -> uint8 by their finite min..max; NaN -> 0, +inf -> 255, -inf -> 0."""
+    arr = np.asarray(arr, dtype=np.float64)
+    finite = np.isfinite(arr)
+    if not finite.any():
+        raise ImageLoadError(f"{label}: image has no finite pixel values (all NaN or infinite)")
+    vals = arr[finite]
+    lo, hi = float(vals.min()), float(vals.max())
+    out = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+    out = np.where(np.isposinf(arr), 255.0, out)
+    out = np.where(np.isnan(arr) | np.isneginf(arr), 0.0, out)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _to_rgb(im: Image.Image, label: str = "image") -> Image.Image:
     if im.mode == "RGB":
         return im
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(im, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
-        return Image.fromarray(arr.astype(np.uint8)).convert("RGB")
+        return Image.fromarray(_scale_to_uint8(np.asarray(im), label)).convert("RGB")
     if im.mode == "P" and "transparency" in im.info:
         im = im.convert("RGBA")
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -58,9 +100,32 @@ def _check_size(w: int, h: int, label: str) -> None:
         )
 
 
-def load_image(source: ImageSource, name: str | None = None) -> Image.Image:
-    """Decode ``source`` (path, bytes, PIL image or HxWx{1,3,4} uint8 array) to an RGB PIL image."""
-    label = name or (str(source) if isinstance(source, (str, Path)) else "image")
+def load_image(source: ImageSource, name: str | None = None, max_side: int | None = None) -> Image.Image:
+    """Decode ``source`` (path, bytes, PIL image or HxWx{1,3,4} uint8 array) to an RGB PIL image;
+    with ``max_side`` the result's long side is at most that (reduced while/just after decoding)."""
+    return load_image_sized(source, name, max_side)[0]
+
+
+def load_image_sized(source: ImageSource, name: str | None = None, max_side: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """``load_image`` and the image's full (W, H) (after EXIF orientation) before any reduction."""
+    label = safe_label(name or (str(source) if isinstance(source, (str, Path)) else "image"))
+    im = _load(source, label, max_side)
+    size = im.info.pop("har_full_size", im.size)
+    return (_reduce(im, max_side, owned=not isinstance(source, Image.Image)) if max_side else im), size
+
+
+def _reduce(im: Image.Image, max_side: int, owned: bool = False) -> Image.Image:
+    """``im`` with its long side at most ``max_side`` (Pillow's ``thumbnail``: box-reduce, then
+    LANCZOS); ``owned``: ``im`` may be changed in place (no full-size copy)."""
+    if max(im.size) <= max_side:
+        return im
+    if not owned:
+        im = im.copy()
+    im.thumbnail((max_side, max_side), Image.LANCZOS)
+    return im
+
+
+def _load(source: ImageSource, label: str, max_side: int | None) -> Image.Image:
     if isinstance(source, np.ndarray):
         arr = source
         if arr.ndim == 2:
@@ -70,16 +135,19 @@ def load_image(source: ImageSource, name: str | None = None) -> Image.Image:
         _check_size(arr.shape[1], arr.shape[0], label)
         if arr.dtype != np.uint8:
             arr = np.asarray(arr, dtype=np.float64)
-            if arr.size and np.issubdtype(source.dtype, np.floating) and float(np.nanmax(arr)) <= 1.0:
+            finite = np.isfinite(arr)
+            if arr.size and not finite.any():
+                raise ImageLoadError(f"{label}: image has no finite pixel values (all NaN or infinite)")
+            if arr.size and np.issubdtype(source.dtype, np.floating) and float(arr[finite].max()) <= 1.0:
                 arr = arr * 255.0  # float images in [0, 1]
-            arr = np.clip(np.nan_to_num(arr), 0, 255).astype(np.uint8)
+            arr = np.clip(np.nan_to_num(arr, nan=0.0, posinf=255.0, neginf=0.0), 0, 255).astype(np.uint8)
         if arr.shape[2] == 1:
             arr = np.repeat(arr, 3, axis=2)
-        return _to_rgb(Image.fromarray(arr))
+        return _to_rgb(Image.fromarray(arr), label)
     if isinstance(source, Image.Image):
         _check_size(*source.size, label)
         try:  # a lazily opened PIL image may still fail to decode here
-            return _to_rgb(ImageOps.exif_transpose(source) or source)
+            return _to_rgb(ImageOps.exif_transpose(source) or source, label)
         except (OSError, SyntaxError, ValueError, EOFError) as err:
             raise ImageLoadError(f"{label}: image is corrupt or truncated ({err})") from None
     if isinstance(source, (str, Path)):
@@ -105,28 +173,232 @@ def load_image(source: ImageSource, name: str | None = None) -> Image.Image:
             raise ImageLoadError(f"{label}: file is {len(data) / 2**20:.1f} MiB, over the {MAX_FILE_BYTES / 2**20:.0f} MiB limit")
     else:
         raise ImageLoadError(f"{label}: unsupported input type {type(source).__name__}")
-    return _decode(data, label)
+    return _decode(data, label, max_side)
 
 
-def _decode(data: bytes, label: str) -> Image.Image:
+# ---- work limits on the raw bytes ---------------------------------------------------------------
+def check_decode_work(data: bytes, label: str) -> None:
+    """Refuse, before decoding, files whose decode cost is out of proportion to their size."""
+    if data[:2] == b"\xff\xd8":
+        # In entropy-coded data 0xFF is always stuffed (FF00) or a restart marker, so every FF DA is
+        # a start-of-scan marker (of this image, an embedded thumbnail or an MPO frame).
+        scans = data.count(b"\xff\xda")
+        if scans > MAX_JPEG_SCANS:
+            raise ImageLoadError(
+                f"{label}: JPEG has {scans} scans, over the limit of {MAX_JPEG_SCANS} "
+                "(every scan is another pass over the whole image); re-save it as an ordinary JPEG"
+            )
+    elif data[:8] == b"\x89PNG\r\n\x1a\n":
+        pos, chunks, end = 8, 0, len(data)
+        while pos + 8 <= end:
+            (length,) = struct.unpack_from(">I", data, pos)
+            chunks += 1
+            if chunks > MAX_PNG_CHUNKS:
+                raise ImageLoadError(
+                    f"{label}: PNG has more than {MAX_PNG_CHUNKS} chunks (a chunk flood); re-save it as an ordinary PNG"
+                )
+            if data[pos + 4 : pos + 8] == b"IEND":
+                break
+            pos += 12 + length
+
+
+_TIFF_STATE = threading.local()  # .errors: the libtiff errors of the decode running on this thread
+_TIFF_HANDLERS: list = []  # the installed ctypes callbacks (kept alive), empty until installed
+_TIFF_INSTALL_LOCK = threading.Lock()
+
+
+def _install_tiff_handlers() -> None:
+    """Route libtiff's (process-wide) error and warning handlers here: warnings are dropped, errors
+    are recorded for the decode that raised them (``_libtiff_errors``) - nothing goes to stderr,
+    and a strip libtiff could not decode is refused instead of returned half-decoded. Best effort:
+    without a loadable libtiff nothing changes."""
+    with _TIFF_INSTALL_LOCK:
+        if _TIFF_HANDLERS:
+            return
+        import ctypes
+        import ctypes.util
+        import glob
+        import re
+
+        import PIL
+
+        candidates = sorted(glob.glob(os.path.join(os.path.dirname(PIL.__file__), "..", "pillow.libs", "libtiff*.so*")))
+        candidates.append(ctypes.util.find_library("tiff") or "")
+        handler_t = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p)
+
+        libc = None
+        if platform.machine() in ("x86_64", "AMD64") and sys.platform.startswith("linux"):
+            with contextlib.suppress(OSError):  # va_list is a plain pointer there: vsnprintf can format it
+                libc = ctypes.CDLL(None)
+                libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
+
+        def on_error(module, fmt, args) -> None:
+            errors = getattr(_TIFF_STATE, "errors", None)
+            if errors is None or len(errors) >= 4:
+                return
+            text = ""
+            if libc is not None and fmt and args:
+                buf = ctypes.create_string_buffer(240)
+                libc.vsnprintf(buf, len(buf), fmt, args)
+                text = buf.value.decode("utf-8", "replace")
+            if not text:
+                text = re.sub(r"%[-#0-9.*]*[hljztL]*[a-zA-Z]", "?", (fmt or b"").decode("utf-8", "replace"))
+            where = (module or b"").decode("utf-8", "replace")
+            where = "libtiff" if not where or where.lower().endswith((".tif", ".tiff")) else where  # not Pillow's temp name
+            errors.append(f"{where}: {text}".strip())
+
+        def on_warning(module, fmt, _args) -> None:
+            return None
+
+        for name in candidates:
+            if not name:
+                continue
+            try:
+                lib = ctypes.CDLL(name)
+                err_cb, warn_cb = handler_t(on_error), handler_t(on_warning)
+                lib.TIFFSetErrorHandler.restype = ctypes.c_void_p
+                lib.TIFFSetWarningHandler.restype = ctypes.c_void_p
+                lib.TIFFSetErrorHandler(err_cb)
+                lib.TIFFSetWarningHandler(warn_cb)
+            except (OSError, AttributeError):
+                continue
+            _TIFF_HANDLERS.extend([lib, err_cb, warn_cb])
+        if not _TIFF_HANDLERS:
+            _TIFF_HANDLERS.append(None)  # tried: do not try again
+
+
+@contextlib.contextmanager
+def _libtiff_errors(label: str, data: bytes):
+    """For a TIFF: libtiff errors raised while the block decodes make it an ``ImageLoadError``."""
+    if data[:4] not in (b"II*\x00", b"MM\x00*"):
+        yield
+        return
+    _install_tiff_handlers()
+    _TIFF_STATE.errors = []
     try:
-        with warnings.catch_warnings():
+        yield
+    except (OSError, ValueError, SyntaxError, EOFError):
+        if not _TIFF_STATE.errors:
+            raise
+    finally:
+        errors, _TIFF_STATE.errors = _TIFF_STATE.errors, None
+    if errors:  # libtiff's own reason beats Pillow's "decoder error -2"
+        raise ImageLoadError(f"{label}: image is corrupt ({safe_label(errors[0], 160)})")
+
+
+@contextlib.contextmanager
+def _native_stderr(label: str):
+    """With ``CAPTURE_NATIVE_STDERR``: the C libraries' stderr lines during the block are captured;
+    warnings are dropped, any other line (libtiff's errors, e.g. a corrupt JPEG-in-TIFF strip that
+    Pillow would otherwise return half-decoded) makes the image an ``ImageLoadError``."""
+    if not CAPTURE_NATIVE_STDERR:
+        yield
+        return
+    with _STDERR_LOCK, tempfile.TemporaryFile() as capture:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(capture.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        lines = capture.read(4096).decode("utf-8", "replace").splitlines()
+    bad = [ln for ln in lines if ln.strip() and "warning" not in ln.lower()]  # libtiff: "<module>: Warning, ..."
+    if bad:
+        raise ImageLoadError(f"{label}: image is corrupt ({safe_label(bad[0].strip(), 160)})")
+
+
+def _decode(data: bytes, label: str, max_side: int | None = None) -> Image.Image:
+    try:
+        check_decode_work(data, label)
+        with warnings.catch_warnings(), _native_stderr(label), _libtiff_errors(label, data):
             warnings.simplefilter("ignore")  # PIL's notes on odd metadata (e.g. corrupt EXIF) must not reach users
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data), formats=DECODE_FORMATS)
-            _check_size(*im.size, label)  # header only: nothing decoded yet
+            im = _open(data, label)
+            full = im.size
+            _check_size(*full, label)  # header only: nothing decoded yet
             im.seek(0)
+            if max_side and im.format == "JPEG" and max(full) > max_side:
+                im.draft(im.mode if im.mode in ("L", "RGB") else None, (max_side, max_side))  # DCT-scaled decode
             im.load()
+            swap = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+            if max_side and im.mode in ("1", "L", "RGB", "RGBA", "LA", "I", "F"):
+                im = _reduce(im.convert("L") if im.mode == "1" else im, max_side, owned=True)  # before any full-size conversion
             im = ImageOps.exif_transpose(im) or im
-            return _to_rgb(im)
+            out = _to_rgb(im, label)
+            out.info["har_full_size"] = (full[1], full[0]) if swap else full
+            return out
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageLoadError(f"{label}: image is too large (possible decompression bomb)") from None
     except UnidentifiedImageError:
         raise ImageLoadError(f"{label}: not a recognised image file (JPEG, PNG, GIF, BMP, WebP, TIFF)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
-        raise ImageLoadError(f"{label}: image is corrupt or truncated ({err})") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, KeyError, IndexError, TypeError) as err:
+        raise ImageLoadError(f"{label}: image is corrupt or truncated ({safe_label(err, 160)})") from None
+
+
+def _open(data: bytes, label: str) -> Image.Image:
+    """``Image.open`` with the two fallbacks Pillow lacks: a JPEG whose MPF header is damaged is read
+    as the plain JPEG it is; an uncompressed float16 / float64 TIFF is read with numpy."""
+    try:
+        return Image.open(io.BytesIO(data), formats=DECODE_FORMATS)
+    except (UnidentifiedImageError, KeyError, ValueError, struct.error):
+        if data[:2] == b"\xff\xd8":
+            from PIL import JpegImagePlugin
+
+            with contextlib.suppress(Exception):  # not a JPEG after all: the original error stands
+                return JpegImagePlugin.JpegImageFile(io.BytesIO(data))
+        elif data[:4] in (b"II*\x00", b"MM\x00*"):
+            im = _float_tiff(data, label)
+            if im is not None:
+                return im
+        raise
+
+
+_TIFF_FLOAT = {16: "e", 32: "f", 64: "d"}
+
+
+def _float_tiff(data: bytes, label: str) -> Image.Image | None:
+    """A float16 / float64 TIFF (SampleFormat 3) Pillow cannot open, as a mode "F" image; None when
+    it is not one; a one-line ``ImageLoadError`` for a variant not read here (compressed, tiled...)."""
+    from PIL import TiffImagePlugin
+
+    try:
+        ifd = TiffImagePlugin.ImageFileDirectory_v2(data[:8])
+        fp = io.BytesIO(data)
+        fp.seek(ifd.next)
+        ifd.load(fp)
+    except Exception:  # noqa: BLE001 - not even a readable TIFF directory
+        return None
+    fmt = ifd.get(339, (1,))
+    bits = ifd.get(258, (0,))
+    fmt, bits = (fmt[0] if isinstance(fmt, tuple) else fmt), (bits[0] if isinstance(bits, tuple) else bits)
+    if fmt != 3 or bits not in (16, 64):
+        return None
+    w, h, spp = int(ifd.get(256, 0)), int(ifd.get(257, 0)), int(ifd.get(277, 1))
+    compression, planar = int(ifd.get(259, 1)), int(ifd.get(284, 1))
+    offsets, counts = ifd.get(273), ifd.get(279)
+    what = f"float{bits} TIFF"
+    if compression != 1 or spp not in (1, 3) or (spp > 1 and planar != 1) or not offsets or not counts:
+        raise ImageLoadError(
+            f"{label}: {what} with compression {compression} / {spp} samples per pixel is not supported; "
+            "save it as 8- or 16-bit integer or 32-bit float TIFF"
+        )
+    _check_size(w, h, label)
+    offsets = offsets if isinstance(offsets, tuple) else (offsets,)
+    counts = counts if isinstance(counts, tuple) else (counts,)
+    raw = b"".join(data[o : o + c] for o, c in zip(offsets, counts))
+    need = w * h * spp * bits // 8
+    if len(raw) < need:
+        raise ImageLoadError(f"{label}: {what} is truncated ({len(raw)} of {need} pixel bytes)")
+    order = "<" if data[:2] == b"II" else ">"
+    arr = np.frombuffer(raw[:need], dtype=order + _TIFF_FLOAT[bits]).reshape(h, w, spp).astype(np.float32)
+    if spp == 3:
+        return Image.fromarray(_scale_to_uint8(arr, label), "RGB")
+    return Image.fromarray(arr[..., 0], "F")
 
 
 def read_json_file(path: str | Path, what: str, error: type[HarError] = DataError, label: str | None = None):

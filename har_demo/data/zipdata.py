@@ -7,6 +7,12 @@ the declared sizes add up to more than ``max_total_bytes``, or an entry's compre
 ``max_ratio`` (zip bomb). While extracting, the bytes actually written are counted too, so a zip
 whose headers lie is stopped at the same limits. Non-image files (and ``__MACOSX``, dot files) are
 skipped and counted in ``info["skipped_non_image"]``.
+
+Several zips of one request share one ``ExtractBudget`` (images and uncompressed bytes in total),
+checked on the declared sizes before and on the real bytes while extracting. Entry names with a
+part over ``MAX_NAME_BYTES``, nested deeper than ``MAX_DEPTH`` folders, or an image that is also
+a folder of another entry are refused up front with one line; a file-system error while writing
+names the entry and its cause.
 """
 
 from __future__ import annotations
@@ -22,17 +28,46 @@ from ..labels import CLASSES
 from .datasets import Sample, SampleList, is_image_file, normalize_class_name, resolve_class_name
 
 _CHUNK = 1 << 16
+MAX_NAME_BYTES = 255  # one path component (most file systems' limit)
+MAX_DEPTH = 16  # folders inside the zip (class folder and top folder included)
+
+
+class ExtractBudget:
+    """What is left for one request: images and uncompressed bytes across all its zips."""
+
+    def __init__(self, max_files: int, max_bytes: int) -> None:
+        self.max_files, self.max_bytes = max_files, max_bytes
+        self.files_left, self.bytes_left = max_files, max_bytes
+
+    def over(self, what: str) -> DataError:
+        limit = f"{self.max_files} images" if what == "files" else f"{self.max_bytes / 2**20:.0f} MiB uncompressed"
+        return DataError(f"the uploads add up to more than {limit} in total; send fewer or smaller zips")
 
 
 def _entry_parts(info: zipfile.ZipInfo, zip_name: str) -> tuple[str, ...]:
     """Path components of a zip entry; rejects absolute paths and path traversal."""
     name = info.filename.replace("\\", "/")
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        raise DataError(f"{zip_name}: unsafe entry {info.filename!r} (absolute path); nothing extracted")
+        raise DataError(f"{zip_name}: unsafe entry {_shown(info.filename)} (absolute path); nothing extracted")
     parts = tuple(p for p in PurePosixPath(name).parts if p not in ("", "."))
     if any(p == ".." for p in parts):
-        raise DataError(f"{zip_name}: unsafe entry {info.filename!r} (path traversal '..'); nothing extracted")
+        raise DataError(f"{zip_name}: unsafe entry {_shown(info.filename)} (path traversal '..'); nothing extracted")
+    long = [p for p in parts if len(p.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES]
+    if long:
+        raise DataError(
+            f"{zip_name}: entry {_shown(info.filename)} has a name part of {len(long[0].encode('utf-8', 'surrogateescape'))} "
+            f"bytes (at most {MAX_NAME_BYTES}); nothing extracted"
+        )
+    if len(parts) > MAX_DEPTH + 1:
+        raise DataError(f"{zip_name}: entry {_shown(info.filename)} is nested {len(parts) - 1} folders deep (at most {MAX_DEPTH}); nothing extracted")
     return parts
+
+
+def _shown(name: str) -> str:
+    """An entry name for a message: quoted, control characters escaped, long names cut."""
+    from .io import safe_label
+
+    return repr(safe_label(name, 100))
 
 
 def _is_symlink(info: zipfile.ZipInfo) -> bool:
@@ -49,10 +84,16 @@ def extract_zip_dataset(
     max_files: int = 2000,
     max_total_bytes: int = 500 * 2**20,
     max_ratio: float = 100,
+    budget: ExtractBudget | None = None,
 ) -> list[Sample]:
     """Validate and extract a zip of class folders into ``dest_dir``; returns its samples
-    (a ``SampleList`` whose ``info`` has ``images``, ``skipped_non_image``, ``bytes`` and ``top_folder``)."""
-    zname = Path(zip_path).name
+    (a ``SampleList`` whose ``info`` has ``images``, ``skipped_non_image``, ``bytes`` and ``top_folder``).
+    ``budget`` (shared by the zips of one request) is charged with the images and bytes written."""
+    from .io import safe_label
+
+    zname = safe_label(Path(zip_path).name, 100)
+    if budget is not None:
+        max_files, max_total_bytes = min(max_files, budget.files_left), min(max_total_bytes, budget.bytes_left)
     if not Path(zip_path).is_file():
         raise DataError(f"{zip_path}: zip file not found")
     try:
@@ -66,24 +107,28 @@ def extract_zip_dataset(
         for info in zf.infolist():
             parts = _entry_parts(info, zname)
             if _is_symlink(info):
-                raise DataError(f"{zname}: entry {info.filename!r} is a symbolic link; nothing extracted")
+                raise DataError(f"{zname}: entry {_shown(info.filename)} is a symbolic link; nothing extracted")
             if info.is_dir() or not parts:
                 continue
             if info.flag_bits & 0x1:
-                raise DataError(f"{zname}: entry {info.filename!r} is encrypted; give an unencrypted zip")
+                raise DataError(f"{zname}: entry {_shown(info.filename)} is encrypted; give an unencrypted zip")
             if _junk(parts) or not is_image_file(parts[-1]):
                 skipped += 1
                 continue
             if info.file_size and (info.compress_size == 0 or info.file_size / info.compress_size > max_ratio):
                 raise DataError(
-                    f"{zname}: entry {info.filename!r} expands {info.file_size} bytes from {info.compress_size} "
+                    f"{zname}: entry {_shown(info.filename)} expands {info.file_size} bytes from {info.compress_size} "
                     f"(ratio over {max_ratio:g}; possible zip bomb); nothing extracted"
                 )
             declared += info.file_size
             images.append((info, parts))
             if len(images) > max_files:
+                if budget is not None and max_files == budget.files_left:
+                    raise budget.over("files")
                 raise DataError(f"{zname}: more than {max_files} images; split it into smaller zips")
             if declared > max_total_bytes:
+                if budget is not None and max_total_bytes == budget.bytes_left:
+                    raise budget.over("bytes")
                 raise DataError(
                     f"{zname}: images add up to more than {max_total_bytes / 2**20:.0f} MiB uncompressed; nothing extracted"
                 )
@@ -100,15 +145,24 @@ def extract_zip_dataset(
         try:
             for (info, _), (label, rel) in zip(images, rels):
                 target = dest.joinpath(label, *rel)
-                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as err:
+                    raise DataError(f"{zname}: cannot extract {_shown(info.filename)} ({err.strerror or type(err).__name__})") from None
                 written += _copy_limited(zf, info, target, zname, max_total_bytes - written, max_ratio)
                 done.append(target)
                 group = PurePosixPath(label, *rel).as_posix()
                 samples.append(Sample(path=os.path.abspath(target), label=label, group=group, source=zname))
         except DataError:
-            for f in done:  # leave no half-extracted dataset behind
-                f.unlink(missing_ok=True)
+            for f in done:  # leave no half-extracted dataset behind (a failing cleanup never hides the cause)
+                try:
+                    f.unlink(missing_ok=True)
+                except OSError:
+                    pass
             raise
+    if budget is not None:
+        budget.files_left -= len(samples)
+        budget.bytes_left -= written
     samples.info.update(images=len(samples), skipped_non_image=skipped, bytes=written, top_folder=top)
     return samples
 
@@ -125,18 +179,24 @@ def _class_layout(images, zname: str):
             top = only  # "<top>/<class>/..." (a zipped folder); else the first level must be the classes
     out = []
     seen: dict[tuple, str] = {}
+    folders: dict[tuple, str] = {}  # every folder an image lies in (lower case) -> one entry inside it
     for info, parts in images:
         inner = parts[1:] if top else parts
         if len(inner) < 2:
             raise DataError(
-                f"{zname}: {info.filename!r} is not inside a class folder; expected folders {', '.join(CLASSES)}"
+                f"{zname}: {_shown(info.filename)} is not inside a class folder; expected folders {', '.join(CLASSES)}"
             )
-        label = resolve_class_name(inner[0], f"{zname}: folder {'/'.join(parts[: len(parts) - len(inner) + 1])!r}")
+        label = resolve_class_name(inner[0], f"{zname}: folder {_shown('/'.join(parts[: len(parts) - len(inner) + 1]))}")
         key = (label, *(p.lower() for p in inner[1:]))
         if key in seen:
-            raise DataError(f"{zname}: {info.filename!r} and {seen[key]!r} would extract to the same file")
+            raise DataError(f"{zname}: {_shown(info.filename)} and {_shown(seen[key])} would extract to the same file")
         seen[key] = info.filename
+        for k in range(2, len(key)):
+            folders.setdefault(key[:k], info.filename)
         out.append((label, inner[1:]))
+    for key, name in seen.items():
+        if key in folders:
+            raise DataError(f"{zname}: {_shown(name)} is both an image and a folder (of {_shown(folders[key])}); rename one")
     return out, top
 
 
@@ -152,12 +212,22 @@ def _copy_limited(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, znam
                     break
                 n += len(chunk)
                 if n > limit or n > max_ratio * max(info.compress_size, 1):
-                    raise DataError(f"{zname}: entry {info.filename!r} is larger than declared or over the size limit; stopped")
+                    raise DataError(f"{zname}: entry {_shown(info.filename)} is larger than declared or over the size limit; stopped")
                 dst.write(chunk)
     except DataError:
-        target.unlink(missing_ok=True)
+        _unlink_quietly(target)
         raise
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as err:
-        target.unlink(missing_ok=True)
-        raise DataError(f"{zname}: cannot extract {info.filename!r} ({err})") from None
+    except OSError as err:
+        _unlink_quietly(target)
+        raise DataError(f"{zname}: cannot extract {_shown(info.filename)} ({err.strerror or err})") from None
+    except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError) as err:
+        _unlink_quietly(target)
+        raise DataError(f"{zname}: cannot extract {_shown(info.filename)} ({err})") from None
     return n
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:  # e.g. a folder of that name: the original error is the one to report
+        pass

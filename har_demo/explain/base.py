@@ -65,6 +65,22 @@ class Explanation:
         return int(np.argmax(self.probs))
 
 
+def _whole(value: Any) -> int | None:
+    """``value`` as an int when it is a whole number (int, integral float, digits), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if np.isfinite(value) and value.is_integer() else None
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
 class Explainer:
     """Base class: subclasses set ``name``/``summary``/``defaults`` and implement ``attribute``.
 
@@ -75,14 +91,30 @@ class Explainer:
     name: ClassVar[str] = "base"
     summary: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    positive_ints: ClassVar[tuple[str, ...]] = ()  # options that must be whole numbers >= 1 (None = default)
+    INPUT_SIZE_RANGE: ClassVar[tuple[int, int]] = (16, 1024)
 
     def __init__(self, input_size: int | None = None, **opts: Any) -> None:
         unknown = sorted(set(opts) - set(self.defaults))
         if unknown:
             known = ", ".join(["input_size", *self.defaults]) or "none"
             raise HarError(f"method {self.name!r} has no option {', '.join(unknown)}; options: {known}")
+        lo, hi = self.INPUT_SIZE_RANGE
+        if input_size is not None and input_size != 0:
+            size = _whole(input_size)
+            if size is None or not lo <= size <= hi:
+                raise HarError(f"input size must be a whole number from {lo} to {hi} pixels, got {str(input_size)[:40]!r}")
+            input_size = size
         self.input_size = int(input_size) if input_size else None
         self.opts: dict[str, Any] = {**self.defaults, **opts}
+        for key in self.positive_ints:
+            value = self.opts.get(key)
+            if value is None and self.defaults.get(key) is None:
+                continue
+            whole = _whole(value)
+            if whole is None or whole < 1:
+                raise HarError(f"method {self.name!r}: option {key} must be a whole number >= 1, got {str(value)[:40]!r}")
+            self.opts[key] = whole
 
     # --- what subclasses provide -----------------------------------------------------------
     @classmethod

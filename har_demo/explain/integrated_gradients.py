@@ -9,7 +9,7 @@ Cost: ``steps`` forward+backward passes (+1 forward for the probabilities)."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from captum.attr import IntegratedGradients
@@ -42,7 +42,8 @@ def clip_outliers(m: torch.Tensor, outlier_perc: float) -> torch.Tensor:
 class IntegratedGradientsExplainer(Explainer):
     name = "integrated_gradients"
     summary = "Integrated Gradients (captum), any model; cost grows with steps"
-    defaults: ClassVar[dict] = {"steps": 16, "batch": 16, "sign": "positive", "outlier_perc": 1.0}
+    defaults: ClassVar[dict[str, Any]] = {"steps": 16, "batch": 16, "sign": "positive", "outlier_perc": 1.0}
+    positive_ints = ("steps", "batch")
 
     def attribute(self, model: HarModel, x: torch.Tensor, target: int | None):
         steps, batch = int(self.opts["steps"]), int(self.opts["batch"])

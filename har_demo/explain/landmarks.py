@@ -11,6 +11,8 @@ the positive part (evidence *for* the class) is drawn as a Gaussian blob at each
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import numpy as np
 import torch
 
@@ -53,7 +55,8 @@ def feature_landmarks() -> np.ndarray:
 class LandmarkAttribution(Explainer):
     name = "landmarks"
     summary = "pose models: which landmarks drove the decision (IG over the pose vector), drawn at the joints"
-    defaults = {"steps": 16, "sigma": 0.05}
+    defaults: ClassVar[dict[str, Any]] = {"steps": 16, "sigma": 0.05}
+    positive_ints = ("steps",)
 
     @classmethod
     def applies_to(cls, model: HarModel) -> bool:

@@ -1,8 +1,8 @@
 """LeGrad (Bousselham et al., "LeGrad: An Explainability Method for Vision Transformers via
 Feature Formation Sensitivity", 2024), implemented here (no ``legrad-torch`` dependency).
 
-For each layer ``l`` from ``start_layer`` (default: all layers; the reference wrapper starts at
-the second-to-last block, ``start_layer=-2``):
+For each layer ``l`` from ``start_layer`` (default ``-2``: the last two blocks, as the reference
+wrapper does with ``layer_index=-2``; ``start_layer=0`` uses every block):
 
 1. read out a class score ``s_l`` from that layer's tokens: the layer output goes through the
    model's own tail (final norm, pooling, projection, head). As in the reference CLIP code the
@@ -37,7 +37,9 @@ from .vit_hooks import ViTHooks
 class LeGrad(ViTExplainer):
     name = "legrad"
     summary = "LeGrad: layer-wise gradients w.r.t. attention maps (ViT/CLIP)"
-    defaults: ClassVar[dict] = {"start_layer": 0, "readout": "mean", "rows": "all"}
+    # start_layer=-2: the last two blocks, the reference LeGrad wrapper's default (layer_index=-2),
+    # so maps match the LeGrad demo users compare with; start_layer=0 sums every block.
+    defaults: ClassVar[dict] = {"start_layer": -2, "readout": "mean", "rows": "all"}
 
     def attribute(self, model: HarModel, x: torch.Tensor, target: int | None):
         readout, rows = self.opts["readout"], self.opts["rows"]

@@ -147,13 +147,17 @@ def faithfulness(
 
 # ---- background drift --------------------------------------------------------------------------
 def parse_box(text: str) -> tuple[float, float, float, float]:
-    """``"x0,y0,x1,y1"`` (pixels) -> a tuple; a one-line error otherwise."""
+    """``"x0,y0,x1,y1"`` (finite pixel values) -> a tuple; a one-line error otherwise (the text
+    echoed cut to a few dozen characters)."""
+    text = str(text)
     try:
-        parts = [float(v) for v in str(text).split(",")]
+        parts = [float(v) for v in text.split(",", 4)] if len(text) <= 200 else []
     except ValueError:
         parts = []
-    if len(parts) != 4 or parts[2] <= parts[0] or parts[3] <= parts[1]:
-        raise HarError(f"box {text!r} must be x0,y0,x1,y1 in pixels with x1 > x0 and y1 > y0")
+    if len(parts) != 4 or not all(np.isfinite(parts)) or parts[2] <= parts[0] or parts[3] <= parts[1]:
+        from ..data.io import safe_label
+
+        raise HarError(f"box {safe_label(text, 60)!r} must be x0,y0,x1,y1 in pixels (finite numbers) with x1 > x0 and y1 > y0")
     return parts[0], parts[1], parts[2], parts[3]
 
 

@@ -7,7 +7,7 @@ part. Differences at float-noise level (batched vs single forward) count as zero
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from captum.attr import Occlusion
 
@@ -22,7 +22,8 @@ NOISE = 1e-5  # relative size of logit changes treated as zero
 class OcclusionExplainer(Explainer):
     name = "occlusion"
     summary = "Occlusion (captum), any model; cost grows with (input/stride)^2"
-    defaults: ClassVar[dict] = {"window": None, "stride": None, "batch": 16, "sign": "positive"}
+    defaults: ClassVar[dict[str, Any]] = {"window": None, "stride": None, "batch": 16, "sign": "positive"}
+    positive_ints = ("window", "stride", "batch")
 
     def attribute(self, model: HarModel, x, target: int | None):
         size = int(x.shape[-1])

@@ -105,7 +105,9 @@ def load_checkpoint(directory: str | Path, expected_name: str | None = None) -> 
     partial = bool(card.get("partial"))
     # a full checkpoint overwrites every parameter: skip the random init (most of a ViT's build time)
     with contextlib.nullcontext() if partial else skip_param_init():
-        model = build_model(name, pretrained=partial, **card.get("config", {}))
+        # A card records the model as trained: no person_crop key = trained on whole photos (cards
+        # from before the option existed), whatever the registry's default is now.
+        model = build_model(name, pretrained=partial, **{"person_crop": False, **card.get("config", {})})
     own = model.state_dict()
     problems = [k for k in tensors if k not in own]
     problems += [f"{k} {tuple(tensors[k].shape)} vs {tuple(own[k].shape)}" for k in tensors if k in own and tensors[k].shape != own[k].shape]

@@ -61,7 +61,27 @@ def imagenet_backbone(pretrained: bool = True) -> nn.Module:
     return model
 
 
-class EffNetLite0(HarModel):
+class EffNetBackboneParts:
+    """What every model on this backbone tells the trainer and the explainers (mixed in before
+    ``HarModel``): the Grad-CAM layer, the head / backbone parameter groups, the weights' source."""
+
+    backbone: nn.Module
+    head: nn.Module
+    backbone_source: str
+
+    def cam_layer(self) -> nn.Module:
+        return self.backbone.bn2  # conv_head -> BN -> ReLU6: last 1280-channel feature map
+
+    def param_groups(self):
+        head = list(self.head.parameters())
+        ids = {id(p) for p in head}
+        return {"head": head, "backbone": [p for p in self.parameters() if id(p) not in ids and p.requires_grad]}
+
+    def describe(self) -> dict:
+        return {**super().describe(), "backbone_source": self.backbone_source}
+
+
+class EffNetLite0(EffNetBackboneParts, HarModel):
     family = "effnet"
     channels_last = True
 
@@ -82,16 +102,6 @@ class EffNetLite0(HarModel):
     def head_split(self):
         return self.features, nn.Sequential(self.dropout, self.head)
 
-    def cam_layer(self) -> nn.Module:
-        return self.backbone.bn2  # conv_head -> BN -> ReLU6: last 1280-channel feature map
-
-    def param_groups(self):
-        head = list(self.head.parameters())
-        ids = {id(p) for p in head}
-        return {"head": head, "backbone": [p for p in self.parameters() if id(p) not in ids and p.requires_grad]}
-
-    def describe(self) -> dict:
-        return {**super().describe(), "backbone_source": self.backbone_source}
 
 
 def build_effnet_lite0(pretrained: bool = True, **config) -> EffNetLite0:

@@ -25,7 +25,7 @@ from torch import nn
 from ..labels import CLASSES
 from ..person.geometry import N_FEATURES, pose_features
 from .base import HarModel, View
-from .effnet import ARCH, MEAN, imagenet_backbone
+from .effnet import ARCH, MEAN, EffNetBackboneParts, imagenet_backbone
 
 
 class _PoseInput(nn.Module):
@@ -86,14 +86,14 @@ class _PersonModel(HarModel):
             self.fit_pose_stats(dataset.aux[dataset.indices])  # photo and mirror vectors of the training split
 
 
-class EffNetPerson(_PersonModel):
+class EffNetPerson(EffNetBackboneParts, _PersonModel):
     family = "person"
     channels_last = True
 
     def __init__(self, pretrained: bool = True, input_size: int = 224, dropout: float = 0.2, resize: str = "pad",
                  person_crop: bool = True, pose_weight: float = 1.0):
-        super().__init__(input_size, MEAN, MEAN, config=dict(input_size=input_size, dropout=dropout, resize=resize,
-                                                             person_crop=person_crop, pose_weight=pose_weight))  # fmt: skip
+        super().__init__(input_size, MEAN, MEAN, config={"input_size": input_size, "dropout": dropout, "resize": resize,
+                                                             "person_crop": person_crop, "pose_weight": pose_weight})  # fmt: skip
         self.backbone = imagenet_backbone(pretrained)
         self.backbone.reset_classifier(0)
         self.head = _FusedHead(self.backbone.num_features, dropout, pose_weight)
@@ -111,17 +111,6 @@ class EffNetPerson(_PersonModel):
 
     def head_split(self):
         return self.features, self.head
-
-    def cam_layer(self) -> nn.Module:
-        return self.backbone.bn2
-
-    def param_groups(self):
-        head = list(self.head.parameters())
-        ids = {id(p) for p in head}
-        return {"head": head, "backbone": [p for p in self.parameters() if id(p) not in ids and p.requires_grad]}
-
-    def describe(self) -> dict:
-        return {**super().describe(), "backbone_source": self.backbone_source}
 
 
 class PoseMLP(_PersonModel):

@@ -61,12 +61,14 @@ class ModelSpec:
     tiny: Mapping[str, Any] = field(default_factory=dict)  # builder config: offline, < 1 s
     train: Mapping[str, Any] = field(default_factory=dict)  # training defaults (TrainConfig fields)
     hint: str = ""  # how to enable it when unavailable; "{name}" is replaced by the model name
+    config: Mapping[str, Any] = field(default_factory=dict)  # default builder config (e.g. person_crop), under the caller's
 
     def __post_init__(self) -> None:
         if self.init not in INITS:
             raise ValueError(f"{self.name}: init {self.init!r} is not one of {', '.join(INITS)}")
         object.__setattr__(self, "tiny", _frozen(self.tiny))
         object.__setattr__(self, "train", _frozen(self.train))
+        object.__setattr__(self, "config", _frozen(self.config))
 
     def resolve(self, ref: str) -> Callable:
         """``"module:function"`` relative to ``har_demo.models`` (``"cnn:build_cnn_base"``), or an
@@ -130,6 +132,10 @@ _HINT_CLIP = (
     "weights can also come from a hub id, e.g. HAR_CLIP_PRETRAINED=hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K "
     "(cached or online); trained variants also need {name}/ under " + _CKPT
 )
+# The pretrained transformer families look at the person box by default (``person_crop``): on the
+# offline pool it lifted EfficientNet-Lite0 on unseen sources (README "Results"); with no CLIP/ViT
+# weights here it is not measured for them. ``--config MODEL.person_crop=false`` turns it off.
+_CROP = {"person_crop": True}
 _HINT_VIT = (
     "weights can also come from a timm hub name, e.g. HAR_VIT_WEIGHTS=vit_base_patch32_224.augreg_in21k_ft_in1k "
     "(cached or online); the trained head lives in {name}/ under " + _CKPT
@@ -145,20 +151,23 @@ _register(ModelSpec("fnn", "cnn:build_fnn", "mlp", "Flattened-pixel MLP baseline
 _register(ModelSpec("effnet_lite0", "effnet:build_effnet_lite0", "effnet", "EfficientNet-Lite0, ImageNet-pretrained, new 3-class head",
                     check="effnet:check_effnet", init="imagenet", tiny={"input_size": 64}, train=_EFFNET_TRAIN, hint=_HINT_TRAINED))
 _register(ModelSpec("clip_zeroshot", "clip:build_clip_zeroshot", "clip", "CLIP ViT-B/32 zero-shot, prompt-ensemble text head",
-                    needs_training=False, check="clip:check_clip", default_method="legrad", init="text", tiny=_TINY_CLIP, hint=_HINT_CLIP))
+                    needs_training=False, check="clip:check_clip", default_method="legrad", init="text", tiny=_TINY_CLIP, hint=_HINT_CLIP,
+                    config=_CROP))
 _register(ModelSpec("clip_cs", "clip:build_clip_cs", "clip", "CLIP cosine similarities to class prompts -> small MLP",
                     check="clip:check_clip", default_method="legrad", init="imagenet", tiny=_TINY_CLIP,
-                    train={"epochs": 30, "lr": 1e-3}, hint=_HINT_CLIP))
+                    train={"epochs": 30, "lr": 1e-3}, hint=_HINT_CLIP, config=_CROP))
 _register(ModelSpec("clip_em", "clip:build_clip_em", "clip", "Frozen CLIP image embedding -> MLP",
                     check="clip:check_clip", default_method="legrad", init="imagenet", tiny=_TINY_CLIP,
-                    train={"epochs": 30, "lr": 1e-3}, hint=_HINT_CLIP))
+                    train={"epochs": 30, "lr": 1e-3}, hint=_HINT_CLIP, config=_CROP))
 _register(ModelSpec("clip_ft", "clip:build_clip_ft", "clip", "CLIP ViT-B/32 full fine-tune, head initialised from prompts",
-                    check="clip:check_clip", default_method="legrad", init="text", tiny=_TINY_CLIP, train=_FINE_TUNE, hint=_HINT_CLIP))
+                    check="clip:check_clip", default_method="legrad", init="text", tiny=_TINY_CLIP, train=_FINE_TUNE, hint=_HINT_CLIP,
+                    config=_CROP))
 _register(ModelSpec("siglip_ft", "clip:build_siglip_ft", "clip", "SigLIP2 ViT-B/16 fine-tune, head initialised from prompts",
-                    check="clip:check_siglip", default_method="legrad", init="text", tiny=_TINY_SIGLIP, train=_FINE_TUNE, hint=_HINT_CLIP))
+                    check="clip:check_siglip", default_method="legrad", init="text", tiny=_TINY_SIGLIP, train=_FINE_TUNE, hint=_HINT_CLIP,
+                    config=_CROP))
 _register(ModelSpec("vit", "vit:build_vit", "vit", "Vision-only ViT-B/32 (timm, ImageNet) with a 3-class head",
                     check="vit:check_vit", default_method="legrad", init="imagenet", tiny=_TINY_VIT,
-                    train={**_FINE_TUNE, "lr": 1e-3}, hint=_HINT_VIT))
+                    train={**_FINE_TUNE, "lr": 1e-3}, hint=_HINT_VIT, config=_CROP))
 
 
 # Person-centred models (``models/person.py``): the person finder's crop + pose vector. Only the head
@@ -167,7 +176,8 @@ _PERSON_TRAIN = {**_EFFNET_TRAIN, "epochs": 60, "lr": 3e-3, "weight_decay": 0.05
 _HINT_PERSON = "needs the person finder (`pip install mediapipe==0.10.14`) and a trained checkpoint folder {name}/ under " + _CKPT
 _register(ModelSpec("effnet_person", "person:build_effnet_person", "person",
                     "Person crop (BlazePose box) through EfficientNet-Lite0 + pose geometry, one fused head",
-                    check="person:check_effnet_person", init="imagenet", tiny={"input_size": 32}, train=_PERSON_TRAIN, hint=_HINT_PERSON))
+                    check="person:check_effnet_person", init="imagenet", tiny={"input_size": 32}, train=_PERSON_TRAIN, hint=_HINT_PERSON,
+                    config={"person_crop": True}))
 _register(ModelSpec("pose_mlp", "person:build_pose_mlp", "person", "BlazePose landmarks + joint angles only -> small MLP",
                     check="person:check_person", default_method="landmarks", tiny={"input_size": 16, "hidden": 8},
                     train={"epochs": 80, "lr": 3e-3, "augment": ("hflip",), "patience": 15}, hint=_HINT_PERSON))
@@ -192,7 +202,13 @@ def build_model(name: str, pretrained: bool = True, **config) -> HarModel:
         reason = spec.unavailable_reason(**config)
         if reason:
             raise ModelUnavailable(f"{name}: {reason}")
+    config = {**spec.config, **config}
+    # ``person_crop`` is a preprocessing option every model has (``HarModel.person_crop``): applied
+    # here, so no builder needs to know it.
+    crop = config.pop("person_crop", None)
     model = spec.resolve(spec.builder)(pretrained=pretrained, **config)
+    if crop is not None:
+        model.set_person_crop(bool(crop))
     model.name = name
     return model
 

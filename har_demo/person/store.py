@@ -19,7 +19,7 @@ from ..data.io import load_image
 from .finder import Person, find_person
 
 DEFAULT_DIR = Path(os.environ.get("HAR_PERSON_CACHE", Path.home() / ".cache" / "har_demo" / "person"))
-_VERSION = "v1"  # bump when detect() changes what it returns
+_VERSION = "v2"  # bump when detect() changes what it returns
 
 
 def file_key(path: str | Path) -> str:

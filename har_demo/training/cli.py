@@ -54,7 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("Examples::", 1)[1],
     )
     d = p.add_argument_group("data")
-    d.add_argument("--data", help="class-subfolder directory or manifest CSV")
+    d.add_argument("--data", action="append", help="class-subfolder directory or manifest CSV (repeat to pool several)")
+    d.add_argument("--captions", help="caption file of a captioned photo set to label from captions: COCO JSON, Flickr8k "
+                   "'image,caption' CSV or Flickr30k 'image|n|caption' (with --caption-images)")
+    d.add_argument("--caption-images", help="image folder of --captions")
+    d.add_argument("--caption-source", default="captions", help="source name of the caption-labelled photos (default captions)")
+    d.add_argument("--caption-min-agree", type=int, default=2, help="captions that must name the activity (default 2; ties dropped)")
+    d.add_argument("--caption-person-check", action="store_true", help="keep only caption-labelled photos where the person finder finds someone")
     d.add_argument("--coco-images", help="COCO image folder (with --coco-captions)")
     d.add_argument("--coco-captions", help="COCO captions JSON")
     d.add_argument("--coco-instances", help="COCO instances JSON (person masks/boxes; single-person filter)")
@@ -78,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="overrides: JSON file, JSON object, or KEY=VALUE (train.epochs=2, cnn_base.widths=[8,16], "
                    "effnet_lite0.train.lr=3e-4, clip_ft.pretrained=false)")
     m.add_argument("--resume", action="store_true", help="reuse finished runs (same --out) instead of retraining them")
-    m.add_argument("--export", metavar="DIR", help="copy each model's best-validation seed to DIR/<model>/ (e.g. checkpoints)")
+    m.add_argument("--export", metavar="DIR", help="copy each model's best-validation seed to DIR/<model>/ (e.g. checkpoints); "
+                   "with --leave-one-source-out: write the pooled accuracy into DIR/<model>/card.json as unseen_source_accuracy")
 
     t = p.add_argument_group("training (explicit flags apply to every model; defaults are per model)")
     t.add_argument("--epochs", type=int)
@@ -168,6 +175,8 @@ def run(args, argv: Sequence[str]) -> int:
     samples, source_info = load_samples(
         args.data, args.coco_images, args.coco_captions, args.coco_instances, args.coco_keypoints,
         args.coco_per_class, args.coco_single_person, out_dir=out if accelerator.is_main_process else None,
+        captions=args.captions, caption_images=args.caption_images, caption_source=args.caption_source,
+        caption_min_agree=args.caption_min_agree, caption_person_check=args.caption_person_check,
     )
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     if args.loso is not None:
@@ -175,8 +184,13 @@ def run(args, argv: Sequence[str]) -> int:
 
         if holdout or args.splits or abl:
             raise ConfigError("--leave-one-source-out makes its own splits: drop --holdout-source / --splits / --augment-ablation")
-        run_loso(entries, samples, out, seeds, accelerator, args.split_seed, args.split, args.loso, source_info, command,
-                 argv=list(argv), quiet=args.quiet, resume=args.resume, cache=ImageCache(samples))
+        doc = run_loso(entries, samples, out, seeds, accelerator, args.split_seed, args.split, args.loso, source_info, command,
+                       argv=list(argv), quiet=args.quiet, resume=args.resume, cache=ImageCache(samples))
+        if accelerator.is_main_process and args.export:  # the checkpoints there learn how they do on unseen sources
+            from .loso import attach_unseen_accuracy
+
+            for model in attach_unseen_accuracy(doc, args.export):
+                log.info("unseen_source_accuracy -> %s", Path(args.export) / model / "card.json")
         if accelerator.is_main_process and not args.quiet:
             accelerator.print(f"wrote {out / 'loso.md'}")
         return 0

@@ -49,7 +49,7 @@ class RunData:
 
 
 def load_samples(
-    data: str | None = None,
+    data: str | Sequence[str] | None = None,
     coco_images: str | None = None,
     coco_captions: str | None = None,
     coco_instances: str | None = None,
@@ -58,11 +58,30 @@ def load_samples(
     coco_single_person: bool = False,
     coco_seed: int = 0,
     out_dir: str | Path | None = None,
+    captions: str | None = None,
+    caption_images: str | None = None,
+    caption_source: str = "captions",
+    caption_min_agree: int = 2,
+    caption_person_check: bool = False,
 ) -> tuple[list[Sample], dict]:
-    """Samples from ``--data`` or the COCO options, plus a description of where they came from."""
-    if bool(data) == bool(coco_images or coco_captions):
+    """Samples from ``--data`` (one or more), plus a caption-labelled set (``--captions``), or from
+    the COCO options, plus a description of where they came from (the card's training-data summary)."""
+    datas = [data] if isinstance(data, (str, Path)) else list(data or [])
+    if captions or caption_images:
+        parts = [load_samples(d)[1] for d in datas]
+        samples = [s for d in datas for s in load_dataset(d)]
+        extra, info = caption_samples(captions, caption_images, caption_source, caption_min_agree, caption_person_check, out_dir)
+        if not parts:
+            return extra, info
+        return samples + extra, {"kind": "mixed", "path": " + ".join(p["path"] for p in [*parts, {"path": info["captions"]}]),
+                                 "parts": [*parts, info]}  # fmt: skip
+    if bool(datas) == bool(coco_images or coco_captions):
         raise DataError("give either --data PATH or --coco-images DIR --coco-captions JSON (not both, not neither)")
-    if data:
+    if len(datas) > 1:
+        parts = [load_samples(d)[1] for d in datas]
+        return [s for d in datas for s in load_dataset(d)], {"kind": "mixed", "path": " + ".join(p["path"] for p in parts), "parts": parts}
+    if datas:
+        data = datas[0]
         samples = load_dataset(data)
         kind = "manifest" if str(data).lower().endswith(".csv") or (Path(data) / "manifest.csv").is_file() else "folder"
         return samples, {"kind": kind, "path": str(data)}
@@ -180,3 +199,29 @@ def make_run_data(
         "splits": {k: _counts(v) for k, v in splits.items()},
     }
     return RunData(splits, info)
+
+
+def caption_samples(captions: str | None, images: str | None, source: str = "captions", min_agree: int = 2,
+                    person_check: bool = False, out_dir: str | Path | None = None) -> tuple[list[Sample], dict]:
+    """A caption-labelled set (``data.captions``: COCO JSON, Flickr8k CSV or Flickr30k captions),
+    optionally keeping only photos in which the person finder finds someone; its manifest is
+    written to ``out_dir/<source>_manifest.csv`` for reuse."""
+    if not (captions and images):
+        raise DataError("a caption-labelled set needs both --captions FILE and --caption-images DIR")
+    from ..data.captions import build_captioned_subset
+
+    keep = None
+    if person_check:
+        from ..person.store import DEFAULT_DIR, person_for_file
+
+        def keep(path: str) -> bool:
+            return person_for_file(path, DEFAULT_DIR) is not None
+
+    manifest = Path(out_dir) / f"{source}_manifest.csv" if out_dir else None
+    if manifest is not None:
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+    samples = build_captioned_subset(images, captions, source, license=f"{source}: see the data set's terms",
+                                     min_agree=min_agree, keep=keep, out_manifest=manifest)  # fmt: skip
+    info = {"kind": "captions", "path": str(captions), "source": source, "captions": str(captions), "images": str(images), "min_agree": min_agree,
+            "person_check": person_check, "counts": samples.info, "manifest": str(manifest) if manifest else None}  # fmt: skip
+    return list(samples), info

@@ -70,6 +70,24 @@ def run_loso(entries: Sequence[Entry], samples: Sequence[Sample], out_dir: str |
     return doc
 
 
+def attach_unseen_accuracy(doc: dict, export_dir: str | Path) -> list[str]:
+    """Write each model's pooled leave-one-source-out accuracy into ``export_dir/<model>/card.json``
+    as ``unseen_source_accuracy`` (so the app can say how far to trust each model); returns the
+    models written. Rows whose label is not an exported checkpoint are left out."""
+    from .card import unseen_source_record
+
+    written = []
+    for row in doc["rows"]:
+        card_path = Path(export_dir) / row["label"] / "card.json"
+        if row["status"] != "ok" or not card_path.is_file():
+            continue
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        card["unseen_source_accuracy"] = unseen_source_record(row, doc["folds"], doc["seeds"], doc["command"])
+        card_path.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+        written.append(row["label"])
+    return written
+
+
 def summarise_loso(per_fold: dict[str, list[EntryResult]], fold_sizes: dict[str, dict], seeds: list[int], command: str = "",
                    min_images: int = 10) -> dict:
     """Per entry: held-out accuracy per source (mean ± std over seeds) and pooled / macro figures."""
@@ -102,6 +120,7 @@ def summarise_loso(per_fold: dict[str, list[EntryResult]], fold_sizes: dict[str,
                 "accuracy": dict(zip(("mean", "std"), mean_std([r["accuracy"] for r in reports]))),
                 "macro_f1": dict(zip(("mean", "std"), mean_std([r["macro_f1"] for r in reports]))),
                 "ci95": list(bootstrap_accuracy_ci(correct)),
+                "per_class_recall": {c: float(np.mean([r["per_class"][c]["recall"] for r in reports])) for c in CLASSES},
             }
             row["macro_over_sources"] = dict(zip(("mean", "std"), mean_std(macro)))
         rows.append(row)

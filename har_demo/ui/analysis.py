@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..data.io import ImageSource, load_image
+from ..data.io import ImageSource, load_image_sized, safe_label
 from ..errors import HarError
 from ..labels import CLASSES
 from ..person import Person
@@ -92,13 +92,9 @@ class Analysis:
 
 # ---- image ------------------------------------------------------------------------------------
 def working_image(source: ImageSource) -> tuple[Image.Image, tuple[int, int]]:
-    """Robustly decoded RGB image reduced to ``WORK_SIDE``, and the original (W, H)."""
-    pil = load_image(source, name=_source_name(source))
-    size = pil.size
-    if max(size) > WORK_SIDE:
-        pil = pil.copy()
-        pil.thumbnail((WORK_SIDE, WORK_SIDE), Image.LANCZOS)
-    return pil, size
+    """Robustly decoded RGB image reduced to ``WORK_SIDE`` (while decoding: JPEG DCT scaling, no
+    full-size conversion), and the original (W, H)."""
+    return load_image_sized(source, name=_source_name(source), max_side=WORK_SIDE)
 
 
 def _source_name(source: ImageSource) -> str | None:
@@ -128,10 +124,10 @@ def _run_card(entry: ModelEntry, image: Image.Image, method: str | None, target:
     if model is None:
         raise HarError(f"{entry.name} is not available here: {entry.source}")
     if target is not None and target not in CLASSES:
-        raise HarError(f"unknown class {target!r}; expected one of: predicted, {', '.join(CLASSES)}")
+        raise HarError(f"unknown class {safe_label(target, 60)!r}; expected one of: predicted, {', '.join(CLASSES)}")
     method = method or entry.default_method
     if method and method not in entry.methods:
-        raise HarError(f"method {method!r} does not apply to {entry.name}; choose one of: {', '.join(entry.methods) or 'none'}")
+        raise HarError(f"method {safe_label(method, 60)!r} does not apply to {entry.name}; choose one of: {', '.join(entry.methods) or 'none'}")
     with entry.lock:
         if method is None:  # no explanation method available: prediction only
             probs = model.predict_proba([image])[0]

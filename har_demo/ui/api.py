@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +25,8 @@ from PIL import Image
 from ..errors import HarError
 from . import analysis as an
 from .bank import ModelBank
-from .callbacks import _analyse, _evaluate, target_value
+from .callbacks import _analyse, _evaluate, checked_upload, client_gone, opacity_value, target_value
+from .redact import redact_paths
 from .text import msg
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,7 @@ def api_errors(action: str) -> Callable:
             except gr.Error:
                 raise
             except HarError as err:
-                raise gr.Error(str(err), print_exception=False) from None
+                raise gr.Error(redact_paths(err), print_exception=False) from None
             except Exception as err:
                 log.exception("API %s failed", action)
                 raise gr.Error(msg("unexpected", action=action, kind=type(err).__name__), print_exception=False) from None
@@ -54,16 +56,41 @@ def api_errors(action: str) -> Callable:
 def _names(models: str | list | None) -> list[str]:
     """'a, b' / ['a', 'b'] -> names; empty -> [] (= every available model)."""
     if isinstance(models, str):
-        models = models.replace(";", ",").split(",")
-    return [m.strip() for m in (models or []) if m and m.strip()]
+        models = _text(models, "models").replace(";", ",").split(",")
+    elif models is not None and not isinstance(models, (list, tuple)):
+        raise HarError(f"models must be comma-separated names, got {type(models).__name__}")
+    return [str(m).strip() for m in (models or []) if m and str(m).strip()]
 
 
 def _file_path(value: Any) -> str | None:
-    if value is None:
+    """The server path of an uploaded file (a path string or a FileData-like value), checked to lie
+    in Gradio's upload folder; a value that is no uploaded file -> one-line ``HarError``."""
+    if value is None or value == "":
         return None
     if isinstance(value, (list, tuple)):
         value = value[0] if value else None
-    return value if isinstance(value, str) or value is None else getattr(value, "name", str(value))
+        if value is None:
+            return None
+    if isinstance(value, dict):
+        if not value.get("path"):
+            raise HarError("the file did not arrive: send it with handle_file(...) (a URL alone is not fetched)")
+        value = value["path"]
+    elif not isinstance(value, (str, os.PathLike)):
+        value = getattr(value, "path", None) or getattr(value, "name", None)
+        if not isinstance(value, (str, os.PathLike)):
+            raise HarError("expected an uploaded file (use handle_file(...)), got a value of another kind")
+    return checked_upload(str(value))
+
+
+def _text(value: Any, what: str) -> str:
+    """A text input: None -> "", a str as is; another kind (or a very long one) -> ``HarError``."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise HarError(f"{what} must be text, got {type(value).__name__}")
+    if len(value) > 10_000:
+        raise HarError(f"{what} is {len(value)} characters long; expected a short text")
+    return value
 
 
 def _num(v: float | None) -> float | None:
@@ -94,6 +121,7 @@ class Api:
 
     def __init__(self, bank: ModelBank) -> None:
         self.bank = bank
+        self.blocks: Any = None  # the Blocks (set by layout.build_demo): its queue tells a gone client
 
     def _analysis(self, image: Any, models: str | list | None, target: str | None) -> an.Analysis:
         path = _file_path(image)
@@ -114,7 +142,8 @@ class Api:
         """Every chosen model (default all available) with its default map.
         Returns (JSON {"models": [{model, label, probs, method, target, ambiguity, person_share,
         box_share, share_from}], "image_size", "person"}, gallery)."""
-        analysis = self._analysis(image, models, target)
+        opacity = opacity_value(opacity)
+        analysis = self._analysis(image, models, _text(target, "target"))
         rows, gallery = [], []
         for name, card in analysis.cards.items():
             row = card.summary()
@@ -131,19 +160,21 @@ class Api:
     @api_errors("explaining")
     def explain(self, image: Any, model: str, method: str = "", target: str = "predicted", opacity: float = 0.5, box: str = ""):
         """One model, one method (default: the model's), one class. Returns (overlay, JSON)."""
-        if not model:
+        opacity = opacity_value(opacity)
+        model, method, target, box = (_text(v, k) for v, k in ((model, "model"), (method, "method"), (target, "target"), (box, "box")))
+        if not model.strip():
             raise HarError("give a model name (see /models)")
         entry = self.bank.require(model.strip())
         path = _file_path(image)
         if not path:
             raise HarError(msg("no_image"))
         image_pil, size = an.working_image(path)
-        card = an.run_card(entry, image_pil, (method or "").strip() or None, target_value(target))
+        person = an.parse_box(box, size)  # a bad box is refused before any model work
+        card = an.run_card(entry, image_pil, method.strip() or None, target_value(target))
         if card.error:
             raise HarError(card.error)
         found, note = an.locate_person(image_pil)
         analysis = an.Analysis(np.asarray(image_pil, dtype=np.uint8), size, {entry.name: card}, found, note)
-        person = an.parse_box(box, size)
         info = card.summary()
         info["ambiguity"] = an.ambiguity(card)
         info.update(looked_at(analysis, entry.name, person))  # a given box overrides the finder
@@ -156,14 +187,14 @@ class Api:
         return (Image.fromarray(shown) if shown is not None else None), info
 
     @api_errors("evaluating the batch")
-    def batch(self, files: Any, models: str = ""):
+    def batch(self, files: Any, models: str = "", request: gr.Request = None):
         """Labelled images / zips of class folders -> (JSON metrics per model, CSV of predictions)."""
-        paths = [_file_path(f) for f in (files or [])] if isinstance(files, (list, tuple)) else [_file_path(files)]
+        paths = [_file_path(f) for f in files] if isinstance(files, (list, tuple)) else [_file_path(files)]
         paths = [p for p in paths if p]
         if not paths:
             raise HarError(msg("batch_no_files"))
         names = [e.name for e in self.bank.select(_names(models))]
-        result = _evaluate(self.bank, paths, names, None)
+        result = _evaluate(self.bank, paths, names, None, client_gone(self.blocks, request))
         return result.summary(), str(result.csv_path)
 
     @api_errors("listing the models")

@@ -25,7 +25,6 @@ from ..models.fuse import prepare_for_serving
 from ..models.loading import availability, load_model
 from ..models.registry import MODELS, ModelSpec
 from .gpu import on_zero_gpu
-from .text import public_text
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +115,7 @@ class ModelBank:
 
     def startup_lines(self) -> list[str]:
         """What the start-up log says: each model loaded (from where, how long) or not (why), then
-        the count. No server paths (``text.public_text``)."""
+        the count. No server paths (``redact.redact_paths``)."""
         from .text import msg
 
         lines = []
@@ -144,7 +143,9 @@ class ModelBank:
             except Exception as err:
                 log.exception("loading %s failed", spec.name)
                 ok, detail = False, f"loading failed ({type(err).__name__}: {err})"
-        entry.source = public_text(detail)  # the UI and API never show server paths
+        from .redact import redact_paths
+
+        entry.source = redact_paths(detail)  # shown to visitors: no absolute server paths
         if ok:
             entry.methods, entry.default_method = explain_methods(entry.model)
         else:
@@ -183,8 +184,9 @@ class ModelBank:
             return self.entries[name]
         except KeyError:
             from ..errors import UnknownName
+            from .redact import echo
 
-            raise UnknownName(f"unknown model {name!r}; this app serves: {', '.join(self.entries)}") from None
+            raise UnknownName(f"unknown model {echo(name)}; this app serves: {', '.join(self.entries)}") from None
 
     def require(self, name: str) -> ModelEntry:
         """The entry of an *available* model, else a one-line ``ModelUnavailable``."""

@@ -7,12 +7,20 @@ safe extraction into a temporary folder, removed afterwards). Images are decoded
 (``data.io.load_image``; an unreadable one is skipped and named) and every chosen model classifies
 the chunk (``evaluate.predict_dataset``); metrics come from ``evaluate.classification_report``; maps of the
 misclassified photos from ``explain.explain_full``.
+
+Bounded per request: one ``ExtractBudget`` (images, uncompressed bytes) for all uploads, checked
+while extracting; the images' header pixels summed against ``BATCH_MAX_PIXELS`` before any is
+decoded; each image reduced to ``BATCH_SIDE`` while it is decoded (JPEG DCT scaling) and dropped
+after its chunk is predicted; freed memory handed back to the OS after the batch. CSV cells that
+a spreadsheet would read as a formula (``= + - @``) are prefixed with ``'``.
 """
 
 from __future__ import annotations
 
 import csv
+import ctypes
 import dataclasses
+import gc
 import logging
 import os
 import tempfile
@@ -25,23 +33,32 @@ import numpy as np
 from PIL import Image
 
 from ..data.datasets import Sample, is_image_file, normalize_class_name
+from ..data.io import DECODE_FORMATS
 from ..errors import DataError, HarError
 from ..evaluate import classification_report, predict_dataset
 from ..labels import CLASSES
 from .analysis import Analysis, blend, run_card, working_image
 from .bank import ModelBank
-from .settings import BATCH_MAX_IMAGES
+from .settings import BATCH_MAX_BYTES, BATCH_MAX_IMAGES, BATCH_MAX_PIXELS
 from .text import msg, strings
 
 log = logging.getLogger(__name__)
 
 MAX_IMAGES = BATCH_MAX_IMAGES
 CHUNK = 16
+# Long side of a batch image as the models get it: reduced while decoding when larger (the models
+# squash-resize to <= 448 px anyway); smaller images are left as they are (no resampling cost).
+BATCH_SIDE = 1024
 MISCLASSIFIED_PER_MODEL = 4
 GALLERY_OPACITY = 0.5
 _OUTPUT_TTL_S = 3600
 
 Progress = Callable[[float, str], None]
+Cancelled = Callable[[], bool]  # True once the client that asked has gone away
+
+
+class BatchCancelled(HarError):
+    """The client went away: the rest of the batch is not computed."""
 
 
 @dataclass
@@ -114,17 +131,27 @@ def collect_samples(paths: Sequence[str | Path], workdir: str | Path) -> tuple[l
     number without a label). A label comes from an uploaded labels CSV (``path,label``), else the
     image's class folder, else a class named in its file name; unlabelled images get ``label=""``
     (predicted and listed, not scored)."""
+    from ..data.zipdata import ExtractBudget, extract_zip_dataset
+
     samples: list[Sample] = []
     csv_labels: dict[str, str] = {}
+    budget = ExtractBudget(MAX_IMAGES, BATCH_MAX_BYTES)
     for i, path in enumerate(paths):
         path = Path(path)
         if path.suffix.lower() == ".zip":
-            from ..data.zipdata import extract_zip_dataset
-
-            samples += extract_zip_dataset(path, Path(workdir) / f"zip{i}", max_files=MAX_IMAGES)
+            samples += extract_zip_dataset(path, Path(workdir) / f"zip{i}", max_files=MAX_IMAGES, budget=budget)
         elif path.suffix.lower() == ".csv":
+            budget.bytes_left -= path.stat().st_size if path.is_file() else 0
+            if budget.bytes_left < 0:
+                raise budget.over("bytes")
             csv_labels.update(read_label_csv(path))
         elif is_image_file(path):
+            budget.files_left -= 1
+            budget.bytes_left -= path.stat().st_size if path.is_file() else 0
+            if budget.files_left < 0:
+                raise DataError(msg("batch_too_many", n=len(samples) + 1, limit=MAX_IMAGES))
+            if budget.bytes_left < 0:
+                raise budget.over("bytes")
             label = folder_label(path) or label_from_name(path.name)
             samples.append(Sample(path=str(path), label=label or "", group=path.name))
         else:
@@ -136,7 +163,35 @@ def collect_samples(paths: Sequence[str | Path], workdir: str | Path) -> tuple[l
         raise DataError(msg("batch_no_files"))
     if len(samples) > MAX_IMAGES:
         raise DataError(msg("batch_too_many", n=len(samples), limit=MAX_IMAGES))
+    check_pixels(samples)
     return samples, sum(1 for s in samples if not s.label)
+
+
+def check_pixels(samples: Sequence[Sample], limit: int | None = None) -> int:
+    """Sum of the images' header sizes (nothing decoded); over ``limit`` -> one-line ``DataError``.
+    An unreadable header counts 0 here (that image is skipped and named later)."""
+    limit = BATCH_MAX_PIXELS if limit is None else limit
+    total = 0
+    for s in samples:
+        try:
+            with Image.open(s.path, formats=DECODE_FORMATS) as im:
+                total += im.size[0] * im.size[1]
+        except Exception:  # noqa: BLE001, S112 - any unreadable file is reported by the decode step
+            continue
+        if total > limit:
+            raise DataError(
+                f"the batch's images add up to more than {limit / 1e6:.0f} megapixels; send fewer or smaller images"
+            )
+    return total
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the allocator keeps them, nothing else to do
+        pass
 
 
 def _display_name(sample: Sample) -> str:
@@ -144,8 +199,11 @@ def _display_name(sample: Sample) -> str:
 
 
 # ---- evaluation ---------------------------------------------------------------------------------
-def predict_all(bank: ModelBank, names: Sequence[str], samples: Sequence[Sample], progress: Progress | None = None):
-    """(kept samples, skipped lines, model -> probs (N, C)); images decoded once per chunk."""
+def predict_all(
+    bank: ModelBank, names: Sequence[str], samples: Sequence[Sample], progress: Progress | None = None, cancelled: Cancelled | None = None
+):
+    """(kept samples, skipped lines, model -> probs (N, C)); images decoded once per chunk, each
+    reduced to ``BATCH_SIDE`` as it is decoded and dropped after its chunk."""
     entries = [bank.require(n) for n in names]
 
     def locked(entry):
@@ -155,8 +213,13 @@ def predict_all(bank: ModelBank, names: Sequence[str], samples: Sequence[Sample]
 
         return predict
 
+    def stop_if_cancelled(done: int, total: int) -> None:
+        if cancelled is not None and cancelled():
+            raise BatchCancelled(f"the client went away; batch stopped after {done} of {total} images")
+
     predictors = {e.name: locked(e) for e in entries}
-    return predict_dataset(predictors, samples, CHUNK, skip_unreadable=True, display_name=_display_name, progress=progress)
+    return predict_dataset(predictors, samples, CHUNK, skip_unreadable=True, display_name=_display_name, progress=progress,
+                           max_side=BATCH_SIDE, before_chunk=stop_if_cancelled)
 
 
 def evaluate_batch(
@@ -165,22 +228,27 @@ def evaluate_batch(
     names: Sequence[str] | None = None,
     progress: Progress | None = None,
     misclassified_per_model: int = MISCLASSIFIED_PER_MODEL,
+    cancelled: Cancelled | None = None,
 ) -> BatchResult:
-    """Evaluate the chosen (default: all available) models on uploaded images / zips."""
+    """Evaluate the chosen (default: all available) models on uploaded images / zips; ``cancelled``
+    is asked between chunks (the client went away -> ``BatchCancelled``, nothing more computed)."""
     start = time.perf_counter()
     names = [e.name for e in bank.select(names)]
     if not names:
         raise HarError(msg("no_models"))
-    with tempfile.TemporaryDirectory(prefix="har_batch_") as workdir:
-        samples, _ = collect_samples(paths, workdir)
-        kept, skipped, probs = predict_all(bank, names, samples, progress)
-        if not kept:
-            raise DataError("no readable image in the batch: " + "; ".join(skipped[:3]))
-        labelled = [i for i, s in enumerate(kept) if s.label]
-        y_true = [CLASSES.index(kept[i].label) for i in labelled]
-        reports = {n: classification_report(y_true, probs[n][labelled].argmax(1)) for n in names} if labelled else {}
-        predictions = _prediction_rows(kept, probs)
-        gallery = _misclassified_gallery(bank, kept, probs, labelled, misclassified_per_model)
+    try:
+        with tempfile.TemporaryDirectory(prefix="har_batch_") as workdir:
+            samples, _ = collect_samples(paths, workdir)
+            kept, skipped, probs = predict_all(bank, names, samples, progress, cancelled)
+            if not kept:
+                raise DataError("no readable image in the batch: " + "; ".join(skipped[:3]))
+            labelled = [i for i, s in enumerate(kept) if s.label]
+            y_true = [CLASSES.index(kept[i].label) for i in labelled]
+            reports = {n: classification_report(y_true, probs[n][labelled].argmax(1)) for n in names} if labelled else {}
+            predictions = _prediction_rows(kept, probs)
+            gallery = _misclassified_gallery(bank, kept, probs, labelled, misclassified_per_model)
+    finally:
+        release_memory()
     return BatchResult(
         reports=reports,
         rows=metric_rows(reports),
@@ -272,6 +340,17 @@ def _output_dir() -> Path:
     return root
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A text cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR first)
+    gets a leading ``'`` (OWASP's CSV-injection advice); numbers are left as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def write_csv(rows: list[dict]) -> Path:
     """The per-image predictions as CSV (columns: file, true, model, predicted, p_*, correct)."""
     fields = ["file", "true", "model", "predicted", *[f"p_{c}" for c in CLASSES], "correct"]
@@ -279,7 +358,7 @@ def write_csv(rows: list[dict]) -> Path:
     with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
     return Path(name)
 
 

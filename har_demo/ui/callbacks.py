@@ -28,6 +28,7 @@ from . import batch as bt
 from .bank import ModelBank
 from .cards import model_cards_markdown, results_markdown
 from .gpu import gpu
+from .redact import echo, redact_paths
 from .render import card_info, label_value, photo_note, status_line, verdict_markdown
 from .text import examples, examples_dir, msg, text
 from .trust import headline
@@ -54,7 +55,7 @@ def guarded(action: str) -> Callable:
             try:
                 return method(self, *args, **kwargs)
             except HarError as err:
-                message = str(err)
+                message = redact_paths(err)
             except Exception as err:
                 log.exception("%s failed", action)
                 message = msg("unexpected", action=action, kind=type(err).__name__)
@@ -71,7 +72,7 @@ def target_value(choice: str | None) -> str | None:
     if not choice or choice == text("controls", "target_predicted"):
         return None
     if choice not in CLASSES:
-        raise HarError(f"unknown class {choice!r}; expected one of: {text('controls', 'target_predicted')}, {', '.join(CLASSES)}")
+        raise HarError(f"unknown class {echo(choice)}; expected one of: {text('controls', 'target_predicted')}, {', '.join(CLASSES)}")
     return choice
 
 
@@ -84,11 +85,30 @@ def upload_path(value: Any) -> str | None:
     path = value.get("path") if isinstance(value, dict) else value
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         raise HarError("the photo upload did not arrive; upload it again")
+    return checked_upload(path)
+
+
+def checked_upload(path: str | os.PathLike) -> str:
+    """``path`` resolved, when it lies in Gradio's upload folder or the examples folder; else a
+    one-line ``HarError`` naming only the file (a visitor never reads another server file)."""
     resolved = Path(path).resolve()
     roots = [Path(get_upload_folder()).resolve(), examples_dir()]
     if not any(resolved == r or r in resolved.parents for r in roots):
-        raise HarError(f"{resolved.name}: not an uploaded file; upload the photo through the app")
+        raise HarError(f"{echo(resolved.name)}: not an uploaded file; upload it through the app")
     return str(resolved)
+
+
+def opacity_value(value: Any, default: float = 0.5) -> float:
+    """The opacity as a float in [0, 1] (None / empty -> ``default``); else one-line ``HarError``."""
+    if value is None or value == "":
+        return default
+    try:
+        op = float(value)
+    except (TypeError, ValueError):
+        op = float("nan")
+    if not 0.0 <= op <= 1.0:  # also NaN
+        raise HarError(f"opacity must be a number from 0 to 1, got {echo(value, 30)}")
+    return op
 
 
 @gpu
@@ -107,8 +127,35 @@ def _rerun_all(bank: ModelBank, analysis: an.Analysis, methods: dict, target: st
 
 
 @gpu
-def _evaluate(bank: ModelBank, paths: list[str], names: list[str], progress: Callable | None) -> bt.BatchResult:
-    return bt.evaluate_batch(bank, paths, names, progress)
+def _evaluate(bank: ModelBank, paths: list[str], names: list[str], progress: Callable | None, cancelled: Callable | None = None) -> bt.BatchResult:
+    return bt.evaluate_batch(bank, paths, names, progress, cancelled=cancelled)
+
+
+def client_gone(blocks: Any, request: Any) -> Callable[[], bool] | None:
+    """A check "has the client of this running event gone away?" for long work. Gradio's queue
+    marks a session's running events not ``alive`` when its stream disconnects, and a cancel
+    (``/cancel``, ``job.cancel()``) takes the event out of the running jobs; the queued ones it
+    drops itself. None when it cannot be told (no request / another Gradio layout)."""
+    session = getattr(request, "session_hash", None)
+    queue = getattr(blocks, "_queue", None)
+    if not session or queue is None:
+        return None
+
+    def running() -> list:
+        try:
+            return [e for jobs in queue.active_jobs if jobs for e in jobs if e.session_hash == session]
+        except (AttributeError, TypeError):
+            return []
+
+    mine = running()  # the events of this session running now (this one among them)
+    if not mine:
+        return None
+
+    def gone() -> bool:
+        still = {id(e) for e in running()}
+        return all(id(e) not in still or not getattr(e, "alive", True) for e in mine)
+
+    return gone
 
 
 class Callbacks:
@@ -117,6 +164,7 @@ class Callbacks:
     def __init__(self, bank: ModelBank, ui: Any, cache: an.ResultCache | None = None) -> None:
         self.bank = bank
         self.ui = ui
+        self.blocks: Any = None  # the Blocks (set by layout.build_demo): its queue tells a gone client
         self.card_names = list(ui.cards)
         self.cache = cache if cache is not None else an.ResultCache([e["path"] for e in examples()])
 
@@ -156,7 +204,7 @@ class Callbacks:
         except HarError as err:
             gr.Warning(str(err))
             box_msg = str(err)
-        return View(float(opacity if opacity is not None else 0.5), box, bool(skeleton), bool(mask)), box_msg
+        return View(opacity_value(opacity), box, bool(skeleton), bool(mask)), box_msg
 
     def _methods(self, method_values) -> dict[str, str | None]:
         return {name: (value or None) for name, value in zip(self.card_names, method_values)}
@@ -287,14 +335,16 @@ class Callbacks:
 
     # --- batch tab -----------------------------------------------------------------------------
     @guarded("evaluating the batch")
-    def batch(self, files, models, progress=gr.Progress()) -> dict:  # noqa: B008 - Gradio's progress idiom
-        paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
+    def batch(self, files, models, progress=gr.Progress(), request: gr.Request = None) -> dict:  # noqa: B008 - Gradio's progress idiom
+        paths = [checked_upload(f if isinstance(f, str) else getattr(f, "path", None) or getattr(f, "name", "")) for f in (files or [])]
         if not paths:
             raise HarError(msg("batch_no_files"))
         names = [n for n in (models or []) if n in self.bank.entries]
         if not names:
             raise HarError(msg("no_models"))
-        result = _evaluate(self.bank, paths, names, lambda frac, desc: progress(frac, desc=desc))
+        result = _evaluate(
+            self.bank, paths, names, lambda frac, desc: progress(frac, desc=desc), client_gone(self.blocks, request)
+        )
         ui = self.ui
         parts = [msg("batch_done", n=len({p["file"] for p in result.predictions}), models=len(names), seconds=result.seconds)]
         if result.unlabelled:

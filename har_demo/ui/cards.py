@@ -17,8 +17,9 @@ from typing import Any
 from ..errors import HarError
 from ..models.loading import checkpoint_root
 from .bank import ModelBank
+from .redact import redact_paths
 from .render import unavailable_line
-from .text import PROJECT_ROOT, msg, public_text, strings
+from .text import PROJECT_ROOT, msg, strings
 from .trust import accuracies, accuracy_line, ranked, read_model_card, unseen_accuracy
 
 # Shown first when present (open); every other field follows in the card's own order (collapsed).
@@ -46,7 +47,7 @@ def _fmt(value: Any) -> str:
     value = _rounded(value)
     if isinstance(value, list) and len(value) > MAX_LIST:
         return json.dumps(value[:MAX_LIST])[:-1] + f", ... ({len(value)} items)]"
-    text = json.dumps(value) if isinstance(value, (list, dict)) else public_text(str(value))
+    text = json.dumps(value) if isinstance(value, (list, dict)) else redact_paths(str(value))
     if len(text) > MAX_INLINE:
         text = text[:MAX_INLINE] + " ..."
     return text.replace("|", "\\|").replace("\n", " ")
@@ -132,7 +133,7 @@ def readable_card(entry, card: dict | None) -> str:
     if made:
         lines += ["", f"<small>Trained {made}</small>"]
     if card.get("command"):
-        lines += ["", "<details><summary>How to reproduce</summary>", "", "```bash", public_text(str(card["command"])), "```", "", "</details>"]
+        lines += ["", "<details><summary>How to reproduce</summary>", "", "```bash", redact_paths(str(card["command"])), "```", "", "</details>"]
     return "\n".join(lines)
 
 
@@ -153,7 +154,7 @@ def model_cards_markdown(bank: ModelBank) -> str:
             full = card_markdown(entry.name, card).split("\n", 1)[1]  # without its "### name" line
             blocks.append(readable_card(entry, card) + f"\n\n<details><summary>{msg('card_all_fields')}</summary>\n\n{full}\n\n</details>")
         elif entry.available:
-            blocks.append(f"{readable_card(entry, None)}\n\n{msg('no_card')} ({public_text(entry.source)})")
+            blocks.append(f"{readable_card(entry, None)}\n\n{msg('no_card')} ({redact_paths(entry.source)})")
         else:
             blocks.append(f"### {entry.name}\n\n{unavailable_line(entry)}")
     return "\n\n---\n\n".join(blocks)

@@ -122,8 +122,57 @@ def build_demo(bank: ModelBank) -> tuple[gr.Blocks, UI, Callbacks]:
                 gr.Markdown(help_markdown())
         cb = Callbacks(bank, ui)
         _wire(ui, cb, target_choices)
-        _api(Api(bank), headline(available, ui.accuracy))
+        api = Api(bank)
+        _api(api, headline(available, ui.accuracy))
+    cb.blocks = api.blocks = demo  # long work (batches) stops when its client has gone away
+    friendly_rejections(demo)
     return demo, ui, cb
+
+
+def friendly_rejections(demo: gr.Blocks) -> None:
+    """Inputs Gradio itself refuses before our function runs (too few values, a path that was not
+    uploaded, a FileData with only a URL, a number that is not one) come back to the client as one
+    ``gr.Error`` line naming the endpoint - not ``{"error": null}`` plus a server traceback."""
+    original = demo.preprocess_data
+
+    async def preprocess_data(block_fn, inputs, state, explicit_call=False):
+        try:
+            return await original(block_fn, inputs, state, explicit_call)
+        except gr.Error:
+            raise
+        except Exception as err:  # noqa: BLE001 - every rejection becomes one line for the client
+            raise gr.Error(rejection_line(block_fn, inputs, err), print_exception=False) from None
+
+    demo.preprocess_data = preprocess_data
+
+
+def rejection_line(block_fn: Any, inputs: Any, err: BaseException) -> str:
+    """One line: which input of which endpoint Gradio refused, and what was expected."""
+    import re
+
+    from .redact import echo, redact_paths
+
+    name = f"/{block_fn.api_name}" if getattr(block_fn, "api_name", None) else "this event"
+    blocks = list(block_fn.inputs)
+    wanted = [str(getattr(b, "label", None) or type(b).__name__) for b in blocks]
+    if not isinstance(inputs, (list, tuple)) or len(inputs) < len(wanted):
+        got = len(inputs) if isinstance(inputs, (list, tuple)) else 0
+        return f"{name} takes {len(wanted)} inputs ({', '.join(wanted)}), got {got}"
+    text = str(err)
+    files = [i for i, b in enumerate(blocks) if isinstance(b, (gr.File, gr.Image))]
+    if "FileData" in text or "not uploaded" in text or "upload" in text.lower():
+        bad = next((i for i in files if not (isinstance(inputs[i], dict) and inputs[i].get("path"))), files[0] if files else None)
+        what = wanted[bad] if bad is not None else "file"
+        return f"{name}: {what} must be an uploaded file (gradio_client.handle_file); a path, number or URL alone is refused"
+    found = re.search(r"at index (\d+)", text)
+    if found and int(found.group(1)) < len(wanted):
+        i = int(found.group(1))
+        kind = type(blocks[i]).__name__.lower()
+        return f"{name}: {wanted[i]} {echo(inputs[i], 40)} is not a valid {kind} value"
+    reason = redact_paths((text.strip().splitlines() or [type(err).__name__])[0])
+    if len(reason) > 160:
+        reason = reason[:157] + "..."
+    return f"{name}: invalid input ({reason}); inputs are {', '.join(wanted)}"
 
 
 def _compare_tab(ui: UI, bank: ModelBank, available: list[str], target_choices: list[str]) -> None:

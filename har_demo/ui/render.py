@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping
 from ..explain.overlay import DEFAULT_COLORMAP
 from .analysis import Analysis, CardResult, ambiguity, shares
 from .bank import ModelEntry
-from .text import msg, public_text
+from .redact import redact_paths
+from .text import msg
 from .trust import UnseenAccuracy, accuracy_line
 
 
@@ -32,9 +33,9 @@ def card_header(entry: ModelEntry, acc: UnseenAccuracy | None = None, lead: bool
 
 def unavailable_line(entry: ModelEntry) -> str:
     """One line: why the model is not available, and how to enable it."""
-    line = msg("unavailable_line", name=entry.name, reason=public_text(entry.source).rstrip("."))
+    line = msg("unavailable_line", name=entry.name, reason=redact_paths(entry.source).rstrip("."))
     if entry.hint:
-        line += " " + msg("how_to_enable", hint=public_text(entry.hint))
+        line += " " + msg("how_to_enable", hint=redact_paths(entry.hint))
     return line
 
 
@@ -88,7 +89,7 @@ def card_info(analysis: Analysis, card: CardResult | None, box: tuple[int, int, 
     if card is None:
         return ""
     if card.error:
-        return f"**{public_text(card.error)}**"
+        return f"**{redact_paths(card.error)}**"
     lines = [msg("map_line", method=card.method, target=card.target) if card.method else msg("no_map")]
     line = share_line(shares(analysis, card.name, box))
     if line:
@@ -117,7 +118,7 @@ def verdict_markdown(analysis: Analysis | None, lead: str | None, acc: Mapping[s
         return msg("verdict_empty")
     card = analysis.cards[lead]
     if card.error or not card.probs:
-        return msg("verdict_failed", name=lead, error=public_text(card.error or ""))
+        return msg("verdict_failed", name=lead, error=redact_paths(card.error or ""))
     label = card.label
     a = acc.get(lead)
     why = msg("verdict_why", name=lead, pct=a.accuracy * 100) if a else msg("verdict_why_unmeasured", name=lead)
@@ -175,7 +176,7 @@ def status_line(analysis: Analysis, seconds: float, ran: int | None = None, cach
     if n_amb:
         parts.append(msg("ambiguity_summary", n=n_amb, total=len(ok)))
     failed = [c for c in analysis.cards.values() if c.error]
-    parts += [msg("model_failed", name=c.name, error=public_text(c.error)) for c in failed]
+    parts += [msg("model_failed", name=c.name, error=redact_paths(c.error)) for c in failed]
     return " ".join(parts)
 
 

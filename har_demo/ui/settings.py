@@ -24,4 +24,8 @@ def env_int(name: str, default: int, minimum: int = 1) -> int:
 CONCURRENCY = env_int("HAR_CONCURRENCY", 2)  # model runs at a time, all model events together
 QUEUE_SIZE = env_int("HAR_QUEUE_SIZE", 64)  # waiting requests beyond this are refused
 BATCH_MAX_IMAGES = env_int("HAR_BATCH_MAX_IMAGES", 500)
+# One budget per /batch request, across all its uploads: uncompressed bytes extracted from zips
+# (plus the loose images) and decoded pixels (headers summed before any image is decoded).
+BATCH_MAX_BYTES = env_int("HAR_BATCH_MAX_BYTES", 500 * 2**20)
+BATCH_MAX_PIXELS = env_int("HAR_BATCH_MAX_PIXELS", 1_000_000_000)
 MAX_UPLOAD = os.environ.get("HAR_MAX_UPLOAD", "100mb")  # Gradio refuses larger uploads

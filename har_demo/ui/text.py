@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -61,26 +60,3 @@ def examples() -> list[dict[str, str]]:
             out.append({"path": str(path), "label": entry["label"], "caption": entry["caption"]})
     return out
 
-
-_ABS_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/:;,'\"()\[\]]+/)*[^\s/:;,'\"()\[\]]*")
-
-
-def public_text(line: str) -> str:
-    """``line`` with every absolute server path shortened: inside the project -> relative to it
-    (``checkpoints/cnn_base``), a checkpoint root elsewhere -> ``checkpoints/...``, anything else ->
-    its last part. The UI and the API never show where the server keeps its files."""
-    roots = [(str(PROJECT_ROOT), "")]
-    env_ckpt = os.environ.get("HAR_CHECKPOINT_DIR")
-    if env_ckpt:
-        roots.insert(0, (str(Path(env_ckpt).resolve()), "checkpoints"))
-        roots.insert(0, (str(Path(env_ckpt)), "checkpoints"))
-
-    def short(match: re.Match) -> str:
-        path = match.group(0)
-        for root, name in roots:
-            if path == root or path.startswith(root.rstrip("/") + "/"):
-                rest = path[len(root):].lstrip("/")
-                return "/".join(p for p in (name, rest) if p) or "."
-        return Path(path).name or path
-
-    return _ABS_PATH.sub(short, str(line))

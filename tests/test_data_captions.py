@@ -1,0 +1,82 @@
+"""The caption-labelled builder on tiny caption files the test writes: COCO JSON, Flickr8k CSV and
+Flickr30k ``image|n|caption``; the same labelling rules; the optional per-photo check."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+from har_demo.data.captions import build_captioned_subset, read_captions
+from har_demo.data.datasets import load_manifest
+from har_demo.errors import DataError
+
+CAPTIONS = {
+    "sit.jpg": ["A man is sitting on a bench .", "A man sits on a park bench", "A person sitting outside", "Man on a bench", "A man reading"],
+    "walk.jpg": ["A woman walking down the street", "A woman walks her bag", "Lady walking in the city", "A woman outside", "Street scene"],
+    "dog.jpg": ["A dog is sitting on the grass", "A dog sits", "A brown dog sitting", "A dog", "A dog outside"],
+    "tie.jpg": ["A man sitting", "A man sits down", "A man standing", "A man stands up", "A man"],
+    "vase.jpg": ["A vase sitting on a table", "A vase sits on a table", "Flowers", "A vase", "A table"],
+}
+
+
+@pytest.fixture()
+def images(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in CAPTIONS:
+        Image.new("RGB", (32, 32), (100, 100, 100)).save(folder / name)
+    return folder
+
+
+def write_flickr8k(path):
+    lines = ["image,caption"] + [f'{name},"{c}"' if "," in c else f"{name},{c}" for name, caps in CAPTIONS.items() for c in caps]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_three_formats_read_the_same(tmp_path):
+    f8 = tmp_path / "captions.txt"
+    write_flickr8k(f8)
+    f30 = tmp_path / "results.csv"
+    f30.write_text("image_name| comment_number| comment\n" + "".join(f"{n}| {i}| {c}\n" for n, caps in CAPTIONS.items() for i, c in enumerate(caps)), encoding="utf-8")
+    coco = tmp_path / "captions.json"
+    ids = {n: i for i, n in enumerate(CAPTIONS, 1)}
+    coco.write_text(json.dumps({"images": [{"id": i, "file_name": n} for n, i in ids.items()],
+                                "annotations": [{"image_id": ids[n], "caption": c} for n, caps in CAPTIONS.items() for c in caps]}))  # fmt: skip
+    for path in (f8, f30, coco):
+        assert read_captions(path) == CAPTIONS, path.name
+
+
+def test_builder_labels_by_the_person_rules_and_writes_a_manifest(tmp_path, images):
+    caps = tmp_path / "captions.txt"
+    write_flickr8k(caps)
+    out = tmp_path / "flickr.csv"
+    samples = build_captioned_subset(images, caps, "flickr_test", license="test licence", min_agree=2, out_manifest=out)
+    labels = {s.path.rsplit("/", 1)[-1]: s.label for s in samples}
+    assert labels == {"sit.jpg": "sitting", "walk.jpg": "walking_running"}  # dog, vase: not a person; tie: dropped
+    assert samples.info["selected"] == {"sitting": 1, "standing": 0, "walking_running": 1}
+    again = load_manifest(out)
+    assert [(s.label, s.source, s.license) for s in again] == [(s.label, "flickr_test", "test licence") for s in samples]
+    assert len({s.group for s in again}) == 2  # one photo = one group
+
+
+def test_keep_check_drops_photos_and_is_counted(tmp_path, images):
+    caps = tmp_path / "captions.txt"
+    write_flickr8k(caps)
+    samples = build_captioned_subset(images, caps, "f", min_agree=2, keep=lambda path: not path.endswith("walk.jpg"))
+    assert [s.label for s in samples] == ["sitting"]
+    assert samples.info["dropped_by_check"]["walking_running"] == 1
+
+
+def test_bad_caption_files_are_one_line_errors(tmp_path, images):
+    with pytest.raises(DataError, match="not found"):
+        read_captions(tmp_path / "missing.txt")
+    bad = tmp_path / "bad.txt"
+    bad.write_text("image,caption\nonlyonefield\n")
+    with pytest.raises(DataError, match="expected 'image,caption'"):
+        read_captions(bad)
+    none = tmp_path / "none.txt"
+    none.write_text("image,caption\nsit.jpg,A nice day\n")
+    with pytest.raises(DataError, match="no photo qualifies"):
+        build_captioned_subset(images, none, "f")
