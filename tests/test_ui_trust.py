@@ -118,7 +118,8 @@ def test_close_call_for_any_pair_carries_the_pose_sentence():
     info = render.card_info(a, a.cards["m"], None)
     assert "**Close call**: standing vs walking_running" in info and describe_pose(a.person) in info
     clear = _analysis(None, probs=(0.9, 0.05, 0.05))
-    assert "Clear lead" in render.card_info(clear, clear.cards["m"], None)
+    assert "Clear lead" not in render.card_info(clear, clear.cards["m"], None)  # compact cards flag close calls only
+    assert "Clear lead" in render.verdict_markdown(clear, "m", {"m": None})
 
 
 def test_verdict_names_the_leading_model_and_why():

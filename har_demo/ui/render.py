@@ -74,14 +74,16 @@ def pose_line(analysis: Analysis) -> str:
     return describe_pose(analysis.person)
 
 
-def ambiguity_line(analysis: Analysis, card: CardResult) -> str | None:
+def ambiguity_line(analysis: Analysis, card: CardResult, clear: bool = True) -> str | None:
+    """A close call between any two classes, with the body evidence; ``clear``: else say how clear
+    the lead is (the headline does, the compact cards stay short)."""
     amb = ambiguity(card)
     if amb is None:
         return None
     if amb["flag"]:
         a, b = amb["pair"].split("/")
         return msg("ambiguous", a=a, b=b, margin=amb["margin"] * 100, pose=pose_line(analysis))
-    return msg("not_ambiguous", margin=amb["margin"] * 100)
+    return msg("not_ambiguous", margin=amb["margin"] * 100) if clear else None
 
 
 def card_info(analysis: Analysis, card: CardResult | None, box: tuple[int, int, int, int] | None) -> str:
@@ -94,7 +96,7 @@ def card_info(analysis: Analysis, card: CardResult | None, box: tuple[int, int, 
     line = share_line(shares(analysis, card.name, box))
     if line:
         lines.append(line)
-    amb = ambiguity_line(analysis, card)
+    amb = ambiguity_line(analysis, card, clear=False)
     if amb:
         lines.append(amb)
     return "  \n".join(lines)
