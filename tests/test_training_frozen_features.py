@@ -133,3 +133,25 @@ def test_fingerprint_covers_buffers_like_class_embeddings():
     with torch.no_grad():
         a.class_emb.mul_(-1.0)  # other prompts -> other cosine features from the same tower
     assert backbone_fingerprint(a) != fp
+
+
+def test_lbfgs_head_solves_the_l2_logistic_regression():
+    """head_solver=lbfgs: the solution is the regularised optimum (gradient ~0) and more L2 shrinks it."""
+    from har_demo.training.features import fit_head_lbfgs
+
+    torch.manual_seed(0)
+    feats = torch.randn(2, 60, 5)  # 2 views x 60 photos x 5 features
+    targets = torch.arange(60) % 3
+    feats[:, :, 0] += targets.float() * 2  # feature 0 separates the classes
+    norms = []
+    for c in (1.0, 0.01):
+        head = torch.nn.Linear(5, 3)
+        result = fit_head_lbfgs(head, feats, targets, feats[0], targets, CFG.replace(head_solver="lbfgs", head_c=c), "cpu")
+        assert result.best_val["accuracy"] > 0.75  # feature 0 carries the class
+        x, y = feats.reshape(-1, 5), targets.repeat(2)
+        head.zero_grad()
+        loss = torch.nn.functional.cross_entropy(head(x), y, reduction="sum") / len(y) + (head.weight**2).sum() / (2 * c * len(y))
+        loss.backward()
+        assert head.weight.grad.abs().max() < 1e-4  # balanced classes: the weighted objective is this one
+        norms.append(float(head.weight.norm()))
+    assert norms[1] < norms[0]

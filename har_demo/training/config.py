@@ -47,6 +47,8 @@ class TrainConfig:
     lr_decay: float | None = None  # layer-wise LR decay for backbones that support it (e.g. 0.75)
     backbone_trainable: float = 1.0  # fraction of backbone tensors (from the output end) that train; rest frozen
     feature_views: int = 4  # backbone_trainable=0: cached feature views per training image (training.features)
+    head_solver: str = "adamw"  # frozen features: "adamw" (the loop, early stopping) or "lbfgs" (exact L2 logistic regression)
+    head_c: float = 0.01  # head_solver=lbfgs: inverse L2 strength (sklearn's C: loss sum + ||W||^2 / (2 C))
     weight_decay: float = 0.01
     warmup: float = 0.1  # fraction of the phase's optimiser steps spent in linear warm-up
     min_lr_ratio: float = 0.0  # cosine floor, as a fraction of the peak LR
@@ -77,6 +79,10 @@ class TrainConfig:
             raise ConfigError(f"warmup {self.warmup!r}: expected a fraction in [0, 1)")
         if self.lr_decay is not None and not 0 < self.lr_decay <= 1:
             raise ConfigError(f"lr_decay {self.lr_decay!r}: expected a number in (0, 1]")
+        if self.head_solver not in ("adamw", "lbfgs"):
+            raise ConfigError(f"head_solver {self.head_solver!r}: expected adamw or lbfgs")
+        if not self.head_c > 0:
+            raise ConfigError(f"head_c {self.head_c!r}: expected a number > 0")
         if self.feature_views < 1:
             raise ConfigError(f"feature_views {self.feature_views!r}: expected an integer >= 1")
         if not 0 <= self.backbone_trainable <= 1:
