@@ -237,14 +237,16 @@ def test_batch_images_are_decoded_reduced_and_pixels_are_capped(tmp_path, monkey
         Image.new("1", (3000, 2000), i % 2).save(p)
         paths.append(p)
     sizes = []
-    real = bt.load_image
+    from har_demo import evaluate as ev  # the batch decodes through evaluate.predict_dataset
+
+    real = ev.load_image
 
     def spy(*a, **k):
         im = real(*a, **k)
         sizes.append(im.size)
         return im
 
-    monkeypatch.setattr(bt, "load_image", spy)
+    monkeypatch.setattr(ev, "load_image", spy)
     result = bt.evaluate_batch(bank, paths, ["fnn"], misclassified_per_model=0)
     assert len(result.predictions) == len(CLASSES) and max(max(s) for s in sizes) <= bt.BATCH_SIDE
     monkeypatch.setattr(bt, "BATCH_MAX_PIXELS", 3000 * 2000 * 2)
