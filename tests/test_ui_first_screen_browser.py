@@ -4,8 +4,9 @@ legend, a person box drawn after two clicks on the photo, the model-cards tab sh
 cards before the results tables, and a batch of unlabelled photos giving a table.
 
 Screenshots go to ``$HAR_SCREENS_DIR`` when set (e.g. ``runs/screens``, git-ignored), else to the
-test's temp dir. The bank: tiny cnn_base / fnn checkpoints whose cards carry an
-``unseen_source_accuracy`` (fnn's near chance), everything else unavailable.
+test's temp dir. The bank: six tiny checkpoints (the six models that ship: cnn_base, cnn_gen, fnn,
+effnet_lite0, effnet_person, pose_mlp) whose cards carry an ``unseen_source_accuracy`` (fnn's near
+chance), everything else unavailable: six cards are two rows of three, both above the fold.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_ui_browser import FLAGS, _browser_or_skip
-from tests.test_ui_support import example_photo, free_port, tiny_env, write_tiny_checkpoints
+from tests.test_ui_support import example_photo, free_port, tiny_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -27,7 +28,23 @@ ACCURACY = {
     "cnn_base": {"accuracy": 0.62, "ci95": [0.58, 0.66], "n": 803, "how": "leave-one-source-out, pooled",
                  "per_source": {"a": {"n": 400, "accuracy": 0.6}, "b": {"n": 403, "accuracy": 0.64}}},
     "fnn": {"accuracy": 0.39, "ci95": [0.36, 0.42], "n": 803, "how": "leave-one-source-out, pooled", "per_source": {}},
+    **{name: {"accuracy": acc, "ci95": [acc - 0.03, acc + 0.03], "n": 803, "how": "leave-one-source-out, pooled", "per_source": {}}
+       for name, acc in (("effnet_person", 0.58), ("effnet_lite0", 0.55), ("pose_mlp", 0.5), ("cnn_gen", 0.45))},
 }
+ORDER = ["cnn_base", "effnet_person", "effnet_lite0", "pose_mlp", "cnn_gen", "fnn"]  # by unseen-source accuracy
+
+
+def _write_six(root: Path) -> Path:
+    """Seeded tiny checkpoints of the six models that ship (the person models: tiny heads)."""
+    import torch
+
+    from har_demo.models.checkpoint import save_checkpoint
+    from har_demo.models.registry import build_model, get_spec
+
+    for name in ORDER:
+        torch.manual_seed(0)
+        save_checkpoint(build_model(name, pretrained=False, **get_spec(name).tiny_config()), root / name, card={"data": {"source": "tiny test"}})
+    return root
 
 
 def _screens(tmp_path: Path) -> Path:
@@ -42,7 +59,7 @@ def served(tmp_path_factory):
     from har_demo.ui.bank import ModelBank
 
     binary, driver = _browser_or_skip()
-    root = write_tiny_checkpoints(tmp_path_factory.mktemp("ckpt"))
+    root = _write_six(tmp_path_factory.mktemp("ckpt"))
     for name, acc in ACCURACY.items():
         path = root / name / "card.json"
         card = json.loads(path.read_text())
@@ -127,12 +144,15 @@ def test_first_screen_answers_without_scrolling(browser, tmp_path):
     assert "cnn_base" in verdict and "62 %" in verdict and "never saw" in verdict  # the best measured model leads
     assert any(c.replace("_", " / ") in verdict.lower() for c in ("sitting", "standing", "walking_running"))
     assert "512 x 340 px" in driver.find_element(By.ID, "photo-note").text  # the photo size is shown
+    assert sorted(bank.available_names()) == sorted(ORDER)  # the six models that ship, all available
     for css in ("#verdict", "#photo-view", "#best-map", "#legend", *(f"#card-{n}" for n in bank.available_names())):
         r = _rect(driver, css)
         assert 0 <= r["top"] and r["bottom"] <= r["h"] and r["right"] <= r["w"], (css, r)
     # cards ordered by unseen-source accuracy, each saying it; the near-chance one marked
     order = driver.execute_script("return [...document.querySelectorAll('#cards .har-card')].filter(e => e.offsetParent).map(e => e.id)")
-    assert order == ["card-cnn_base", "card-fnn"]
+    assert order == [f"card-{n}" for n in ORDER]
+    rows = driver.execute_script("return [...document.querySelectorAll('#cards .har-card')].map(e => Math.round(e.getBoundingClientRect().top))")
+    assert len(set(rows)) == 2, rows  # six cards: two rows of three
     assert "62 %" in driver.find_element(By.ID, "card-cnn_base").text
     fnn = driver.find_element(By.ID, "card-fnn")
     assert "near chance" in fnn.text and "har-chance" in fnn.get_attribute("class")

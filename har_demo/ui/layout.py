@@ -34,8 +34,9 @@ LIGHT_WORK = {"concurrency_id": "render", "concurrency_limit": 4}
 STATE_TTL_S = 3600  # a session's stored maps are dropped after an hour
 CARD_MIN_WIDTH = 195
 PHOTO_HEIGHT = 300
-HEADLINE_HEIGHT = 200
-CARD_MAP_HEIGHT = 120
+HEADLINE_HEIGHT = 145
+CARD_MAP_HEIGHT = 88
+CARD_PART_MIN_WIDTH = 110  # probabilities and map side by side in a card (3 cards a row, two rows fit)
 
 
 @dataclass
@@ -238,8 +239,11 @@ def _card(bank: ModelBank, name: str, acc, lead: bool) -> CardUI:
     classes = ["har-card"] + (["har-chance"] if acc is not None and acc.near_chance else []) + (["har-lead"] if lead else [])
     with gr.Column(min_width=CARD_MIN_WIDTH, visible=False, elem_classes=classes, elem_id=f"card-{name}") as column:
         header = gr.Markdown(card_header(entry, acc, lead), elem_classes=["har-card-header"])
-        label = gr.Label(num_top_classes=len(CLASSES), show_label=False, show_heading=False, elem_classes=["har-probs"])
-        overlay = gr.Image(show_label=False, interactive=False, format="jpeg", height=CARD_MAP_HEIGHT, buttons=["download", "fullscreen"])
+        with gr.Row(equal_height=False, elem_classes=["har-card-body"]):
+            label = gr.Label(num_top_classes=len(CLASSES), show_label=False, show_heading=False, min_width=CARD_PART_MIN_WIDTH,
+                             elem_classes=["har-probs"])
+            overlay = gr.Image(show_label=False, interactive=False, format="jpeg", height=CARD_MAP_HEIGHT, min_width=CARD_PART_MIN_WIDTH,
+                               buttons=["download", "fullscreen"], elem_classes=["har-map"])
         method = gr.Dropdown(
             entry.methods,
             value=entry.default_method,

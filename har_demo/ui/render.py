@@ -74,14 +74,17 @@ def pose_line(analysis: Analysis) -> str:
     return describe_pose(analysis.person)
 
 
-def ambiguity_line(analysis: Analysis, card: CardResult, clear: bool = True) -> str | None:
-    """A close call between any two classes, with the body evidence; ``clear``: else say how clear
+def ambiguity_line(analysis: Analysis, card: CardResult, clear: bool = True, pose: bool = True) -> str | None:
+    """A close call between any two classes, with the body evidence (``pose``; the compact cards
+    leave it to the headline: it is the same photo for every card); ``clear``: else say how clear
     the lead is (the headline does, the compact cards stay short)."""
     amb = ambiguity(card)
     if amb is None:
         return None
     if amb["flag"]:
         a, b = amb["pair"].split("/")
+        if not pose:
+            return msg("ambiguous_short", a=a, b=b, margin=amb["margin"] * 100)
         return msg("ambiguous", a=a, b=b, margin=amb["margin"] * 100, pose=pose_line(analysis))
     return msg("not_ambiguous", margin=amb["margin"] * 100) if clear else None
 
@@ -96,7 +99,7 @@ def card_info(analysis: Analysis, card: CardResult | None, box: tuple[int, int, 
     line = share_line(shares(analysis, card.name, box))
     if line:
         lines.append(line)
-    amb = ambiguity_line(analysis, card, clear=False)
+    amb = ambiguity_line(analysis, card, clear=False, pose=False)
     if amb:
         lines.append(amb)
     return "  \n".join(lines)
@@ -134,6 +137,9 @@ def verdict_markdown(analysis: Analysis | None, lead: str | None, acc: Mapping[s
     for line in (share_line(shares(analysis, lead, box)), ambiguity_line(analysis, card)):
         if line:
             lines.append(line)
+    lead_amb = ambiguity(card)
+    if not (lead_amb and lead_amb["flag"]) and any((amb := ambiguity(c)) and amb["flag"] for c in others):
+        lines.append(msg("pose_for_cards", pose=pose_line(analysis)))  # the cards' close calls: the body evidence, once
     return "  \n".join(lines)
 
 
