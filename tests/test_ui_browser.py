@@ -4,6 +4,7 @@ screenshot under the test's temp dir. Skips (with the reason) where Chromium is 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 
@@ -43,35 +44,48 @@ def _browser_or_skip():
     return binary, driver
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """The real app (same launch settings as app.py) on a free loopback port, in-process."""
+@contextlib.contextmanager
+def serve_app(bank):
+    """The real app (same launch settings as app.py) for ``bank`` on a free loopback port, in-process."""
     from har_demo.ui import create_app, launch
 
-    binary, driver = _browser_or_skip()
-    bank = tiny_bank(tmp_path_factory.mktemp("ckpt"))
     demo = create_app(bank)
     port = free_port()
     launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
     try:
-        yield f"http://127.0.0.1:{port}/", bank, binary, driver
+        yield f"http://127.0.0.1:{port}/", bank
     finally:
         demo.close()
 
 
-@pytest.fixture
-def browser(served, tmp_path):
+def start_chrome(binary: str, driver_path: str, profile, window_size: bool = True):
+    """Headless Chromium with FLAGS (``window_size=False`` drops the --window-size flag) and its own profile."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    url, bank, binary, driver_path = served
     opts = webdriver.ChromeOptions()
     for flag in FLAGS:
-        opts.add_argument(flag)
-    opts.add_argument(f"--user-data-dir={tmp_path / 'chrome-profile'}")
+        if window_size or not flag.startswith("--window-size"):
+            opts.add_argument(flag)
+    opts.add_argument(f"--user-data-dir={profile}")
     opts.binary_location = binary
     driver = webdriver.Chrome(service=Service(driver_path), options=opts)
     driver.set_page_load_timeout(60)
+    return driver
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The real app (same launch settings as app.py) on a free loopback port, in-process."""
+    binary, driver = _browser_or_skip()
+    with serve_app(tiny_bank(tmp_path_factory.mktemp("ckpt"))) as (url, bank):
+        yield url, bank, binary, driver
+
+
+@pytest.fixture
+def browser(served, tmp_path):
+    url, bank, binary, driver_path = served
+    driver = start_chrome(binary, driver_path, tmp_path / "chrome-profile")
     try:
         yield driver, url, bank
     finally:

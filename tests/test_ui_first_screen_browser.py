@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_ui_browser import FLAGS, _browser_or_skip
-from tests.test_ui_support import example_photo, free_port, tiny_env
+from tests.test_ui_browser import _browser_or_skip, serve_app, start_chrome
+from tests.test_ui_support import example_photo, tiny_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -55,7 +55,6 @@ def _screens(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    from har_demo.ui import create_app, launch
     from har_demo.ui.bank import ModelBank
 
     binary, driver = _browser_or_skip()
@@ -67,31 +66,14 @@ def served(tmp_path_factory):
         card["metrics"] = {"test": {"n": 80, "accuracy": 0.7123456789, "macro_f1": 0.70111, "per_class": {}}}
         card["command"] = f"python train.py --models {name} --out runs/x"
         path.write_text(json.dumps(card))
-    with tiny_env(root):
-        bank = ModelBank.load()
-        demo = create_app(bank)
-        port = free_port()
-        launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
-        try:
-            yield f"http://127.0.0.1:{port}/", bank, binary, driver
-        finally:
-            demo.close()
+    with tiny_env(root), serve_app(ModelBank.load()) as (url, bank):
+        yield url, bank, binary, driver
 
 
 @pytest.fixture
 def browser(served, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     url, bank, binary, driver_path = served
-    opts = webdriver.ChromeOptions()
-    for flag in FLAGS:
-        if not flag.startswith("--window-size"):
-            opts.add_argument(flag)
-    opts.add_argument(f"--user-data-dir={tmp_path / 'chrome-profile'}")
-    opts.binary_location = binary
-    driver = webdriver.Chrome(service=Service(driver_path), options=opts)
-    driver.set_page_load_timeout(60)
+    driver = start_chrome(binary, driver_path, tmp_path / "chrome-profile", window_size=False)
     driver.set_window_size(1400, 1000)
     inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
     driver.set_window_size(1400 + 1400 - inner[0], 1000 + 1000 - inner[1])  # the *viewport* is 1400x1000
