@@ -61,7 +61,7 @@ def bench_analysis(photo, runs: int) -> dict:
         explain_full(model, photo)
     times = []
     for _ in range(runs):
-        finder._CACHE._items.clear()  # a new photo: the finder runs again
+        finder.clear_cache()  # a new photo: the finder runs again
         t = time.perf_counter()
         person = finder.find_person(photo)
         for model in served.values():

@@ -408,7 +408,7 @@ def test_ui_compare_tab(app, bank, corpus, case):
     _, ui, cb = app
     payload = upload(corpus[case.id])
     try:
-        out = cb.analyse(payload, list(ui.cards), PREDICTED, 0.5, "", *[None] * len(ui.cards))
+        out = cb.analyse(payload, list(ui.cards), PREDICTED, 0.5, "", True, False, *[None] * len(ui.cards))
     finally:
         shutil.rmtree(Path(payload["path"]).parent, ignore_errors=True)
     if case.expect == "message":

@@ -83,6 +83,8 @@ def test_cache_by_content_and_threads_agree(standing):
     first = cache.get(im)
     again = cache.get(im.copy())  # same pixels, another object: a hit
     assert cache.hits == 1 and cache.misses == 1 and again is first
+    cache.clear()  # forgotten: the next call runs the finder again
+    assert cache.get(im) is not first and cache.misses == 2
     np.testing.assert_allclose(first.keypoints, p.keypoints, atol=1e-4)  # deterministic
     results = []
     threads = [threading.Thread(target=lambda: results.append(finder.detect(im))) for _ in range(2)]

@@ -247,8 +247,17 @@ class PersonCache:
                 self._items.popitem(last=False)
         return person
 
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
 
 _CACHE = PersonCache()
+
+
+def clear_cache() -> None:
+    """Forget every cached result (benchmarks: the next photo is new to the finder)."""
+    _CACHE.clear()
 
 
 def find_person(image: Image.Image) -> Person | None:
