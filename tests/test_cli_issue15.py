@@ -74,6 +74,25 @@ def test_evaluate_scores_only_the_split_asked_for(ckpt_root, tiny_manifest, tmp_
     assert "--splits needs --split" in capsys.readouterr().err
 
 
+def test_a_run_split_is_cut_to_the_data_asked_for(ckpt_root, tiny_manifest, tmp_path, capsys):
+    """A run trained on two data sets: ``--data`` one of them scores only that one's held-out photos."""
+    samples = load_dataset(tiny_manifest)
+    parts = split_samples(samples, seed=0)
+    splits = save_splits(parts, tmp_path / "run" / "splits.json")
+    half = tmp_path / "half.csv"
+    keep = {s.path for s in parts["test"][: len(parts["test"]) // 2]}
+    rows = [s for s in samples if s.path in keep]
+    half.write_text("path,label\n" + "".join(f"{s.path},{s.label}\n" for s in rows))
+    assert main(["evaluate", "--data", str(half), "--model", "cnn_base", "--split", "test", "--splits", str(splits), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["n"] == len(rows) < len(parts["test"])
+    assert f"--data holds {len(rows)} of the {len(parts['test'])} test photos" in captured.err
+    other = tmp_path / "other.csv"
+    other.write_text("path,label\n" + "".join(f"{s.path},{s.label}\n" for s in parts["train"]))
+    assert main(["evaluate", "--data", str(other), "--model", "cnn_base", "--split", "test", "--splits", str(splits)]) == 2
+    assert "none of the" in capsys.readouterr().err
+
+
 def test_progress_bar_only_on_a_terminal(monkeypatch, capsys):
     class Tty:
         def __init__(self):

@@ -6,6 +6,7 @@ The progress bar is tqdm on stderr, off when stderr is not a terminal (pipes, CI
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -43,12 +44,25 @@ def add_split_args(parser, what: str = "evaluate") -> None:
 
 
 def select_split(samples: Sequence, split: str | None, splits: str | None, seed: int = 0) -> list:
-    """``samples`` itself, or one split of it: from a run's splits file, else a fresh seeded split."""
+    """``samples`` itself, or one split of it: from a run's splits file, else a fresh seeded split.
+
+    A run's split may span several data sets (``train.py --data A --data B``): only its photos that
+    are in ``samples`` (the command's ``--data``) are kept, in the split's order, and a note on
+    stderr says how many - ``--data har3`` with a har3+Flickr run scores har3's held-out photos, not
+    silently the Flickr ones too. No overlap at all is an error."""
     if splits and not split:
         raise HarError("--splits needs --split train|val|test (which part to use)")
     if not split:
         return list(samples)
     from ..data.splits import load_splits, split_samples
 
-    parts = load_splits(splits) if splits else split_samples(list(samples), seed=seed)
-    return list(parts[split])
+    if not splits:
+        return list(split_samples(list(samples), seed=seed)[split])
+    part = load_splits(splits)[split]
+    wanted = {os.path.realpath(s.path) for s in samples}
+    kept = [s for s in part if os.path.realpath(s.path) in wanted]
+    if not kept:
+        raise HarError(f"none of the {len(part)} {split} photos of {splits} are in --data; pass the data set that run was trained on")
+    if len(kept) < len(part):
+        print(f"note: --data holds {len(kept)} of the {len(part)} {split} photos of {splits}; scoring those {len(kept)}", file=sys.stderr)
+    return kept
