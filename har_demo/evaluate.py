@@ -219,6 +219,10 @@ def evaluate_maps(model, samples: Sequence, method: str, opts: dict, steps: int 
         vals = [r[key] for r in rows if r[key] is not None and not math.isnan(r[key])]
         return float(np.mean(vals)) if vals else None
 
+    def beats(key: str, better: Callable[[float, float], bool]) -> float | None:
+        pairs = [(r[key], r[f"{key}_random"]) for r in rows if r[key] is not None]
+        return float(np.mean([better(a, b) for a, b in pairs])) if pairs else None
+
     drifts = [r["drift"] for r in rows if r["drift"] is not None and not math.isnan(r["drift"])]
     return {
         "model": getattr(model, "name", "?"),
@@ -230,8 +234,8 @@ def evaluate_maps(model, samples: Sequence, method: str, opts: dict, steps: int 
         "deletion_auc_random": mean("deletion_auc_random"),
         "insertion_auc": mean("insertion_auc"),
         "insertion_auc_random": mean("insertion_auc_random"),
-        "deletion_beats_random": float(np.mean([r["deletion_auc"] < r["deletion_auc_random"] for r in rows])),
-        "insertion_beats_random": float(np.mean([r["insertion_auc"] > r["insertion_auc_random"] for r in rows])),
+        "deletion_beats_random": beats("deletion_auc", lambda a, b: a < b),
+        "insertion_beats_random": beats("insertion_auc", lambda a, b: a > b),
         "drift": float(np.mean(drifts)) if drifts else None,
         "drift_images": len(drifts),
         "person_share": mean("person_share"),
@@ -245,11 +249,14 @@ def format_eval(report: dict) -> str:
     def f(v) -> str:
         return "n/a" if v is None else f"{v:.3f}"
 
-    lines = [
-        f"{report['model']} / {report['method']}: {report['images']} images" + (f" ({report['skipped']} unreadable skipped)" if report["skipped"] else ""),
-        f"deletion AUC  {f(report['deletion_auc'])}  (random {f(report['deletion_auc_random'])}; lower is better; beats random on {report['deletion_beats_random']:.0%})",
-        f"insertion AUC {f(report['insertion_auc'])}  (random {f(report['insertion_auc_random'])}; higher is better; beats random on {report['insertion_beats_random']:.0%})",
-    ]
+    lines = [f"{report['model']} / {report['method']}: {report['images']} images" + (f" ({report['skipped']} unreadable skipped)" if report["skipped"] else "")]
+    if report["deletion_auc"] is None:
+        lines.append("deletion / insertion AUC: n/a (the model reads the pose vector, not pixels: deleting pixels cannot change its input)")
+    else:
+        lines += [
+            f"deletion AUC  {f(report['deletion_auc'])}  (random {f(report['deletion_auc_random'])}; lower is better; beats random on {report['deletion_beats_random']:.0%})",
+            f"insertion AUC {f(report['insertion_auc'])}  (random {f(report['insertion_auc_random'])}; higher is better; beats random on {report['insertion_beats_random']:.0%})",
+        ]
     if report.get("person_share") is not None:
         lines.append(f"looked at the person (person_share, share of the map on the person; high = good) {f(report['person_share'])}"
                      f" (in the person box {f(report['box_share'])}; person found in {report['person_found']:.0%} of the images)")

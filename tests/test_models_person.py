@@ -77,6 +77,27 @@ def test_pose_mlp_reads_only_the_vector():
         assert not torch.allclose(model(x)[0], model(x)[1])
 
 
+def test_pixel_deletion_is_not_scored_for_a_pose_only_model():
+    """Deleting pixels cannot change pose_mlp's input: its curves would equal the random map's by
+    construction, so faithfulness is n/a (None) rather than a meaningless number."""
+    from har_demo.explain.base import explain_full
+    from har_demo.explain.metrics import faithfulness
+
+    photo = person_photo("sitting")
+    pose, image_model = tiny("pose_mlp"), tiny("effnet_person")
+    exp = explain_full(pose, photo)
+    assert faithfulness(pose, photo, exp.saliency, exp.target, steps=2) == dict.fromkeys(
+        ("deletion_auc", "insertion_auc", "deletion_auc_random", "insertion_auc_random"))
+    exp = explain_full(image_model, photo)
+    assert all(0.0 <= v <= 1.0 for v in faithfulness(image_model, photo, exp.saliency, exp.target, steps=2).values())
+    from har_demo.data.datasets import Sample
+    from har_demo.evaluate import evaluate_maps, format_eval
+
+    report = evaluate_maps(pose, [Sample(str(PERSON_PHOTOS["sitting"]), "sitting", "g")], "landmarks", {}, steps=2)
+    assert report["deletion_auc"] is None and report["deletion_beats_random"] is None
+    assert "deletion / insertion AUC: n/a" in format_eval(report)
+
+
 @pytest.fixture(scope="module")
 def person_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("person")

@@ -188,7 +188,9 @@ def cmd_explain(args) -> int:
     else:
         print("looked at the person: n/a (no person found)")
     f = result["faithfulness"]
-    if f:
+    if f and f["deletion_auc"] is None:
+        print("deletion / insertion AUC: n/a (the model reads the pose vector, not pixels)")
+    elif f:
         print(
             f"deletion AUC {f['deletion_auc']:.3f} (random {f['deletion_auc_random']:.3f}, lower is better)   "
             f"insertion AUC {f['insertion_auc']:.3f} (random {f['insertion_auc_random']:.3f}, higher is better)"

@@ -134,7 +134,13 @@ def faithfulness(
     steps: int = DEFAULT_STEPS,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Deletion/insertion AUC of ``saliency`` and of a random map (same image, same class)."""
+    """Deletion/insertion AUC of ``saliency`` and of a random map (same image, same class).
+
+    All None for a model that does not read pixels (``uses_image`` False: ``pose_mlp`` reads the
+    pose vector found once per photo), whose curves would be flat and equal to the random ones by
+    construction - a number there would look like a verdict on the map and mean nothing."""
+    if not model.uses_image:
+        return dict.fromkeys(("deletion_auc", "insertion_auc", "deletion_auc_random", "insertion_auc_random"))
     rnd = random_map(np.asarray(saliency).shape, seed)
     curves = perturbation_curves(model, image, [saliency, rnd], target, steps)
     return {
