@@ -220,7 +220,7 @@ def evaluate_maps(model, samples: Sequence, method: str, opts: dict, steps: int 
         return float(np.mean(vals)) if vals else None
 
     def beats(key: str, better: Callable[[float, float], bool]) -> float | None:
-        pairs = [(r[key], r[f"{key}_random"]) for r in rows if r[key] is not None]
+        pairs = [(r[key], r[f"{key}_random"]) for r in rows if r[key] is not None and not math.isnan(r[key])]
         return float(np.mean([better(a, b) for a, b in pairs])) if pairs else None
 
     drifts = [r["drift"] for r in rows if r["drift"] is not None and not math.isnan(r["drift"])]
@@ -230,6 +230,7 @@ def evaluate_maps(model, samples: Sequence, method: str, opts: dict, steps: int 
         "images": len(rows),
         "skipped": len(skipped),
         "steps": steps,
+        "reads_pixels": bool(model.uses_image),  # False: deletion/insertion do not apply (None)
         "deletion_auc": mean("deletion_auc"),
         "deletion_auc_random": mean("deletion_auc_random"),
         "insertion_auc": mean("insertion_auc"),
@@ -249,13 +250,16 @@ def format_eval(report: dict) -> str:
     def f(v) -> str:
         return "n/a" if v is None else f"{v:.3f}"
 
+    def pct(v) -> str:
+        return "n/a" if v is None else f"{v:.0%}"
+
     lines = [f"{report['model']} / {report['method']}: {report['images']} images" + (f" ({report['skipped']} unreadable skipped)" if report["skipped"] else "")]
-    if report["deletion_auc"] is None:
+    if not report.get("reads_pixels", True):
         lines.append("deletion / insertion AUC: n/a (the model reads the pose vector, not pixels: deleting pixels cannot change its input)")
     else:
         lines += [
-            f"deletion AUC  {f(report['deletion_auc'])}  (random {f(report['deletion_auc_random'])}; lower is better; beats random on {report['deletion_beats_random']:.0%})",
-            f"insertion AUC {f(report['insertion_auc'])}  (random {f(report['insertion_auc_random'])}; higher is better; beats random on {report['insertion_beats_random']:.0%})",
+            f"deletion AUC  {f(report['deletion_auc'])}  (random {f(report['deletion_auc_random'])}; lower is better; beats random on {pct(report['deletion_beats_random'])})",
+            f"insertion AUC {f(report['insertion_auc'])}  (random {f(report['insertion_auc_random'])}; higher is better; beats random on {pct(report['insertion_beats_random'])})",
         ]
     if report.get("person_share") is not None:
         lines.append(f"looked at the person (person_share, share of the map on the person; high = good) {f(report['person_share'])}"

@@ -14,6 +14,7 @@ import torch
 
 from har_demo.data.datasets import load_dataset
 from har_demo.data.io import load_image
+from har_demo.errors import HarError
 from har_demo.models.checkpoint import load_checkpoint
 from har_demo.models.registry import build_model
 from har_demo.person import finder
@@ -93,9 +94,15 @@ def test_pixel_deletion_is_not_scored_for_a_pose_only_model():
     from har_demo.data.datasets import Sample
     from har_demo.evaluate import evaluate_maps, format_eval
 
-    report = evaluate_maps(pose, [Sample(str(PERSON_PHOTOS["sitting"]), "sitting", "g")], "landmarks", {}, steps=2)
-    assert report["deletion_auc"] is None and report["deletion_beats_random"] is None
+    with pytest.raises(HarError, match="steps >= 1"):  # same rule as for pixel models
+        faithfulness(pose, photo, exp.saliency, exp.target, steps=0)
+    samples = [Sample(str(PERSON_PHOTOS[k]), k, k) for k in ("sitting", "standing")]
+    report = evaluate_maps(pose, samples, "landmarks", {}, steps=2)
+    assert report["deletion_auc"] is None and report["deletion_beats_random"] is None and not report["reads_pixels"]
     assert "deletion / insertion AUC: n/a" in format_eval(report)
+    pixels = evaluate_maps(image_model, samples, "gradcam", {}, steps=2)
+    assert pixels["reads_pixels"] and 0.0 <= pixels["deletion_beats_random"] <= 1.0
+    assert "n/a (the model reads the pose vector" not in format_eval(pixels)
 
 
 @pytest.fixture(scope="module")

@@ -188,7 +188,7 @@ def cmd_explain(args) -> int:
     else:
         print("looked at the person: n/a (no person found)")
     f = result["faithfulness"]
-    if f and f["deletion_auc"] is None:
+    if f and not model.uses_image:
         print("deletion / insertion AUC: n/a (the model reads the pose vector, not pixels)")
     elif f:
         print(
@@ -258,6 +258,8 @@ def cmd_explain_eval(args) -> int:
     """One report per model; several models (``--model a,b``) add a per-model person_share table."""
     from ..models.loading import load_model
 
+    if args.steps < 1:
+        raise HarError("explain-eval needs --steps >= 1 (the deletion/insertion steps)")
     samples = load_eval_samples(args)
     opts = _method_opts(args)
     if args.method:

@@ -133,12 +133,14 @@ def faithfulness(
     target: int,
     steps: int = DEFAULT_STEPS,
     seed: int = 0,
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """Deletion/insertion AUC of ``saliency`` and of a random map (same image, same class).
 
     All None for a model that does not read pixels (``uses_image`` False: ``pose_mlp`` reads the
     pose vector found once per photo), whose curves would be flat and equal to the random ones by
     construction - a number there would look like a verdict on the map and mean nothing."""
+    if steps < 1:  # the same answer for every model, pose-only ones included
+        raise HarError("deletion/insertion need steps >= 1")
     if not model.uses_image:
         return dict.fromkeys(("deletion_auc", "insertion_auc", "deletion_auc_random", "insertion_auc_random"))
     rnd = random_map(np.asarray(saliency).shape, seed)
