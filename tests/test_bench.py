@@ -210,3 +210,18 @@ def test_gpu_train_peak_table():
     gt = _gpu_train()
     assert gt.peak_tflops("NVIDIA H200") == 989.0 and gt.peak_tflops("NVIDIA H100 PCIe") == 756.0
     assert gt.peak_tflops("cpu") is None and gt.peak_tflops("cpu", 5.0) == 5.0
+
+
+@pytest.mark.parametrize("name", [n for n, spec in __import__("har_demo.models.registry", fromlist=["MODELS"]).MODELS.items() if spec.needs_training])
+def test_training_section_runs_for_every_trainable_registry_model(name):
+    """The training benchmark builds its synthetic set from the model's own facts (input size,
+    pose vector), so every registry line that trains - a new one too - can be timed."""
+    from har_demo.commands.bench_sections import Profile
+    from har_demo.commands.bench_startup import bench_training
+    from har_demo.models.registry import build_tiny
+
+    prof = Profile.quick()
+    (row,) = bench_training([name], build_tiny, prof)
+    assert row["model"] == name and row["images"] == prof.train_images
+    assert row["images_per_s"] > 0 and row["plain_step_images_per_s"] > 0
+

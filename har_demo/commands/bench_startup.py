@@ -142,7 +142,9 @@ def _train_set(model, n: int, augment, seed: int = 0):
     s = model.input_size
     images = torch.randint(0, 256, (n, 3, s, s), dtype=torch.uint8, generator=g)
     samples = [Sample(f"synthetic/{i}.jpg", CLASSES[i % len(CLASSES)], str(i)) for i in range(n)]
-    return CachedDataset(images, samples, train_transform(s, augment, model.mean, model.std))
+    # models that also read a pose vector get random ones (photo, mirror): the cost is the same
+    aux = torch.randn(n, 2, model.aux_features, generator=g) if model.aux_features else None
+    return CachedDataset(images, samples, train_transform(s, augment, model.mean, model.std), aux=aux)
 
 
 def plain_train_step(model, x: torch.Tensor, y: torch.Tensor, lr: float = 1e-4) -> Callable[[], float]:

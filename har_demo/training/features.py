@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..labels import CLASSES
 from ..models.base import HarModel
 from .config import TrainConfig
 from .data import CachedDataset
@@ -208,7 +209,8 @@ def fit_head_lbfgs(head: nn.Module, feats: torch.Tensor, targets: torch.Tensor, 
 
     with torch.enable_grad():
         final = float(opt.step(closure).detach())
-    with torch.no_grad():
-        val = split_metrics(head(val_feats.to(device)).float().cpu().numpy(), val_targets.numpy())
+    with torch.no_grad():  # no validation photos: NaN metrics, like the epoch loop's
+        logits = head(val_feats.to(device)).float().cpu().numpy() if len(val_targets) else torch.zeros(0, len(CLASSES)).numpy()
+        val = split_metrics(logits, val_targets.numpy())
     record = {"epoch": 1, "phase": "lbfgs", "objective": round(final, 5), "head_c": cfg.head_c, **{f"val_{k}": v for k, v in val.items()}}
     return FitResult(history=[record], best_epoch=1, best_val=val, epochs_run=1, seconds=time.perf_counter() - started)
