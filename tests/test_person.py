@@ -92,7 +92,7 @@ def test_cache_by_content_and_threads_agree(standing):
         t.start()
     for t in threads:
         t.join()
-    for r in results:  # one graph per thread: both agree with the serial result
+    for r in results:  # calls from two threads take turns on the one graph: both agree with the serial result
         np.testing.assert_allclose(r.keypoints, p.keypoints, atol=1e-3)
 
 

@@ -11,8 +11,8 @@ Contract (``find_person``):
   mapped back to photo pixels, origin top-left);
 * output: a ``Person`` (landmarks with visibility, world landmarks, box, soft mask at photo size,
   score) or ``None`` when no person is found - callers fall back to the whole photo;
-* deterministic (``static_image_mode``: no tracking between calls), thread-safe (one graph per
-  thread: MediaPipe graphs are not re-entrant), and cached by image content (``PersonCache``) so
+* deterministic (``static_image_mode``: no tracking between calls), thread-safe (one graph
+  behind a lock: MediaPipe graphs are not re-entrant), and cached by image content (``PersonCache``) so
   the UI, the maps and the scores never run it twice for one photo.
 
 BlazePose follows one person: the most prominent. ``Person.others`` says whether the mask shows
@@ -110,7 +110,10 @@ def available() -> str | None:
 # protobuf 4 deprecation notice raised by mediapipe's packet getters on every call.
 warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype", category=UserWarning)
 
-_local = threading.local()
+# One graph for the process, used under a lock: mediapipe graphs are not thread-safe, and one
+# graph per thread would grow memory with every app worker thread; calls take turns (~0.07 s).
+_GRAPH = None
+_GRAPH_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -132,8 +135,9 @@ def _quiet_native_logs():
 
 
 def _graph():
-    """This thread's BlazePose graph (created on first use; graphs are not thread-safe)."""
-    graph = getattr(_local, "graph", None)
+    """The BlazePose graph (created on first use); call with ``_GRAPH_LOCK`` held."""
+    global _GRAPH
+    graph = _GRAPH
     if graph is None:
         reason = available()
         if reason:
@@ -146,7 +150,7 @@ def _graph():
                 min_detection_confidence=MIN_DETECTION, smooth_landmarks=False,
             )  # fmt: skip
             graph.process(np.zeros((64, 64, 3), np.uint8))  # the TFLite delegates log on their first run
-        _local.graph = graph
+        _GRAPH = graph
     return graph
 
 
@@ -195,7 +199,8 @@ def _others(mask: np.ndarray, box: tuple[int, int, int, int]) -> bool:
 def detect(image: Image.Image) -> Person | None:
     """Run BlazePose once on ``image`` (no cache; see ``find_person``)."""
     arr, scale = _reduce(image)
-    result = _graph().process(arr)
+    with _GRAPH_LOCK:
+        result = _graph().process(arr)
     if result.pose_landmarks is None:
         return None
     w, h = image.size

@@ -19,7 +19,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -180,18 +179,13 @@ def _with_cards(analysis: Analysis, cards: dict[str, CardResult]) -> Analysis:
     return Analysis(analysis.image, analysis.size, cards, analysis.person, analysis.person_note)
 
 
-# The finder keeps one BlazePose graph per thread; the app has many worker threads, so every call
-# goes through this one thread: one graph (bounded memory under load), calls take turns (~0.1 s).
-_FINDER_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="har-person")
-
-
 def locate_person(image: Image.Image) -> tuple[Person | None, str]:
     """(person, note): ``person.find_person`` on the working image (cached by content, so person-crop
     models reuse it), or None and one line saying why (finder missing, nobody found)."""
     from ..person import PersonFinderUnavailable, find_person
 
     try:
-        person = _FINDER_THREAD.submit(find_person, image).result()
+        person = find_person(image)  # one graph behind a lock in the finder: bounded memory under load
     except PersonFinderUnavailable as err:
         return None, str(err)
     except Exception as err:  # the cards still work without a person
