@@ -471,15 +471,16 @@ def test_ui_events_are_private_and_safe_with_hostile_values(tmp_path):
     assert sorted(d["api_name"] for d in deps if d["api_visibility"] == "public") == ["batch", "explain", "models", "predict"]
     state = an.analyse(cb.bank, Image.new("RGB", (32, 32), (9, 9, 9)), ["fnn"])
     for out in (
-        cb.analyse({"path": "/etc/passwd"}, ["fnn"], "predicted", 0.5, ""),
-        cb.analyse(42, ["fnn"], "predicted", 0.5, ""),
-        cb.reblend(state, "abc", ""),
-        cb.box_changed(state, 0.5, "nan,nan,nan,nan" * 1000),
-        cb.target_changed(state, "x" * 100_000, 0.5, ""),
+        cb.analyse({"path": "/etc/passwd"}, ["fnn"], "predicted", 0.5, "", True, False),
+        cb.analyse(42, ["fnn"], "predicted", 0.5, "", True, False),
+        cb.redraw(state, "abc", "", True, False),
+        cb.box_changed(state, 0.5, "nan,nan,nan,nan" * 1000, True, False),
+        cb.target_changed(state, "x" * 100_000, 0.5, "", True, False),
         cb.batch(["/etc/passwd"], ["fnn"], progress=lambda *a, **k: None),
     ):
         line = out.get(cb.ui.status) or out.get(cb.ui.batch_status)
         assert isinstance(line, str) and line and "\n" not in line and len(line) < 400 and "/etc" not in line, line
+        assert "went wrong" not in line, line  # each value is named, not an unexpected error (e.g. a wrong call)
 
 
 def test_batch_stops_when_the_client_has_gone(tmp_path):

@@ -138,12 +138,12 @@ def test_opacity_reblends_stored_maps_without_running_models(app, analysed, monk
     monkeypatch.setattr(an, "run_card", lambda *a, **k: pytest.fail("the slider must not run a model"))
     monkeypatch.setattr(cbm, "_analyse", lambda *a, **k: pytest.fail("the slider must not run a model"))
     state = analysed[ui.state]
-    low, high = cb.reblend(state, 0.1, ""), cb.reblend(state, 0.9, "")
+    low, high = cb.redraw(state, 0.1, "", True, False), cb.redraw(state, 0.9, "", True, False)
     for name in ui.cards:
         overlay = ui.cards[name].overlay
         assert not np.array_equal(low[overlay], high[overlay])
         assert np.array_equal(high[overlay], an.blend(state, name, 0.9, None, True, False))
-    assert cb.reblend(None, 0.3, "") == {}
+    assert cb.redraw(None, 0.3, "", True, False) == {}
 
 
 @pytest.mark.parametrize("probs, flagged", [((0.45, 0.44, 0.11), True), ((0.8, 0.1, 0.1), False), ((0.1, 0.45, 0.45), True)])

@@ -250,10 +250,6 @@ class Callbacks:
         view, _ = self._view(state, opacity, box_text, skeleton, mask)
         return self._redraw(state, view)
 
-    def reblend(self, state, opacity, box_text, skeleton=True, mask=False) -> dict:
-        """Opacity slider (kept name): see ``redraw``."""
-        return self.redraw(state, opacity, box_text, skeleton, mask)
-
     @guarded("setting the person box")
     def box_changed(self, state: an.Analysis | None, opacity, box_text, skeleton=True, mask=False) -> dict:
         """Person box: redraw overlays and where-it-looked scores from the stored maps (a user box
