@@ -81,3 +81,16 @@ def test_parser_accepts_the_documented_command_line():
     )
     assert args.seeds == 5 and args.lp_ft == 2 and args.wise_ft and args.lr_decay == 0.7
     assert args.config == ["train.patience=2", "fnn.hidden=[8]"] and args.holdout_source == "a,b"
+
+
+def test_wise_ft_flag_with_the_default_model_list_applies_where_it_fits():
+    """``train.py --wise-ft`` without ``--models`` trains every model, WiSE-FT for those whose head
+    starts from text; naming a model it does not fit is still refused (test above)."""
+    from har_demo.models.registry import MODELS
+    from har_demo.training.cli import _entries
+
+    args = build_parser().parse_args(["--data", "d.csv", "--out", "o", "--wise-ft"])
+    entries = _entries(args, parse_overrides([]), list(MODELS), None, named=False)
+    wise = {e.model for e in entries if e.train.wise_ft}
+    assert wise == {n for n, s in MODELS.items() if s.init == "text"} and "clip_ft" in wise and "effnet_lite0" not in wise
+

@@ -113,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _entries(args, overrides: Overrides, names: Sequence[str], augment: list[str] | None):
+def _entries(args, overrides: Overrides, names: Sequence[str], augment: list[str] | None, named: bool = True):
+    """``named``: the models were listed with ``--models``; then ``--wise-ft`` applies to each one
+    (and is refused for one it does not fit); for the default list only to those it fits."""
     from .runner import Entry
 
     cli = {field: getattr(args, dest) for dest, field in TRAIN_FLAGS.items()}
@@ -134,7 +136,7 @@ def _entries(args, overrides: Overrides, names: Sequence[str], augment: list[str
         extra = dict(extra_common)
         if augment is not None:
             extra["augment"] = augment
-        if args.wise_ft and pretrained:  # train_config_for refuses it for heads not initialised from text
+        if args.wise_ft and pretrained and (named or get_spec(name).init == "text"):  # train_config_for refuses the rest
             extra["wise_ft"] = True
         train = train_config_for(name, cli, overrides, **extra)
         entries.append(Entry(name, name, config, train, bool(pretrained), args.image_size))
@@ -165,7 +167,7 @@ def run(args, argv: Sequence[str]) -> int:
     overrides = parse_overrides(args.config)
     explicit_models = any(a == "--models" or a.startswith("--models=") for a in argv)
     main_names = names if (explicit_models or not ablation) else []
-    entries = _entries(args, overrides, main_names, augment)
+    entries = _entries(args, overrides, main_names, augment, named=explicit_models)
     abl = ablation_entries(_entries(args, overrides, [ABLATION_MODEL], None)[0]) if ablation else []
 
     out = Path(args.out)
