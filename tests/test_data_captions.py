@@ -80,3 +80,24 @@ def test_bad_caption_files_are_one_line_errors(tmp_path, images):
     none.write_text("image,caption\nsit.jpg,A nice day\n")
     with pytest.raises(DataError, match="no photo qualifies"):
         build_captioned_subset(images, none, "f")
+
+
+def test_pooled_data_sets_load_once_and_are_summarised_as_parts(tmp_path, images, monkeypatch):
+    """``train.py --data A --data B --captions ...``: every set read once, samples in order, and a
+    "mixed" summary naming each part (the card's training-data summary)."""
+    from har_demo.training import dataprep
+    from tests.test_training_end_to_end import make_manifest
+
+    a, b = make_manifest(tmp_path / "a", per_class=2), make_manifest(tmp_path / "b", per_class=2)
+    caps = tmp_path / "captions.txt"
+    write_flickr8k(caps)
+    calls = []
+    real = dataprep.load_dataset
+    monkeypatch.setattr(dataprep, "load_dataset", lambda p: calls.append(str(p)) or real(p))
+    samples, info = dataprep.load_samples([str(a), str(b)], captions=str(caps), caption_images=str(images), out_dir=tmp_path / "run")
+    assert calls == [str(a), str(b)]  # one read per --data set
+    assert len(samples) == 2 * 6 + 2 and samples[0].path == real(a)[0].path and samples[-1].path.endswith("walk.jpg")
+    assert info["kind"] == "mixed" and [p["kind"] for p in info["parts"]] == ["manifest", "manifest", "captions"]
+    assert info["path"] == f"{a} + {b} + {caps}"
+    only, pooled = dataprep.load_samples([str(a), str(b)])
+    assert len(only) == 12 and pooled["path"] == f"{a} + {b}" and len(pooled["parts"]) == 2

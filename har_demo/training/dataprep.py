@@ -48,6 +48,12 @@ class RunData:
         return [k for k in EVAL_SPLITS if self.splits.get(k)]
 
 
+def _mixed(loaded: Sequence[tuple[list[Sample], dict]]) -> tuple[list[Sample], dict]:
+    """Several loaded sets as one: their samples in order, and a "mixed" summary of their parts."""
+    parts = [info for _, info in loaded]
+    return [s for samples, _ in loaded for s in samples], {"kind": "mixed", "path": " + ".join(p["path"] for p in parts), "parts": parts}
+
+
 def load_samples(
     data: str | Sequence[str] | None = None,
     coco_images: str | None = None,
@@ -68,18 +74,15 @@ def load_samples(
     the COCO options, plus a description of where they came from (the card's training-data summary)."""
     datas = [data] if isinstance(data, (str, Path)) else list(data or [])
     if captions or caption_images:
-        parts = [load_samples(d)[1] for d in datas]
-        samples = [s for d in datas for s in load_dataset(d)]
+        loaded = [load_samples(d) for d in datas]
         extra, info = caption_samples(captions, caption_images, caption_source, caption_min_agree, caption_person_check, out_dir)
-        if not parts:
+        if not loaded:
             return extra, info
-        return samples + extra, {"kind": "mixed", "path": " + ".join(p["path"] for p in [*parts, {"path": info["captions"]}]),
-                                 "parts": [*parts, info]}  # fmt: skip
+        return _mixed([*loaded, (extra, info)])
     if bool(datas) == bool(coco_images or coco_captions):
         raise DataError("give either --data PATH or --coco-images DIR --coco-captions JSON (not both, not neither)")
     if len(datas) > 1:
-        parts = [load_samples(d)[1] for d in datas]
-        return [s for d in datas for s in load_dataset(d)], {"kind": "mixed", "path": " + ".join(p["path"] for p in parts), "parts": parts}
+        return _mixed([load_samples(d) for d in datas])
     if datas:
         data = datas[0]
         samples = load_dataset(data)
