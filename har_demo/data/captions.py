@@ -24,9 +24,8 @@ from pathlib import Path
 
 from ..errors import DataError
 from ..labels import CLASSES
-from .coco import image_activity
+from .coco import label_by_captions, read_coco_json
 from .datasets import Sample, SampleList, write_manifest
-from .io import read_json_file
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +48,7 @@ def read_captions(path: str | Path) -> dict[str, list[str]]:
     CSV or a Flickr30k ``image|n|caption`` file (format told from the content)."""
     path = Path(path)
     if path.suffix.lower() == ".json":
-        doc = read_json_file(path, "captions")
-        if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) or not isinstance(doc.get("annotations"), list):
-            raise DataError(f"{path}: not a COCO captions file (needs 'images' and 'annotations' lists)")
+        doc = read_coco_json(path, "captions")
         names = {img.get("id"): img.get("file_name") for img in doc["images"] if isinstance(img, dict)}
         out: dict[str, list[str]] = defaultdict(list)
         for a in doc["annotations"]:
@@ -106,11 +103,7 @@ def build_captioned_subset(
     caps = read_captions(captions)
     if not caps:
         raise DataError(f"{captions}: no captions found")
-    per_class_names: dict[str, list[str]] = {c: [] for c in CLASSES}
-    for name in sorted(caps):
-        act = image_activity(caps[name], min_agree=min_agree)
-        if act:
-            per_class_names[act].append(name)
+    per_class_names: dict[str, list[str]] = label_by_captions(caps, min_agree)
     info: dict = {"captioned_images": len(caps), "captioned": {c: len(v) for c, v in per_class_names.items()}}
     present = {f.name for f in images_p.iterdir()}
     per_class_names = {c: [n for n in v if n in present] for c, v in per_class_names.items()}

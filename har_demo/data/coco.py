@@ -211,7 +211,9 @@ def image_activity(captions: Sequence[str], min_agree: int = 3) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
-def _read_json(path: str | Path, what: str) -> dict:
+def read_coco_json(path: str | Path, what: str) -> dict:
+    """A COCO ``what`` (captions / instances / keypoints) JSON with its 'images' and 'annotations'
+    lists, else one line."""
     doc = read_json_file(path, what)
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) or not isinstance(doc.get("annotations"), list):
         raise DataError(f"{path}: not a COCO {what} file (needs 'images' and 'annotations' lists)")
@@ -222,7 +224,7 @@ def _read_json(path: str | Path, what: str) -> dict:
 def _coco_cached(path: str, mtime_ns: int, size: int):
     from pycocotools.coco import COCO
 
-    doc = _read_json(path, "instances")
+    doc = read_coco_json(path, "instances")
     coco = COCO()
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
         coco.dataset = doc
@@ -339,16 +341,22 @@ def _license_names(doc: dict) -> dict[int, str]:
 
 def select_coco_images(captions_json: str | Path | dict, min_agree: int = 3) -> dict[str, list[int]]:
     """Image ids per class whose captions agree on one activity (no image files needed)."""
-    doc = captions_json if isinstance(captions_json, dict) else _read_json(captions_json, "captions")
+    doc = captions_json if isinstance(captions_json, dict) else read_coco_json(captions_json, "captions")
     caps: dict[int, list[str]] = defaultdict(list)
     for a in doc["annotations"]:
         if isinstance(a.get("caption"), str):
             caps[a["image_id"]].append(a["caption"])
-    out: dict[str, list[int]] = {c: [] for c in CLASSES}
-    for image_id in sorted(caps):
-        act = image_activity(caps[image_id], min_agree=min_agree)
+    return label_by_captions(caps, min_agree)
+
+
+def label_by_captions(captions: dict, min_agree: int) -> dict[str, list]:
+    """Class -> the keys (image ids or file names, sorted) whose captions agree on that activity
+    (``image_activity``); the COCO builder and the caption builder label photos the same way."""
+    out: dict[str, list] = {c: [] for c in CLASSES}
+    for key in sorted(captions):
+        act = image_activity(captions[key], min_agree=min_agree)
         if act:
-            out[act].append(image_id)
+            out[act].append(key)
     return out
 
 
@@ -379,13 +387,13 @@ def build_coco_subset(
     images_p = Path(images_dir)
     if not images_p.is_dir():
         raise DataError(f"{images_dir}: COCO images folder not found")
-    doc = _read_json(captions_json, "captions")
+    doc = read_coco_json(captions_json, "captions")
     per_class_ids = select_coco_images(doc, min_agree=min_agree)
     info: dict[str, Any] = {"captioned": {c: len(v) for c, v in per_class_ids.items()}}
     if single_person:
         if instances_json is None and keypoints_json is None:
             raise DataError("single_person needs instances_json or keypoints_json (person areas)")
-        docs = [_read_json(p, what) for p, what in ((instances_json, "instances"), (keypoints_json, "keypoints")) if p]
+        docs = [read_coco_json(p, what) for p, what in ((instances_json, "instances"), (keypoints_json, "keypoints")) if p]
         keep = _single_person_ids(docs, min_person_area, min_keypoints)
         per_class_ids = {c: [i for i in ids if i in keep] for c, ids in per_class_ids.items()}
         info["single_person"] = {c: len(v) for c, v in per_class_ids.items()}
