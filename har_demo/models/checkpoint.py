@@ -82,8 +82,15 @@ def save_checkpoint(
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     full_card.update(card or {})
-    (directory / CARD_FILE).write_text(json.dumps(full_card, indent=2, default=str) + "\n", encoding="utf-8")
+    write_card(directory, full_card)
     return directory
+
+
+def write_card(directory: str | Path, card: dict) -> Path:
+    """``directory/card.json`` in the one format every writer uses (save, export, LOSO results)."""
+    path = Path(directory) / CARD_FILE
+    path.write_text(json.dumps(card, indent=2, default=str) + "\n", encoding="utf-8")
+    return path
 
 
 def load_checkpoint(directory: str | Path, expected_name: str | None = None) -> HarModel:

@@ -74,6 +74,7 @@ def attach_unseen_accuracy(doc: dict, export_dir: str | Path) -> list[str]:
     """Write each model's pooled leave-one-source-out accuracy into ``export_dir/<model>/card.json``
     as ``unseen_source_accuracy`` (so the app can say how far to trust each model); returns the
     models written. Rows whose label is not an exported checkpoint are left out."""
+    from ..models.checkpoint import read_card, write_card
     from .card import unseen_source_record
 
     written = []
@@ -81,9 +82,9 @@ def attach_unseen_accuracy(doc: dict, export_dir: str | Path) -> list[str]:
         card_path = Path(export_dir) / row["label"] / "card.json"
         if row["status"] != "ok" or not card_path.is_file():
             continue
-        card = json.loads(card_path.read_text(encoding="utf-8"))
+        card = read_card(card_path.parent)
         card["unseen_source_accuracy"] = unseen_source_record(row, doc["folds"], doc["seeds"], doc["command"])
-        card_path.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+        write_card(card_path.parent, card)
         written.append(row["label"])
     return written
 

@@ -29,7 +29,7 @@ from ..errors import HarError, ModelUnavailable
 from ..evaluate import classification_report
 from ..labels import CLASSES
 from ..models.base import HarModel
-from ..models.checkpoint import CARD_FILE, WEIGHTS_FILE, save_checkpoint
+from ..models.checkpoint import CARD_FILE, WEIGHTS_FILE, read_card, save_checkpoint, write_card
 from ..models.registry import build_model, get_spec
 from .calibration import calibration_summary, fit_temperature, softmax
 from .card import TrainingCard
@@ -449,12 +449,12 @@ def export_best(results: Sequence[EntryResult], dest_root: str | Path) -> dict[s
         dest.mkdir(parents=True, exist_ok=True)
         for name in (WEIGHTS_FILE, HISTORY_FILE):
             shutil.copy2(src / name, dest / name)
-        card = json.loads((src / CARD_FILE).read_text(encoding="utf-8"))
+        card = read_card(src)
         card["selected"] = {
             "from": str(src),
             "rule": "seed with the best validation macro-F1",
             "val_macro_f1_by_seed": {str(m["seed"]): m["reports"]["val"]["macro_f1"] for m in r.runs},
         }
-        (dest / CARD_FILE).write_text(json.dumps(card, indent=2, default=str) + "\n", encoding="utf-8")
+        write_card(dest, card)
         chosen[r.entry.model] = str(src)
     return chosen
