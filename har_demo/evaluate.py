@@ -5,7 +5,7 @@ the UI batch tab and the trainer all call.
 * ``classification_report`` - accuracy, macro P/R/F1, per class, confusion (scikit-learn);
 * ``predict_dataset`` - decode samples once per chunk, run every given model on the chunk
   (unreadable images skipped and named, or raised);
-* ``predict_samples`` / ``evaluate_model`` - one model over labelled samples;
+* ``evaluate_model`` - one model over labelled samples;
 * ``evaluate_maps`` - explanation quality (deletion/insertion AUC vs a random map, drift) over samples.
 """
 
@@ -111,14 +111,6 @@ def predict_dataset(
             progress(min(1.0, (start + chunk) / len(samples)), f"{len(kept)} / {len(samples)} images")
     out = {n: (np.concatenate(p) if p else np.zeros((0, len(CLASSES)), np.float32)) for n, p in probs.items()}
     return kept, skipped, out
-
-
-def predict_samples(model: HarModel, samples: Sequence[Sample], batch_size: int = 32,
-                    progress: Callable[[float, str], None] | None = None) -> np.ndarray:
-    """Probabilities (N, C) for dataset samples, decoding in batches to bound memory."""
-    _, _, probs = predict_dataset({"model": lambda images: model.predict_proba(images, batch_size=batch_size)}, samples, batch_size,
-                                  progress=progress)
-    return probs["model"]
 
 
 def evaluate_model(model: HarModel, samples: Sequence[Sample], batch_size: int = 32,

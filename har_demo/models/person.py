@@ -91,9 +91,10 @@ class EffNetPerson(EffNetBackboneParts, _PersonModel):
     channels_last = True
 
     def __init__(self, pretrained: bool = True, input_size: int = 224, dropout: float = 0.2, resize: str = "pad",
-                 person_crop: bool = True, pose_weight: float = 1.0):
+                 pose_weight: float = 1.0):
+        # the person crop is on by the registry line's config (``build_model`` applies it, as for every model)
         super().__init__(input_size, MEAN, MEAN, config={"input_size": input_size, "dropout": dropout, "resize": resize,
-                                                             "person_crop": person_crop, "pose_weight": pose_weight})  # fmt: skip
+                                                             "pose_weight": pose_weight})  # fmt: skip
         self.backbone = imagenet_backbone(pretrained)
         self.backbone.reset_classifier(0)
         self.head = _FusedHead(self.backbone.num_features, dropout, pose_weight)

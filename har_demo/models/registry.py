@@ -85,10 +85,6 @@ class ModelSpec:
         except ImportError as err:
             return f"a package it needs is not installed ({err})"
 
-    @property
-    def pretrained_backbone(self) -> bool:
-        """True when the model starts from pretrained weights (``init`` is not ``scratch``)."""
-        return self.init != "scratch"
 
     def tiny_config(self, **overrides) -> dict[str, Any]:
         """A fresh, mutable copy of ``tiny`` (nested dicts copied too) with ``overrides`` on top."""
