@@ -167,20 +167,14 @@ def _person_mask(instances: str | None, path: str):
     return mask if mask.any() else None
 
 
-def _find_person(image):
-    """The person finder's answer, or None when it cannot run here (then person_share is n/a)."""
-    from .person import find_person_or_none
-
-    return find_person_or_none(image)
-
-
 def evaluate_maps(model, samples: Sequence, method: str, opts: dict, steps: int = DEFAULT_STEPS, seed: int = 0,
                   coco_instances: str | None = None, explain_class: str = "predicted",
-                  progress: Callable[[int], None] | None = None, person: bool = True) -> dict:
+                  progress: Callable[[int], None] | None = None) -> dict:
     """Mean deletion/insertion AUC (and the random baseline), mean drift (COCO masks) and mean
     ``person_share`` (share of each map on the person the finder found; ``box_share`` in its box)
     over ``samples``. ``progress(1)`` is called after each image."""
     from .explain.metrics import person_share
+    from .person import find_person_or_none
 
     classes = list(model.classes)
     rows, skipped = [], []
@@ -198,7 +192,7 @@ def evaluate_maps(model, samples: Sequence, method: str, opts: dict, steps: int 
         row.update(faithfulness(model, image, exp.saliency, exp.target, steps, seed))
         mask = _person_mask(coco_instances, s.path)
         row["drift"] = drift_score(exp.saliency, mask) if mask is not None else None
-        found = (exp.person if exp.person is not None else _find_person(image)) if person else None
+        found = exp.person if exp.person is not None else find_person_or_none(image)  # None: n/a (no person / no finder)
         row["person_found"] = found is not None
         row.update(person_share(exp.saliency, found))
         rows.append(row)
