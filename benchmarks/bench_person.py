@@ -7,7 +7,8 @@
 2. One photo -> the person finder + every shipped model (committed checkpoints, served as the app
    serves them: ``prepare_for_serving``) with its default map + person_share, plus a ViT-B/32-sized
    CLIP (open_clip ViT-B-32 architecture, random weights: the real weights are not downloadable
-   here; the cost is the architecture's) with a LeGrad map: median wall time of the whole analysis.
+   here; the cost is the architecture's) with a LeGrad map, through the app's analysis
+   (``bench_sections.bench_photo``, finder cache cleared each run): median wall time.
 Prints the numbers; ``--json`` prints them as JSON.
 """
 
@@ -23,19 +24,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from har_demo.commands.bench_sections import Profile, bench_photo
 from har_demo.data.io import load_image
-from har_demo.explain.base import explain_full
-from har_demo.explain.metrics import person_share
 from har_demo.models.fuse import prepare_for_serving
 from har_demo.models.loading import availability, load_model
 from har_demo.models.registry import MODELS
 from har_demo.person import finder
-from har_demo.testing import random_model
+from har_demo.testing import PERSON_PHOTOS, random_model
 
 
 def photos_640() -> list:
     out = []
-    for path in sorted((ROOT / "examples").glob("*.jpg")) + [ROOT / "tests" / "assets" / "sitting_motorcycle.jpg"]:
+    for path in sorted((ROOT / "examples").glob("*.jpg")) + [PERSON_PHOTOS["sitting"]]:
         im = load_image(path)
         scale = 640 / max(im.size)
         out.append(im.resize((round(im.width * scale), round(im.height * scale))))
@@ -55,19 +55,12 @@ def bench_finder(photos, runs: int) -> dict:
 
 
 def bench_analysis(photo, runs: int) -> dict:
+    """The ``bench`` command's photo section (``bench_sections.bench_photo``: the app's analysis
+    with the finder uncached and every card's person_share) on the shipped models + a CLIP."""
     served = {name: prepare_for_serving(load_model(name)) for name in MODELS if availability(name)[0]}
     served["clip_vit_b32_random"] = random_model("clip_zeroshot")  # ViT-B/32-sized, random weights
-    for model in served.values():  # warm-up: first-call allocations outside the timing
-        explain_full(model, photo)
-    times = []
-    for _ in range(runs):
-        finder.clear_cache()  # a new photo: the finder runs again
-        t = time.perf_counter()
-        person = finder.find_person(photo)
-        for model in served.values():
-            person_share(explain_full(model, photo).saliency, person)
-        times.append(time.perf_counter() - t)
-    return {"models": list(served), "runs": runs, "median_s": round(statistics.median(times), 3), "max_s": round(max(times), 3)}
+    t = bench_photo(served, photo, Profile(repeats=runs, warmup=1))["total"]
+    return {"models": list(served), "runs": runs, "median_s": round(t["median_s"], 3), "min_s": round(t["min_s"], 3)}
 
 
 def main(argv=None) -> int:
@@ -82,7 +75,7 @@ def main(argv=None) -> int:
     else:
         f, a = result["finder"], result["analysis"]
         print(f"person finder (BlazePose, 640-px photos, {f['photos']} photos x {f['runs']}): median {f['median_ms']} ms, p90 {f['p90_ms']} ms")
-        print(f"one photo -> finder + {len(a['models'])} models with maps + person_share: median {a['median_s']} s (max {a['max_s']} s)")
+        print(f"one photo -> finder + {len(a['models'])} models with maps + person_share: median {a['median_s']} s (min {a['min_s']} s)")
         print("  models: " + ", ".join(a["models"]))
     return 0
 

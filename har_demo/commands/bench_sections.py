@@ -270,8 +270,11 @@ def bench_maps(models: dict, photo: Image.Image, prof: Profile, methods: Iterabl
 
 
 def bench_photo(models: dict, photo: Image.Image, prof: Profile) -> dict:
-    """One photo through every model with its default map, as the app's compare tab runs it."""
-    from ..ui.analysis import analyse
+    """One photo through every model with its default map, as the app's compare tab runs it: the
+    person finder (its cache cleared: each run is a new photo), every card, and each map's
+    person_share (``ui.analysis.shares``, as the cards show it)."""
+    from ..person import finder
+    from ..ui.analysis import analyse, shares
     from ..ui.bank import ModelBank
 
     bank = ModelBank.from_models(models)
@@ -279,7 +282,10 @@ def bench_photo(models: dict, photo: Image.Image, prof: Profile) -> dict:
     errors: dict[str, str] = {}
 
     def once():
+        finder.clear_cache()
         res = analyse(bank, photo)
+        for n in res.cards:
+            shares(res, n)
         for n, card in res.cards.items():
             per_model[n].append(card.seconds)
             if card.error:

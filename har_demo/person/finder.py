@@ -162,7 +162,9 @@ def _reduce(image: Image.Image) -> tuple[np.ndarray, float]:
         small = image.resize((max(1, round(w / scale)), max(1, round(h / scale))), Image.BILINEAR)
     else:
         small, scale = image, 1.0
-    return np.ascontiguousarray(np.asarray(small.convert("RGB"), dtype=np.uint8)), scale
+    if small.mode != "RGB":  # find_person passes RGB already: no copy then
+        small = small.convert("RGB")
+    return np.ascontiguousarray(np.asarray(small, dtype=np.uint8)), scale
 
 
 def person_box(keypoints: np.ndarray, mask: np.ndarray | None, image_size: tuple[int, int],
