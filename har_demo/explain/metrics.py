@@ -202,7 +202,7 @@ def person_share(saliency: np.ndarray, person) -> dict[str, float | None]:
         return {"person_share": None, "box_share": None}
     sal = np.asarray(saliency)
     mask = np.asarray(person.mask)
-    share = drift_score(sal, mask > 0.5) if mask.shape[0] > 1 else None
+    share = drift_score(sal, mask > 0.5) if person.has_mask else None
     return {"person_share": share, "box_share": drift_score(sal, box_mask(sal.shape, person.box))}
 
 

@@ -24,7 +24,7 @@ def draw_person(image: Image.Image, person: Person | None, skeleton: bool = True
     arr = np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8).copy())
     sx, sy = image.width / max(1, person.image_size[0]), image.height / max(1, person.image_size[1])
     thick = max(1, round(max(image.size) / 250))
-    if mask_outline and person.mask.shape[0] > 1:
+    if mask_outline and person.has_mask:
         mask = cv2.resize((person.mask > 0.5).astype(np.uint8), image.size, interpolation=cv2.INTER_NEAREST)
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(arr, contours, -1, MASK_COLOUR, thick)

@@ -85,6 +85,12 @@ class Person:
     others: bool = False
 
     @property
+    def has_mask(self) -> bool:
+        """False for a person read back from the disk store (``store``), whose mask is a 1x1
+        stand-in that only keeps ``mask_area``."""
+        return self.mask.shape[0] > 1
+
+    @property
     def mask_area(self) -> float:
         """Share of the photo covered by the person mask (soft)."""
         return float(self.mask.mean()) if self.mask.size else 0.0
