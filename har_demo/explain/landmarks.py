@@ -20,19 +20,8 @@ from ..data.transforms import content_box
 from ..errors import HarError
 from ..models.base import HarModel, pack_aux
 from ..person.finder import LM, N_LANDMARKS
-from ..person.geometry import JOINTS, feature_names
+from ..person.geometry import JOINTS, MEASURE_JOINTS, feature_names
 from .base import Explainer, plain_logits
-
-_MEASURE_JOINTS = {
-    "knee_angle": ("left_knee", "right_knee"),
-    "hip_angle": ("left_hip", "right_hip"),
-    "hip_knee_drop": ("left_hip", "right_hip", "left_knee", "right_knee"),
-    "knee_ankle_drop": ("left_knee", "right_knee", "left_ankle", "right_ankle"),
-    "ankle_spread": ("left_ankle", "right_ankle"),
-    "knee_spread_3d": ("left_knee", "right_knee"),
-    "torso_tilt": ("left_shoulder", "right_shoulder", "left_hip", "right_hip"),
-    "legs_visible": ("left_knee", "right_knee", "left_ankle", "right_ankle"),
-}
 
 
 def feature_landmarks() -> np.ndarray:
@@ -46,8 +35,8 @@ def feature_landmarks() -> np.ndarray:
         elif name.startswith("angle"):
             joint = name.split("_", 1)[1]
             out[f, LM[JOINTS[joint][1]]] = 1.0
-        elif name in _MEASURE_JOINTS:
-            ids = [LM[j] for j in _MEASURE_JOINTS[name]]
+        elif name in MEASURE_JOINTS:
+            ids = [LM[j] for j in MEASURE_JOINTS[name]]
             out[f, ids] = 1.0 / len(ids)
     return out
 

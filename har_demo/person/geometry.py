@@ -80,7 +80,19 @@ def feature_names() -> list[str]:
     return names
 
 
-_MEASURE_NAMES = ("knee_angle", "hip_angle", "hip_knee_drop", "knee_ankle_drop", "ankle_spread", "knee_spread_3d", "torso_tilt", "legs_visible")
+# Each body measure of the pose vector and the landmarks it is measured on (the landmarks
+# explainer shares a measure's attribution among them); the order is the vector's.
+MEASURE_JOINTS = {
+    "knee_angle": ("left_knee", "right_knee"),
+    "hip_angle": ("left_hip", "right_hip"),
+    "hip_knee_drop": ("left_hip", "right_hip", "left_knee", "right_knee"),
+    "knee_ankle_drop": ("left_knee", "right_knee", "left_ankle", "right_ankle"),
+    "ankle_spread": ("left_ankle", "right_ankle"),
+    "knee_spread_3d": ("left_knee", "right_knee"),
+    "torso_tilt": ("left_shoulder", "right_shoulder", "left_hip", "right_hip"),
+    "legs_visible": ("left_knee", "right_knee", "left_ankle", "right_ankle"),
+}
+_MEASURE_NAMES = tuple(MEASURE_JOINTS)
 N_FEATURES = N_LANDMARKS * 2 + N_LANDMARKS + N_LANDMARKS * 3 + 2 * len(JOINTS) + len(_MEASURE_NAMES) + 2
 
 
