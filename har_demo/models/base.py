@@ -140,11 +140,14 @@ class HarModel(nn.Module):
         if not self.needs_person:
             return [View(im, (0, 0, im.width, im.height), None) for im in images]
         from ..person.crop import person_view
+        from ..person.finder import find_person_or_none
 
         out = []
         for im in images:
-            view, box, person = person_view(im)
-            out.append(View(view if self.person_crop else im, box if self.person_crop else (0, 0, im.width, im.height), person))
+            if self.person_crop:
+                out.append(View(*person_view(im)))
+            else:  # the person for the aux vector only: the photo itself is the view (no crop made)
+                out.append(View(im, (0, 0, im.width, im.height), find_person_or_none(im)))
         return out
 
     def aux_vector(self, view: View) -> np.ndarray:
