@@ -17,15 +17,17 @@ class Progress:
     """``with Progress(total, "explain-eval", quiet) as step: ... step(1)`` - a tqdm bar on stderr."""
 
     def __init__(self, total: int, desc: str, quiet: bool = False, unit: str = "img") -> None:
+        from ..training.loop import progress_enabled
+
         self.total, self.desc, self.unit = total, desc, unit
-        self.enabled = not quiet and sys.stderr.isatty()
+        self.enabled = progress_enabled(quiet)
         self._bar = None
 
     def __enter__(self) -> Callable[[int], None]:
         if self.enabled:
-            from tqdm import tqdm
+            from ..training.loop import progress_bar
 
-            self._bar = tqdm(total=self.total, desc=self.desc, unit=self.unit, file=sys.stderr, leave=False, dynamic_ncols=True)
+            self._bar = progress_bar(total=self.total, desc=self.desc, leave=False, unit=self.unit)
         return self.step
 
     def step(self, n: int = 1) -> None:

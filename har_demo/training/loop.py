@@ -56,10 +56,11 @@ def progress_enabled(quiet: bool, accelerator=None) -> bool:
     return accelerator is None or accelerator.is_local_main_process
 
 
-def _bar(iterable=None, total=None, desc="", enabled=True, leave=True):
+def progress_bar(iterable=None, total=None, desc="", enabled=True, leave=True, unit="it"):
+    """A tqdm bar on stderr (the trainer's and the CLI's; see ``progress_enabled``)."""
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, disable=not enabled, leave=leave, dynamic_ncols=True, file=sys.stderr)
+    return tqdm(iterable, total=total, desc=desc, disable=not enabled, leave=leave, dynamic_ncols=True, file=sys.stderr, unit=unit)
 
 
 def state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -191,7 +192,7 @@ def _fit(model, train_set, val_set, cfg: TrainConfig, accelerator, generator, de
     phases = [("probe", cfg.lp_epochs), ("train", cfg.epochs)]
     total_epochs = sum(e for _, e in phases)
     epoch, bad_epochs = 0, 0
-    bar = _bar(total=total_epochs, desc=desc or "train", enabled=show)
+    bar = progress_bar(total=total_epochs, desc=desc or "train", enabled=show)
     try:
         for phase, n_epochs in phases:
             if n_epochs <= 0 or res.stopped_early:
@@ -217,7 +218,7 @@ def _fit(model, train_set, val_set, cfg: TrainConfig, accelerator, generator, de
                 prepared.train()
                 tot_loss, tot_n = 0.0, 0
                 t0 = time.perf_counter()
-                for x, y in _bar(train_loader, desc=f"epoch {epoch}", enabled=show, leave=False):
+                for x, y in progress_bar(train_loader, desc=f"epoch {epoch}", enabled=show, leave=False):
                     logits = prepared(x)
                     loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
                     accelerator.backward(loss)
