@@ -122,9 +122,9 @@ def evaluate_model(model: HarModel, samples: Sequence[Sample], batch_size: int =
 
     def predict(images):
         nonlocal found
-        if model.needs_person:  # the finder is cached by content: predict_proba reuses these
-            found += sum(v.person is not None for v in model.views(images))
-        return model.predict_proba(images, batch_size=batch_size)
+        views = model.views(images)
+        found += sum(v.person is not None for v in views)
+        return model.predict_views(views, batch_size=batch_size)
 
     _, _, probs = predict_dataset({"model": predict}, samples, batch_size, progress=progress)
     y_true = [CLASSES.index(s.label) for s in samples]

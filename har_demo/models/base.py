@@ -198,14 +198,19 @@ class HarModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    @torch.inference_mode()
     def predict_proba(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """Calibrated class probabilities, shape (N, n_classes)."""
+        return self.predict_views(self.views(images), batch_size)
+
+    @torch.inference_mode()
+    def predict_views(self, views: Sequence[View], batch_size: int = 32) -> np.ndarray:
+        """``predict_proba`` on views already made (``views``): callers that also look at the
+        person found (e.g. to count it) do not make them twice."""
         was_training = self.training
         self.eval()
         out = []
-        for i in range(0, len(images), batch_size):
-            logits = self(self.preprocess(images[i : i + batch_size]))
+        for i in range(0, len(views), batch_size):
+            logits = self(self.preprocess_views(views[i : i + batch_size]))
             out.append(torch.softmax(logits.float() / self.temperature, dim=-1).cpu().numpy())
         self.train(was_training)
         return np.concatenate(out, axis=0) if out else np.zeros((0, len(self.classes)), np.float32)

@@ -195,7 +195,7 @@ class _Run:
         features of the (stored, possibly fp16-rounded) backbone: every seed and fold of a run shares
         them, so evaluating costs one backbone pass per photo per run instead of one per seed and fold."""
         ds = self.datasets[split]
-        if self.features is not None and uses_frozen_features(self.model, self.cfg):
+        if self.features is not None:  # set by _fit on the frozen-backbone path only
             self.model.eval()
             _, head = self.model.head_split()
             device = self.accelerator.device
