@@ -227,6 +227,10 @@ def test_headline_and_skeleton_toggle_redraw_without_models(app, analysed, monke
     assert analysed[ui.verdict].startswith("## ") and "no model here has an unseen-source accuracy" in analysed[ui.verdict]
     assert f"{state.size[0]} x {state.size[1]} px" in analysed[ui.photo_note]
     assert isinstance(analysed[ui.photo_view], np.ndarray) and isinstance(analysed[ui.best_map], np.ndarray)
+    # the headline shows the leading card's overlay (the first model here: none has an accuracy)
+    lead = next(iter(state.cards))
+    assert np.array_equal(analysed[ui.best_map], analysed[ui.cards[lead].overlay])
+    assert np.array_equal(analysed[ui.best_map], an.blend(state, lead, 0.5, None, True, False))
     monkeypatch.setattr(an, "run_card", lambda *a, **k: pytest.fail("a redraw must not run a model"))
     with_skeleton = cb.redraw(state, 0.5, "", True, True)
     without = cb.redraw(state, 0.5, "", False, False)

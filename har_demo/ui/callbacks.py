@@ -185,10 +185,15 @@ class Callbacks:
             out[card_ui.info] = card_info(analysis, card, view.box)
         return out
 
-    def _headline(self, analysis: an.Analysis, view: View, corner=None) -> dict:
-        """Verdict, the marked photo and the leading model's map."""
+    def _headline(self, analysis: an.Analysis, view: View, corner=None, cards: dict | None = None) -> dict:
+        """Verdict, the marked photo and the leading model's map (taken from ``cards``, the card
+        updates just made, when the lead's overlay is among them: not blended twice)."""
         lead = headline([n for n in analysis.cards if not analysis.cards[n].error], self.ui.accuracy) or next(iter(analysis.cards), None)
-        best = an.blend(analysis, lead, view.opacity, view.box, view.skeleton, view.mask) if lead else None
+        key = self.ui.cards[lead].overlay if lead in self.ui.cards else None
+        if cards and key in cards:
+            best = cards[key]
+        else:
+            best = an.blend(analysis, lead, view.opacity, view.box, view.skeleton, view.mask) if lead else None
         return {
             self.ui.verdict: verdict_markdown(analysis, lead, self.ui.accuracy, view.box),
             self.ui.photo_view: an.photo_view(analysis, view.box, corner, view.skeleton, view.mask),
@@ -231,7 +236,7 @@ class Callbacks:
     def _full_update(self, analysis: an.Analysis, opacity, box_text, skeleton, mask, seconds: float, cached: bool = False) -> dict:
         view, box_msg = self._view(analysis, opacity, box_text, skeleton, mask)
         out = self._card_updates(analysis, view)
-        out.update(self._headline(analysis, view))
+        out.update(self._headline(analysis, view, cards=out))
         out[self.ui.state] = analysis
         out[self.ui.corner] = None
         out[self.ui.status] = " ".join(filter(None, [status_line(analysis, seconds, cached=cached), box_msg]))
@@ -239,7 +244,7 @@ class Callbacks:
 
     def _redraw(self, state: an.Analysis, view: View, corner=None) -> dict:
         out = self._card_updates(state, view, names=[n for n in state.cards if n in self.ui.cards], labels=False)
-        out.update(self._headline(state, view, corner))
+        out.update(self._headline(state, view, corner, cards=out))
         return out
 
     @guarded("redrawing the maps")
@@ -273,7 +278,7 @@ class Callbacks:
             new = _rerun(self.bank, state, name, method or None, target_value(target))
             view, _ = self._view(new, opacity, box_text, skeleton, mask)
             out = self._card_updates(new, view, names=[name])
-            out.update(self._headline(new, view))
+            out.update(self._headline(new, view, cards=out))
             out[self.ui.state] = new
             out[self.ui.status] = status_line(new, time.perf_counter() - start, ran=1)
             return out
