@@ -97,12 +97,11 @@ def _num(v: float | None) -> float | None:
     return None if v is None or math.isnan(v) else round(float(v), 4)
 
 
-def looked_at(analysis: an.Analysis, name: str, box) -> dict:
-    """``person_share`` (share of the map on the found person's mask: high = looked at the person),
-    ``box_share`` (inside the person box, or inside the given box, which overrides the finder) and
-    ``share_from`` ("person finder" / "your box" / null)."""
-    sh = an.shares(analysis, name, box)
-    return {"person_share": _num(sh["person_share"]), "box_share": _num(sh["box_share"]), "share_from": sh["from"]}
+def looked_at(shares: dict) -> dict:
+    """The API fields of ``analysis.shares``: ``person_share`` (share of the map on the found
+    person's mask: high = looked at the person), ``box_share`` (inside the person box, or inside
+    the given box, which overrides the finder) and ``share_from`` ("person finder" / "your box" / null)."""
+    return {"person_share": _num(shares["person_share"]), "box_share": _num(shares["box_share"]), "share_from": shares["from"]}
 
 
 def person_json(analysis: an.Analysis) -> dict:
@@ -150,7 +149,7 @@ class Api:
             amb = an.ambiguity(card)
             if amb is not None:
                 row["ambiguity"] = amb
-            row.update(looked_at(analysis, name, None))
+            row.update(looked_at(an.shares(analysis, name)))
             rows.append(row)
             shown = an.blend(analysis, name, opacity)
             if shown is not None:
@@ -177,12 +176,13 @@ class Api:
         analysis = an.Analysis(np.asarray(image_pil, dtype=np.uint8), size, {entry.name: card}, found, note)
         info = card.summary()
         info["ambiguity"] = an.ambiguity(card)
-        info.update(looked_at(analysis, entry.name, person))  # a given box overrides the finder
+        shares = an.shares(analysis, entry.name, person)  # a given box overrides the finder
+        info.update(looked_at(shares))
         info["person"] = person_json(analysis)
         info["image_size"] = list(size)
         if person is not None:
             info["box"] = list(person)
-            info["drift"] = an.drift(analysis, entry.name, person)  # share of the map inside the box
+            info["drift"] = shares["box_share"]  # share of the map inside the box (unrounded)
         shown = an.blend(analysis, entry.name, opacity, person)
         return (Image.fromarray(shown) if shown is not None else None), info
 
