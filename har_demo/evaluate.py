@@ -6,7 +6,8 @@ the UI batch tab and the trainer all call.
 * ``predict_dataset`` - decode samples once per chunk, run every given model on the chunk
   (unreadable images skipped and named, or raised);
 * ``evaluate_model`` - one model over labelled samples;
-* ``evaluate_maps`` - explanation quality (deletion/insertion AUC vs a random map, drift) over samples.
+* ``evaluate_maps`` / ``evaluate_maps_many`` - explanation quality (deletion/insertion AUC vs a random map,
+  drift, person_share) over samples, for one model or several at once.
 """
 
 from __future__ import annotations
@@ -173,33 +174,52 @@ def evaluate_maps(model, samples: Sequence, method: str, opts: dict, steps: int 
     """Mean deletion/insertion AUC (and the random baseline), mean drift (COCO masks) and mean
     ``person_share`` (share of each map on the person the finder found; ``box_share`` in its box)
     over ``samples``. ``progress(1)`` is called after each image."""
-    from .explain.metrics import person_share
-    from .person import find_person_or_none
+    return evaluate_maps_many([(model, method)], samples, opts, steps, seed, coco_instances, explain_class, progress)[0]
 
-    classes = list(model.classes)
-    rows, skipped = [], []
+
+def evaluate_maps_many(models: Sequence[tuple], samples: Sequence, opts: dict, steps: int = DEFAULT_STEPS, seed: int = 0,
+                       coco_instances: str | None = None, explain_class: str = "predicted",
+                       progress: Callable[[int], None] | None = None) -> list[dict]:
+    """``evaluate_maps`` for several ``(model, method)`` pairs at once, photo by photo: each photo
+    is decoded, and its person found, once for all models (the finder's cache holds only the
+    last few dozen photos, so model by model it would run again for every model on a large set)."""
+    rows: list[list[dict]] = [[] for _ in models]
+    skipped: list[str] = []
     for s in samples:
         try:
             image = load_image(s.path)
         except ImageLoadError as err:
             skipped.append(str(err))
-            if progress:
-                progress(1)
-            continue
-        target = s.label if explain_class == "label" and s.label in classes else None
-        exp = explain_full(model, image, method, target, **opts)
-        row = {"path": s.path, "label": s.label or None, "prediction": classes[exp.predicted], "target": classes[exp.target]}
-        row.update(faithfulness(model, image, exp.saliency, exp.target, steps, seed))
-        mask = _person_mask(coco_instances, s.path)
-        row["drift"] = drift_score(exp.saliency, mask) if mask is not None else None
-        found = exp.person if exp.person is not None else find_person_or_none(image)  # None: n/a (no person / no finder)
-        row["person_found"] = found is not None
-        row.update(person_share(exp.saliency, found))
-        rows.append(row)
+        else:
+            mask = _person_mask(coco_instances, s.path)
+            for (model, method), model_rows in zip(models, rows):
+                model_rows.append(_map_row(model, method, s, image, mask, opts, steps, seed, explain_class))
         if progress:
             progress(1)
-    if not rows:
+    if not rows[0]:  # no readable image
         raise DataError(f"no readable images ({skipped[0] if skipped else 'empty dataset'})")
+    return [_map_report(model, method, model_rows, len(skipped), steps) for (model, method), model_rows in zip(models, rows)]
+
+
+def _map_row(model, method: str, s, image, mask, opts: dict, steps: int, seed: int, explain_class: str) -> dict:
+    """One photo's map scores for one model."""
+    from .explain.metrics import person_share
+    from .person import find_person_or_none
+
+    classes = list(model.classes)
+    target = s.label if explain_class == "label" and s.label in classes else None
+    exp = explain_full(model, image, method, target, **opts)
+    row = {"path": s.path, "label": s.label or None, "prediction": classes[exp.predicted], "target": classes[exp.target]}
+    row.update(faithfulness(model, image, exp.saliency, exp.target, steps, seed))
+    row["drift"] = drift_score(exp.saliency, mask) if mask is not None else None
+    found = exp.person if exp.person is not None else find_person_or_none(image)  # None: n/a (no person / no finder)
+    row["person_found"] = found is not None
+    row.update(person_share(exp.saliency, found))
+    return row
+
+
+def _map_report(model, method: str, rows: list[dict], skipped: int, steps: int) -> dict:
+    """The per-model summary of its rows."""
 
     def mean(key: str) -> float | None:
         vals = [r[key] for r in rows if r[key] is not None and not math.isnan(r[key])]
@@ -214,7 +234,7 @@ def evaluate_maps(model, samples: Sequence, method: str, opts: dict, steps: int 
         "model": getattr(model, "name", "?"),
         "method": method,
         "images": len(rows),
-        "skipped": len(skipped),
+        "skipped": skipped,
         "steps": steps,
         "reads_pixels": bool(model.uses_image),  # False: deletion/insertion do not apply (None)
         "deletion_auc": mean("deletion_auc"),

@@ -105,6 +105,24 @@ def test_pixel_deletion_is_not_scored_for_a_pose_only_model():
     assert "n/a (the model reads the pose vector" not in format_eval(pixels)
 
 
+def test_maps_of_several_models_decode_and_find_each_photo_once(monkeypatch):
+    """``explain-eval --model a,b``: photo by photo, every model on it; the same reports as model by model."""
+    from har_demo import evaluate
+    from har_demo.data.datasets import Sample
+
+    samples = [Sample(str(PERSON_PHOTOS[k]), k, k) for k in ("sitting", "standing")]
+    pose, image_model = tiny("pose_mlp"), tiny("effnet_person")
+    one_by_one = [evaluate.evaluate_maps(m, samples, meth, {}, steps=2) for m, meth in ((pose, "landmarks"), (image_model, "gradcam"))]
+    loads, found = [], []
+    real_load, real_detect = evaluate.load_image, finder.detect
+    monkeypatch.setattr(evaluate, "load_image", lambda p: loads.append(p) or real_load(p))
+    monkeypatch.setattr(finder, "detect", lambda im: found.append(im.size) or real_detect(im))
+    finder.clear_cache()
+    together = evaluate.evaluate_maps_many([(pose, "landmarks"), (image_model, "gradcam")], samples, {}, steps=2)
+    assert len(loads) == len(samples) and len(found) == len(samples)  # once per photo, not per model
+    assert json.dumps(together) == json.dumps(one_by_one)  # (as JSON: an empty tiny map's share is NaN, NaN != NaN)
+
+
 @pytest.fixture(scope="module")
 def person_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("person")

@@ -1,5 +1,5 @@
 """CLI subcommands ``explain`` and ``explain-eval`` (wired by ``har_demo.cli``): arguments in,
-library calls (``explain``, ``evaluate.evaluate_maps``), JSON/text out.
+library calls (``explain``, ``evaluate.evaluate_maps_many``), JSON/text out.
 
     python -m har_demo explain IMAGE --model NAME [--method NAME] [--target CLASS] [--checkpoint DIR]
         [--opacity 0.5] [--out overlay.png] [--json] [--box x0,y0,x1,y1]
@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DataError, HarError
-from ..evaluate import evaluate_maps, format_eval
+from ..evaluate import evaluate_maps_many, format_eval
 from ..explain.base import EXPLAINERS, default_method, explain_full, get_explainer, make_explainer
 from ..explain.metrics import AMBIGUITY_THRESHOLD, DEFAULT_STEPS, box_mask, drift_score, faithfulness, parse_box, pose_ambiguity
 from ..explain.overlay import COLORMAPS, DEFAULT_COLORMAP, overlay
@@ -273,11 +273,9 @@ def cmd_explain_eval(args) -> int:
         method = args.method or default_method(model)
         make_explainer(method, model, **opts)
         models[name] = (model, method)
-    reports = []
-    for name, (model, method) in models.items():
-        with Progress(len(samples), f"explain-eval {name}", args.quiet) as step:
-            reports.append(evaluate_maps(model, samples, method, opts, args.steps, args.seed, args.coco_instances,
-                                         args.explain_class, progress=step))
+    with Progress(len(samples), f"explain-eval {', '.join(models)}", args.quiet) as step:  # photo by photo, every model
+        reports = evaluate_maps_many(list(models.values()), samples, opts, args.steps, args.seed, args.coco_instances,
+                                     args.explain_class, progress=step)
     if args.json:
         doc = reports[0] if len(reports) == 1 else {"models": reports, "person_share": {r["model"]: r["person_share"] for r in reports}}
         print(json.dumps(_round(doc, 6), indent=2))
