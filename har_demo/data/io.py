@@ -289,8 +289,8 @@ def _libtiff_errors(label: str, data: bytes):
 @contextlib.contextmanager
 def _native_stderr(label: str):
     """With ``CAPTURE_NATIVE_STDERR``: the C libraries' stderr lines during the block are captured;
-    warnings are dropped, any other line (libtiff's errors, e.g. a corrupt JPEG-in-TIFF strip that
-    Pillow would otherwise return half-decoded) makes the image an ``ImageLoadError``."""
+    warnings are dropped, any other line makes the image an ``ImageLoadError``. libtiff no longer
+    writes here (its handlers report through ``_libtiff_errors``); this is for libjpeg's lines."""
     if not CAPTURE_NATIVE_STDERR:
         yield
         return
