@@ -101,8 +101,9 @@ def naive_legrad(model, x: torch.Tensor, target: int) -> torch.Tensor:
     written here with forward hooks (the last block hands on layer ``l``'s tokens - mean-pooled
     for a class-token model; for an attention-pool model the final norm passes them through to
     the pooler), not ``ViTHooks``' batched readout. The benchmark times it against the
-    one-backward ``explain.legrad.LeGrad``; both are checked against the authors' formulas in
-    ``tests/test_explain_legrad_reference.py``, which shares neither."""
+    one-backward ``explain.legrad.LeGrad`` (tests/test_bench.py: same maps); LeGrad itself is
+    checked against the authors' formulas in ``tests/test_explain_legrad_reference.py``, which
+    uses neither this loop nor ``ViTHooks``."""
     from .explain.vit_hooks import ViTHooks
 
     spec = model.vit_spec()

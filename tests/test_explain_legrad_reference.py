@@ -147,7 +147,8 @@ def _assert_same_maps(model, x, ref, **opts):
 
 @pytest.mark.parametrize("start_layer", [-2, 0])
 def test_legrad_equals_the_authors_formulas(model, start_layer):
-    """Defaults (last two blocks, as the reference) and every block (the one-backward batching)."""
+    """Defaults (last two blocks, as the reference) and every block (the one-backward batching;
+    the tiny SigLIP has 6 blocks, the tiny CLIP and MAP ViT 2)."""
     x = model.preprocess([sample_image(40, 40)])
     with explain_mode(model), torch.enable_grad():
         ref = _reference_maps(model, x, start_layer)
@@ -164,7 +165,14 @@ def test_pool_norm_applies_the_final_norm_before_the_pooler():
     assert max(_pearson(a, b) for a, b in zip(ref, plain)) < 0.99  # the option changes the maps
 
 
-def test_pooler_model_refuses_the_mean_readout():
+@pytest.mark.parametrize(
+    ("opts", "message"),
+    [
+        ({"readout": "mean"}, "does not apply to an attention-pool head"),
+        ({"pool_norm": "yes"}, "pool_norm must be true or false"),
+    ],
+)
+def test_pooler_option_errors_are_one_line(opts, message):
     model = tiny_models()["siglip_ft"]().eval()
-    with pytest.raises(HarError, match="does not apply to an attention-pool head"), explain_mode(model):
-        LeGrad(readout="mean").attribute(model, model.preprocess([sample_image()]), 0)
+    with pytest.raises(HarError, match=message), explain_mode(model):
+        LeGrad(**opts).attribute(model, model.preprocess([sample_image()]), 0)
