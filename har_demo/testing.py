@@ -1,11 +1,11 @@
 """Test support, shared by the tests and the benchmarks: registry models with random weights in
-their tiny configs, synthetic photos, a reference (naive) LeGrad, and hand-built toy models whose
+their tiny configs, synthetic photos, a per-layer LeGrad for the bench, and hand-built toy models whose
 explanations are known in advance. Nothing in the library layers imports this module.
 
 * ``random_model(name, tiny=True)`` / ``tiny_models()`` - registry models with random weights
   (``ModelSpec.tiny`` configs build offline in well under a second);
 * ``synthetic_photo`` / ``sample_image`` - deterministic RGB 'photos' (gradients + noise);
-* ``naive_legrad`` - LeGrad one backward per layer (the reference the one-backward LeGrad equals);
+* ``naive_legrad`` - LeGrad one backward per layer (the bench's timing reference);
 * ``RegionCNN`` / ``RegionViT`` - models whose class-0 logit depends only on the top-left quadrant
   of the image (the explain maps must concentrate there), with ``energy_inside``.
 """
@@ -95,32 +95,44 @@ def tiny_models() -> dict[str, Callable[[], HarModel]]:
     return out
 
 
-# ---- reference LeGrad ------------------------------------------------------------------------------
+# ---- per-layer LeGrad (the bench's timing reference) -----------------------------------------------
 def naive_legrad(model, x: torch.Tensor, target: int) -> torch.Tensor:
-    """LeGrad the plain way: one forward+backward per layer (mean-pooled readout of that layer
-    through the model's tail). Equal to ``explain.legrad.LeGrad`` (tests check it); the benchmark
-    times it as the reference."""
+    """LeGrad over every layer the plain way: one forward+backward per layer, the layer's readout
+    written here with forward hooks (the last block hands on layer ``l``'s tokens - mean-pooled
+    for a class-token model; for an attention-pool model the final norm passes them through to
+    the pooler), not ``ViTHooks``' batched readout. The benchmark times it against the
+    one-backward ``explain.legrad.LeGrad`` (tests/test_bench.py: same maps); LeGrad itself is
+    checked against the authors' formulas in ``tests/test_explain_legrad_reference.py``, which
+    uses neither this loop nor ``ViTHooks``."""
     from .explain.vit_hooks import ViTHooks
 
     spec = model.vit_spec()
+    pooler = spec.extra.get("attn_pool") is not None
     prefix, acc = spec.num_prefix_tokens, None
     tok = 1 if spec.tokens_batch_first else 0
+    gh, gw = spec.grid(x.shape[-1])
     for layer in range(len(spec.blocks)):
         seen: dict = {}
-        h1 = spec.blocks[layer].register_forward_hook(lambda m, i, o, seen=seen: seen.setdefault("out", o))
-        h2 = spec.blocks[-1].register_forward_hook(
-            lambda m, i, o, seen=seen: seen["out"].mean(tok, keepdim=True).expand_as(seen["out"])
-        )
+
+        def last(m, i, o, seen=seen):
+            return seen["out"] if pooler else seen["out"].mean(tok, keepdim=True).expand_as(seen["out"])
+
+        handles = [spec.blocks[layer].register_forward_hook(lambda m, i, o, seen=seen: seen.setdefault("out", o))]
+        handles.append(spec.blocks[-1].register_forward_hook(last))
+        if pooler:  # the reference feeds the raw block output to the pooler
+            handles.append(spec.extra["final_norm"].register_forward_hook(lambda m, i, o: i[0]))
         try:
-            with ViTHooks(model) as hooks:
+            with ViTHooks(model, attention=not pooler, pool_attention=pooler) as hooks:
                 score = model(x.detach().clone().requires_grad_(True))[0, target]
-                (g,) = torch.autograd.grad(score, [hooks.attn_probs[layer]])
+                (g,) = torch.autograd.grad(score, [hooks.pool_probs if pooler else hooks.attn_probs[layer]])
         finally:
-            h1.remove()
-            h2.remove()
-        row = g.clamp(min=0).mean(1)[0].mean(0)[prefix:]
+            for h in handles:
+                h.remove()
+        row = g.clamp(min=0).mean(1)[0, 0][-gh * gw :] if pooler else g.clamp(min=0).mean(1)[0].mean(0)[prefix:]
         acc = row if acc is None else acc + row
     return acc
+
+
 # ---- region models: logit depends only on the top-left quadrant ---------------------------------
 def quadrant_mask(size: int) -> torch.Tensor:
     m = torch.zeros(size, size)

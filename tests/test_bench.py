@@ -109,9 +109,10 @@ def test_speed_ratio_is_reference_over_ours():
     assert bench.speed_ratio(bench.Timing(2.0, 2.0, 1), bench.Timing(0.5, 0.5, 1)) == 4.0
 
 
-def test_naive_legrad_reference_equals_legrad():
-    """The per-layer reference the bench times computes the same map as our one-backward LeGrad."""
-    model = testing.random_model("clip_ft", tiny=True)
+@pytest.mark.parametrize("name", ["clip_ft", "siglip_ft"])
+def test_naive_legrad_reference_equals_legrad(name):
+    """The per-layer loop the bench times computes the same map as our one-backward LeGrad."""
+    model = testing.random_model(name, tiny=True)
     x = model.preprocess([testing.synthetic_photo(64, 48)])
     with explain_mode(model), torch.enable_grad():
         raw, _logits, _target = LeGrad(start_layer=0).attribute(model, x, 1)  # every layer, like the naive loop

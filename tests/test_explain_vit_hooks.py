@@ -56,19 +56,42 @@ def test_explicit_attention_matches_the_model(vit_model):
 
 def test_restored_after_an_error(vit_model):
     blocks = range(len(vit_model.vit_spec().blocks))
-    with pytest.raises(RuntimeError, match="boom"), ViTHooks(vit_model, norm1=True, readout_layers=blocks):
+    pool = vit_model.vit_spec().extra.get("attn_pool") is not None  # every patch there is
+    hooks = ViTHooks(vit_model, norm1=True, readout_layers=blocks, pool_attention=pool, readout_skip_norm=pool)
+    with pytest.raises(RuntimeError, match="boom"), hooks:
         raise RuntimeError("boom")
     _no_surgery_left(vit_model)
 
 
-def test_legrad_one_backward_equals_one_backward_per_layer(vit_model):
-    x = _x(vit_model)
-    with explain_mode(vit_model), torch.enable_grad():
-        raw, _logits, target = LeGrad(start_layer=0).attribute(vit_model, x, 2)  # every layer, like the naive loop
-        naive = naive_legrad(vit_model, x, 2)
+@pytest.mark.parametrize("name", ["vit", "clip_em"])
+def test_legrad_one_backward_equals_one_backward_per_layer(name):
+    """The batching only (no cross-layer gradient): for the heads the authors' formulas do not
+    cover (timm class-token ViT, an MLP on the CLIP embedding). CLIP, SigLIP and MAP ViTs are
+    checked against the authors' formulas, one backward per layer, in
+    test_explain_legrad_reference.py."""
+    torch.manual_seed(0)
+    model = VITS[name]()
+    x = _x(model)
+    with explain_mode(model), torch.enable_grad():
+        raw, _logits, target = LeGrad(start_layer=0).attribute(model, x, 2)  # every layer, like the naive loop
+        naive = naive_legrad(model, x, 2)
     assert target == 2
     assert torch.allclose(raw.flatten(), naive, rtol=1e-4, atol=1e-8)
     assert float(naive.abs().sum()) > 0
+
+
+def test_pooler_probabilities_match_the_model():
+    """The explicit MAP-head attention gives the model's own output (SigLIP's pooler)."""
+    model = VITS["siglip_ft"]().eval()
+    x = _x(model)
+    with torch.no_grad():
+        ref = model(x)
+        with ViTHooks(model, attention=False, pool_attention=True) as hooks:
+            out = model(x)
+    assert torch.allclose(out, ref, atol=1e-5)
+    assert hooks.pool_probs.shape[:3] == (1, model.visual.trunk.attn_pool.num_heads, 1)
+    assert torch.allclose(hooks.pool_probs.sum(-1), torch.ones(()), atol=1e-5)
+    _no_surgery_left(model)
 
 
 def test_higher_input_resolution_is_temporary():

@@ -10,9 +10,11 @@ patches a model.
   computes its attention probabilities *explicitly* - ``softmax(q k^T / sqrt(d) + mask)`` for
   open_clip ``nn.MultiheadAttention`` and timm ``Attention`` blocks - and keeps them in the
   autograd graph (``hooks.attn_probs[i]``, shape (B, heads, N, N)), so the gradient of a class
-  score with respect to them is one ``torch.autograd.grad`` call. Optionally it records the last
-  block's ``norm1`` output (ViT-Grad-CAM) and builds LeGrad's per-layer readouts (below). On exit
-  the original ``forward`` methods are back and every hook is removed.
+  score with respect to them is one ``torch.autograd.grad`` call. With ``pool_attention`` the same
+  is done for the attention-pool head (timm ``AttentionPoolLatent``, SigLIP's MAP head:
+  ``hooks.pool_probs``, (B, heads, latents, N)). Optionally it records the last block's ``norm1``
+  output (ViT-Grad-CAM) and builds LeGrad's per-layer readouts (below). On exit the original
+  ``forward`` methods are back and every hook is removed.
 
 Per-layer readouts in one forward+backward (LeGrad): with ``readout_layers`` set, every block's
 input is detached (``x.detach().requires_grad_()``), the outputs of the listed blocks are recorded,
@@ -22,6 +24,10 @@ class logits in one batched pass. Because block inputs are detached, the score r
 ``l`` depends on ``attn_probs[l]`` only through block ``l`` itself: summing all readout scores and
 differentiating once gives, for every ``l``, exactly ``d s_l / d A_l`` - the same numbers as one
 backward pass per layer. Forward values are unchanged (detach does not alter values).
+With ``readout_skip_norm`` the final norm passes the readout rows through unchanged (the first
+rows, the model's own output, are normalised as usual): LeGrad's reference SigLIP code feeds each
+block's raw output to the attention pooler. Every step of the tail treats batch rows
+independently, so row ``1 + j`` holds layer ``layers[j]``'s readout and nothing else.
 """
 
 from __future__ import annotations
@@ -166,6 +172,27 @@ def _mha_forward(
     return out, weights
 
 
+def _timm_attn_pool_forward(mod: nn.Module, store: Store, x: torch.Tensor, attn_mask=None):
+    """timm ``AttentionPoolLatent`` (the MAP head: a learned latent query attends over the tokens)
+    with its probabilities (B, heads, latents, N) passed through ``store``."""
+    B, N, C = x.shape
+    if mod.pos_embed is not None:
+        x = x + mod.pos_embed.unsqueeze(0).to(x.dtype)
+    q = mod.q(mod.latent.expand(B, -1, -1)).reshape(B, mod.latent_len, mod.num_heads, mod.head_dim).transpose(1, 2)
+    k, v = mod.kv(x).reshape(B, N, 2, mod.num_heads, mod.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+    q, k = mod.q_norm(q), mod.k_norm(k)
+    scores = (q * mod.scale) @ k.transpose(-2, -1)
+    if attn_mask is not None:  # timm: additive
+        scores = scores + attn_mask
+    probs = store(scores.softmax(dim=-1))
+    out = mod.proj_drop(mod.proj((probs @ v).transpose(1, 2).reshape(B, mod.latent_len, C)))
+    if mod.mlp is not None:
+        out = out + mod.mlp(mod.norm(out))
+    if mod.pool == "token":
+        return out[:, 0]
+    return out.mean(1) if mod.pool == "avg" else out
+
+
 def _attention_impl(mod: nn.Module) -> Callable:
     if isinstance(mod, nn.MultiheadAttention):
         if mod.bias_k is not None or mod.add_zero_attn:
@@ -188,6 +215,9 @@ class ViTHooks:
     readout_layers:  block indices whose outputs are read out by the model's tail (LeGrad).
     readout_pool:    "mean" - every token replaced by the token mean before the tail (the
                      reference LeGrad code for CLIP); "tokens" - the tail's own pooling.
+    pool_attention:  patch the attention-pool head (``spec.extra["attn_pool"]``; ``pool_probs``).
+    readout_skip_norm: the final norm (``spec.extra["final_norm"]``) leaves the readout rows as
+                     they are (LeGrad's SigLIP reference: raw block output into the pooler).
     """
 
     def __init__(
@@ -198,6 +228,8 @@ class ViTHooks:
         norm1: bool = False,
         readout_layers: Sequence[int] | None = None,
         readout_pool: str = "mean",
+        pool_attention: bool = False,
+        readout_skip_norm: bool = False,
     ) -> None:
         spec = model.vit_spec()
         if spec is None:
@@ -211,6 +243,15 @@ class ViTHooks:
         self.norm1 = norm1
         self.readout_layers = sorted({i % len(self.blocks) for i in readout_layers}) if readout_layers is not None else None
         self.readout_pool = readout_pool
+        self.pool_attention = pool_attention
+        self.readout_skip_norm = readout_skip_norm
+        self.attn_pool = spec.extra.get("attn_pool")
+        if pool_attention and self.attn_pool is None:
+            raise HarError(f"model {getattr(model, 'name', type(model).__name__)!r} has no attention-pool head")
+        if readout_skip_norm and (self.readout_layers is None or not spec.tokens_batch_first):
+            raise HarError("readout_skip_norm needs readout_layers and batch-first tokens")
+        self.pool_probs: torch.Tensor | None = None
+        self._n_real = 0
         self.attn_probs: list[torch.Tensor | None] = [None] * len(spec.attn)
         self.norm1_out: torch.Tensor | None = None
         self._outputs: dict[int, torch.Tensor] = {}
@@ -237,6 +278,8 @@ class ViTHooks:
                 impls = [_attention_impl(m) for m in self.spec.attn]  # fail before touching anything
                 for i, (mod, impl) in enumerate(zip(self.spec.attn, impls)):
                     self._patch(mod, impl, self._storer(i))
+            if self.pool_attention:
+                self._patch(self.attn_pool, _timm_attn_pool_forward, self._store_pool)
             if self.norm1:
                 self._handles.append(self.spec.norm1[-1].register_forward_hook(self._record_norm1))
             if self.readout_layers is not None:
@@ -244,6 +287,8 @@ class ViTHooks:
                     self._handles.append(blk.register_forward_pre_hook(self._detach_input, with_kwargs=True))
                     if i in self.readout_layers or i == len(self.blocks) - 1:
                         self._handles.append(blk.register_forward_hook(self._make_block_hook(i)))
+                if self.readout_skip_norm:
+                    self._handles.append(self.spec.extra["final_norm"].register_forward_hook(self._skip_norm))
         except BaseException:
             self._restore()
             raise
@@ -281,6 +326,14 @@ class ViTHooks:
 
         return store
 
+    def _store_pool(self, probs: torch.Tensor) -> torch.Tensor:
+        self.pool_probs = probs
+        return probs
+
+    def _skip_norm(self, _mod, inp, out):
+        n = self._n_real
+        return torch.cat([out[:n], inp[0][n:]], dim=0)
+
     def _record_norm1(self, _mod, _inp, out):
         self.norm1_out = out
 
@@ -303,6 +356,7 @@ class ViTHooks:
                 self._outputs[i] = out
             if not last:
                 return None
+            self._n_real = out.shape[self.batch_dim]
             reads = [self._readout(self._outputs[j]) for j in self.readout_layers]
             return torch.cat([out, *reads], dim=self.batch_dim)
 

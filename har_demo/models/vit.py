@@ -134,7 +134,15 @@ def timm_vit_spec(trunk: nn.Module, set_input_size, **extra) -> ViTSpec:
         patch_size=int(trunk.patch_embed.patch_size[0]),
         tokens_batch_first=True,
         set_input_size=set_input_size,
-        extra={"backend": "timm", "pool": getattr(trunk, "global_pool", "token"), "final_norm": trunk.norm, **extra},
+        extra={
+            "backend": "timm",
+            "pool": getattr(trunk, "global_pool", "token"),
+            "final_norm": trunk.norm,
+            # the MAP head (SigLIP): a learned latent query attends over the tokens (LeGrad
+            # differentiates its attention); None for class-token / average pooling
+            "attn_pool": getattr(trunk, "attn_pool", None),
+            **extra,
+        },
     )
 
 
