@@ -29,7 +29,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -278,10 +278,12 @@ class BurstReport:
     messages: list[str] = field(default_factory=list)
 
 
-def burst(url: str, n: int, photo: str | Path | None = None, models: str = "") -> BurstReport:
+def burst(url: str, n: int, photo: str | Path | None = None, models: str = "", settle: Callable[[list], None] | None = None) -> BurstReport:
     """Submit ``n`` /predict requests (of ``photo``, default the example photos; ``models``, default
     all) at once from one client: with a queue limit below ``n`` the overflow must be refused ('queue is full'),
-    everything accepted must be answered."""
+    everything accepted must be answered. ``settle(jobs)``, when given, runs after the submissions and
+    before any answer is awaited (a test holds the server's workers busy until every job is queued
+    or refused, then lets them go)."""
     from gradio_client import handle_file
 
     check_loopback(url)
@@ -290,6 +292,8 @@ def burst(url: str, n: int, photo: str | Path | None = None, models: str = "") -
         client = _client(url, dl)
         photos = [Path(photo)] if photo else PHOTOS
         jobs = [client.submit(handle_file(str(photos[k % len(photos)])), models, "predicted", 0.5, api_name="/predict") for k in range(n)]
+        if settle is not None:
+            settle(jobs)
         for job in jobs:
             try:
                 problem = _valid(job.result(timeout=REQUEST_TIMEOUT_S))
