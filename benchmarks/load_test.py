@@ -234,11 +234,12 @@ def _one_user(url: str, n_requests: int, start_gate: threading.Barrier, download
 
 def queue_limit(env: dict | None = None) -> int:
     """The app's queue limit for ``env`` (default: this process's environment): ``HAR_QUEUE_SIZE``
-    or the app's default - exactly what ``har_demo.ui.settings`` reads at start-up."""
-    from har_demo.ui.settings import QUEUE_SIZE
+    or its default, read as the app reads it at start-up (``har_demo/settings.py``)."""
+    from har_demo.settings import SETTINGS
 
-    raw = (env if env is not None else os.environ).get("HAR_QUEUE_SIZE", "").strip()
-    return int(raw) if raw else QUEUE_SIZE
+    setting = SETTINGS["HAR_QUEUE_SIZE"]
+    raw = (env if env is not None else os.environ).get(setting.name, "")
+    return setting.parse(raw) if raw.strip() else setting.default
 
 
 def run_load(url: str, clients: int = 20, requests: int = 5, server_pid: int | None = None, limit: int | None = None) -> LoadReport:
