@@ -29,7 +29,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -234,11 +234,12 @@ def _one_user(url: str, n_requests: int, start_gate: threading.Barrier, download
 
 def queue_limit(env: dict | None = None) -> int:
     """The app's queue limit for ``env`` (default: this process's environment): ``HAR_QUEUE_SIZE``
-    or the app's default - exactly what ``har_demo.ui.settings`` reads at start-up."""
-    from har_demo.ui.settings import QUEUE_SIZE
+    or its default, read as the app reads it at start-up (``har_demo/settings.py``)."""
+    from har_demo.settings import SETTINGS
 
-    raw = (env if env is not None else os.environ).get("HAR_QUEUE_SIZE", "").strip()
-    return int(raw) if raw else QUEUE_SIZE
+    setting = SETTINGS["HAR_QUEUE_SIZE"]
+    raw = (env if env is not None else os.environ).get(setting.name, "")
+    return setting.parse(raw) if raw.strip() else setting.default
 
 
 def run_load(url: str, clients: int = 20, requests: int = 5, server_pid: int | None = None, limit: int | None = None) -> LoadReport:
@@ -278,10 +279,12 @@ class BurstReport:
     messages: list[str] = field(default_factory=list)
 
 
-def burst(url: str, n: int, photo: str | Path | None = None, models: str = "") -> BurstReport:
+def burst(url: str, n: int, photo: str | Path | None = None, models: str = "", settle: Callable[[list], None] | None = None) -> BurstReport:
     """Submit ``n`` /predict requests (of ``photo``, default the example photos; ``models``, default
     all) at once from one client: with a queue limit below ``n`` the overflow must be refused ('queue is full'),
-    everything accepted must be answered."""
+    everything accepted must be answered. ``settle(jobs)``, when given, runs after the submissions and
+    before any answer is awaited (a test holds the server's workers busy until every job is queued
+    or refused, then lets them go)."""
     from gradio_client import handle_file
 
     check_loopback(url)
@@ -290,6 +293,8 @@ def burst(url: str, n: int, photo: str | Path | None = None, models: str = "") -
         client = _client(url, dl)
         photos = [Path(photo)] if photo else PHOTOS
         jobs = [client.submit(handle_file(str(photos[k % len(photos)])), models, "predicted", 0.5, api_name="/predict") for k in range(n)]
+        if settle is not None:
+            settle(jobs)
         for job in jobs:
             try:
                 problem = _valid(job.result(timeout=REQUEST_TIMEOUT_S))

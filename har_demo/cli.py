@@ -2,7 +2,9 @@
 
 Each subcommand is a pair of functions (add its arguments, run it): ``models`` / ``predict`` /
 ``evaluate`` here, the others in ``har_demo/commands/``; the work itself is done by library
-functions (``evaluate``, ``explain``, ...) the UI and the tests call too. Every user error becomes one line on stderr and exit code 2.
+functions (``evaluate``, ``explain``, ...) the UI and the tests call too. Every user error (a
+``HarError``, ``errors.py``) becomes one line on stderr and exit code 2; any other exception is a
+bug and surfaces as one (traceback, exit code 1), not disguised as a user error.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from . import settings
 from .errors import HarError
 
 # name -> (module, add-args function, run function, help). Imported lazily (fast --help).
@@ -76,7 +79,8 @@ def cmd_predict(args) -> int:
     from .models.fuse import prepare_for_serving
     from .models.loading import load_model
 
-    # fail before loading the model; reduced while decoding (the models squash-resize to <= 448 px anyway)
+    # fail before loading the model; reduced while decoding (model inputs are far smaller, 224 px for the
+    # pretrained ones: each squashes or letterboxes its view - the photo, or a person_crop model's person box)
     images = [load_image(path, max_side=PREDICT_MAX_SIDE) for path in args.images]
     model = prepare_for_serving(load_model(args.model, args.checkpoint))  # inference only: BN folded into convs
     preds = predictions_from_probs(model.predict_proba(images))
@@ -161,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    try:
+        settings.check_all()  # a bad HAR_* variable: one line, before any module reads one at import
+    except HarError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     from .data import io as data_io
 
     data_io.CAPTURE_NATIVE_STDERR = True  # libtiff/libjpeg lines never reach the terminal (errors become ours)
@@ -169,12 +178,14 @@ def main(argv: list[str] | None = None) -> int:
     module, _add, run, _help = COMMANDS[args._command]
     try:
         return int(_resolve(module, run)(args) or 0)
-    except (HarError, OSError, ValueError) as err:  # ours, or bad paths/values surfacing from libraries
+    except HarError as err:  # a user error (errors.py): one line
         # one line whatever the input: a newline or escape in a caller's path is shown escaped
         print(f"error: {data_io.safe_label(err, 2000)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    # anything else (ValueError, OSError, ...) is a bug or an unforeseen failure, not a user
+    # error: it propagates, so Python prints the traceback and exits 1
 
 
 if __name__ == "__main__":  # pragma: no cover

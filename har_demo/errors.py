@@ -24,3 +24,7 @@ class CheckpointError(HarError):
 
 class UnknownName(HarError):
     """An unknown model / method / class name was given."""
+
+
+class ConfigError(HarError):
+    """A bad option value or key: ``--config`` / ``--opt`` overrides, builder options, ``HAR_*`` settings."""

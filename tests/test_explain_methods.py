@@ -15,6 +15,7 @@ from har_demo.explain.base import (
     explain,
     explain_full,
     get_explainer,
+    make_explainer,
 )
 from har_demo.testing import CHEAP_OPTS, RegionCNN, person_photo, sample_image, tiny_models
 
@@ -43,6 +44,43 @@ def input_gradients_differ(model, image) -> bool:
     return not torch.allclose(g0, g1)
 
 
+def _minmax(a: np.ndarray) -> np.ndarray:
+    lo, hi = float(a.min()), float(a.max())
+    return (a - lo) / (hi - lo) if hi > lo else np.full_like(a, 1.0 if hi > 0 else 0.0)
+
+
+def _bilinear(a: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Half-pixel-centred bilinear resize (what OpenCV's INTER_LINEAR does), written with torch."""
+    t = torch.from_numpy(np.ascontiguousarray(a, np.float32))[None, None]
+    return torch.nn.functional.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def reference_map(model, method, image, target, opts) -> np.ndarray:
+    """The photo-aligned map written here from the method's raw attribution, without the library's
+    ``normalize_map`` / ``to_image_map`` / ``content_box`` / ``place_map``: min-max to [0, 1]; for a
+    letterboxed model the photo's part of the S x S input (computed here) cut out and min-maxed
+    again; resized to the model's view; a person crop put back at its box, zero elsewhere."""
+    explainer = make_explainer(method, model, **opts)
+    view = model.views([image])[0]
+    explainer.view = view
+    with torch.enable_grad():
+        raw, _, _ = explainer.attribute(model, model.preprocess_views([view]), target)
+    arr = _minmax(np.nan_to_num(raw.detach().float().numpy()))
+    s = model.input_size
+    vw, vh = view.image.size
+    if model.resize == "pad":
+        scale = s / max(vw, vh)
+        nw, nh = min(s, max(1, round(vw * scale))), min(s, max(1, round(vh * scale)))
+        x0, y0 = (s - nw) // 2, (s - nh) // 2
+        if (nw, nh) != (s, s):
+            arr = _minmax(_bilinear(arr, s, s)[y0 : y0 + nh, x0 : x0 + nw])
+    arr = np.clip(_bilinear(arr, vh, vw), 0, 1) if arr.shape != (vh, vw) else arr
+    out = np.zeros((image.height, image.width), np.float32)
+    bx0, by0, bx1, by1 = view.box
+    out[by0:by1, bx0:bx1] = arr if (bx1 - bx0, by1 - by0) == (vw, vh) else _bilinear(arr, by1 - by0, bx1 - bx0)
+    return out
+
+
 @pytest.mark.parametrize("model_name, method", CASES)
 def test_map_shape_range_alignment_and_class(model_name, method):
     model = model_for(model_name)
@@ -53,9 +91,12 @@ def test_map_shape_range_alignment_and_class(model_name, method):
     for c, e in maps.items():
         assert e.saliency.shape == (image.height, image.width)
         assert e.saliency.dtype == np.float32
-        assert 0.0 <= e.saliency.min() and e.saliency.max() <= 1.0
         assert e.target == c
         assert e.probs.shape == (3,) and abs(float(e.probs.sum()) - 1.0) < 1e-5
+    # the map is the method's raw attribution, normalised and aligned with the photo as written in
+    # this test (before: a [0, 1] range check on a map the library had just clipped to [0, 1]);
+    # one class (each reference costs a second attribution)
+    np.testing.assert_allclose(maps[1].saliency, reference_map(model, method, image, 1, opts), atol=2e-3)
     # a class with only negative evidence may get an all-zero map (ReLU / positive part), not both
     assert max(e.saliency.max() for e in maps.values()) > 0.0
     if input_gradients_differ(model, image):

@@ -8,6 +8,7 @@ with one line while the accepted requests are all answered. The full run (20 x 5
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,16 +46,61 @@ def test_concurrent_clients_all_answered_with_bounded_queue_and_memory(app_serve
 
 
 @pytest.mark.timeout(300)
-def test_burst_over_the_queue_limit_is_refused_with_one_line(app_server, tmp_path):
+def test_burst_over_the_queue_limit_is_refused_with_one_line(tmp_path, monkeypatch):
+    """Deterministic: the app (in this process, as ``app.py`` builds and launches it, tiny models)
+    has its model runs held on an Event until every request of the burst is either queued or
+    refused, so exactly CONCURRENCY are running, QUEUE waiting and the rest refused - however
+    fast the machine drains the queue (the earlier version raced it: once 30 of 30 got in)."""
+    from gradio_client.utils import Status
+
+    from har_demo.ui import api as ui_api
+    from har_demo.ui import server
+    from har_demo.ui.process import free_port
+    from tests.test_ui_support import tiny_bank, tiny_env
+
+    concurrency, queue = 2, 4
+    n = concurrency + queue + 6
+    monkeypatch.setattr(server, "CONCURRENCY", concurrency)
+    monkeypatch.setattr(server, "QUEUE_SIZE", queue)
+    hold, running = threading.Event(), []
+    analyse = ui_api._analyse
+
+    def held(*args, **kwargs):
+        running.append(1)
+        assert hold.wait(120), "never released"
+        return analyse(*args, **kwargs)
+
+    monkeypatch.setattr(ui_api, "_analyse", held)
+    settled = {Status.IN_QUEUE, Status.PROCESSING, Status.FINISHED}  # FINISHED here: refused (nothing can finish yet)
+
+    def settle(jobs) -> None:
+        deadline = time.monotonic() + 120
+        while not (len(running) == concurrency and all(j.status().code in settled for j in jobs)):
+            assert time.monotonic() < deadline, [j.status().code for j in jobs]
+            time.sleep(0.05)
+        assert len(running) == concurrency  # the held runs are exactly the workers
+        hold.set()
+
     small = tmp_path / "small.png"
     Image.new("RGB", (24, 16), (90, 120, 30)).save(small)
-    limit = queue_limit(app_server.env)
-    report = burst(app_server.url, limit + 8, photo=small, models="fnn")
+    with tiny_env(tmp_path / "ck"):
+        demo = server.create_app(tiny_bank(tmp_path / "ck"))
+        port = free_port()
+        server.launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+        try:
+            report = burst(f"http://127.0.0.1:{port}/", n, photo=small, models="fnn", settle=settle)
+        finally:
+            hold.set()
+            demo.close()
     assert report.other == [], report.other[:3]
-    assert report.queue_full >= 1, "nothing refused: the queue limit is not applied"
-    assert report.ok >= limit // 2 and report.ok + report.queue_full == report.submitted
+    assert report.ok == concurrency + queue  # every accepted request answered, and well-formed
+    assert report.queue_full == n - concurrency - queue
     assert all("\n" not in m and "queue is full" in m.lower() for m in report.messages)
-    after = run_load(app_server.url, 1, 1, app_server.pid, limit)  # still answering afterwards
+
+
+@pytest.mark.timeout(300)
+def test_the_running_app_still_answers_after_the_load(app_server):
+    after = run_load(app_server.url, 1, 1, app_server.pid, queue_limit(app_server.env))
     assert after.failed == 0 and rss_bytes(app_server.pid)[0] > 0
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from har_demo.data.transforms import CLIP_MEAN, CLIP_STD
-from har_demo.errors import ModelUnavailable
+from har_demo.errors import ConfigError, ModelUnavailable
 from har_demo.labels import CLASSES, prompts_for
 from har_demo.models import sources
 from har_demo.models.checkpoint import load_checkpoint, save_checkpoint
@@ -254,7 +254,7 @@ def test_partial_checkpoint_of_frozen_head_and_text_recovery(tmp_path):
 
 
 def test_unknown_option_is_refused():
-    with pytest.raises(ValueError, match="unknown option"):
+    with pytest.raises(ConfigError, match=r"unknown clip_em builder option\(s\) hiden; known: .*hidden"):  # one line for the user
         build_model("clip_em", model_cfg=TINY, hiden=12)
 
 

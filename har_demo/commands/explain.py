@@ -32,32 +32,19 @@ from ..evaluate import evaluate_maps_many, format_eval
 from ..explain.base import EXPLAINERS, default_method, explain_full, get_explainer, make_explainer
 from ..explain.metrics import AMBIGUITY_THRESHOLD, DEFAULT_STEPS, box_mask, drift_score, faithfulness, parse_box, pose_ambiguity
 from ..explain.overlay import COLORMAPS, DEFAULT_COLORMAP, overlay
+from ..options import parse_value, split_assignment
 from .common import Progress, add_split_args, select_split
 
 
 # ---- shared arguments ---------------------------------------------------------------------------
-def _parse_value(text: str) -> Any:
-    low = text.strip().lower()
-    if low in ("none", "null"):
-        return None
-    if low in ("true", "false"):
-        return low == "true"
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
 def parse_options(items: Sequence[str] | None) -> dict[str, Any]:
-    """``["steps=8", "sign=abs"]`` -> ``{"steps": 8, "sign": "abs"}`` (method options)."""
+    """``["steps=8", "sign=abs"]`` -> ``{"steps": 8, "sign": "abs"}`` (method options), read by the
+    project's one ``KEY=VALUE`` grammar (``har_demo.options``, as ``train.py --config``); the method
+    checks each value against its option's type (``Explainer.__init__``)."""
     opts: dict[str, Any] = {}
     for item in items or ():
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise HarError(f"--opt {item!r} must look like KEY=VALUE (e.g. steps=8)")
-        opts[key.strip().replace("-", "_")] = _parse_value(value)
+        key, raw = split_assignment(item, "--opt")
+        opts[key.replace("-", "_")] = parse_value(raw)
     return opts
 
 

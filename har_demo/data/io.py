@@ -33,10 +33,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .. import settings
 from ..errors import DataError, HarError, ImageLoadError
 
-MAX_PIXELS = int(os.environ.get("HAR_MAX_PIXELS", "40000000"))  # ~ 6300 x 6300
-MAX_FILE_BYTES = int(os.environ.get("HAR_MAX_FILE_BYTES", str(25 * 1024 * 1024)))
+MAX_PIXELS = settings.get("HAR_MAX_PIXELS")  # ~ 6300 x 6300
+MAX_FILE_BYTES = settings.get("HAR_MAX_FILE_BYTES")
 MIN_SIDE = 1
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 # Only these decoders are ever tried (no EPS/Ghostscript, no exotic plugins); MPO is opened by JPEG.
@@ -44,8 +45,8 @@ DECODE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
 # Work limits checked on the raw bytes before decoding (cost is linear in scans x blocks / chunks):
 # ordinary progressive JPEGs have ~10 scans (libjpeg-turbo suggests refusing over 500), PNG encoders
 # write a few thousand IDAT chunks at most for a 25 MB file.
-MAX_JPEG_SCANS = int(os.environ.get("HAR_MAX_JPEG_SCANS", "100"))
-MAX_PNG_CHUNKS = int(os.environ.get("HAR_MAX_PNG_CHUNKS", "20000"))
+MAX_JPEG_SCANS = settings.get("HAR_MAX_JPEG_SCANS")
+MAX_PNG_CHUNKS = settings.get("HAR_MAX_PNG_CHUNKS")
 MAX_LABEL_CHARS = 120
 # Set by the CLI: the C libraries' (libtiff, libjpeg) own stderr lines are captured during a decode
 # (process-wide, so only where no other thread writes to stderr) instead of reaching the terminal.

@@ -1,7 +1,9 @@
 """Image -> tensor transforms shared by every model and the training runner.
 
-Every model sees the *whole* photo (no centre crop), so a person at the edge of a tall pedestrian
-window is never cut off. Two ways to make it square (a model's ``resize`` option):
+No transform crops: a model sees the whole of its view - the photo, or for a ``person_crop`` model
+the person finder's box (``HarModel.views``, ``person/crop.py``) - so a person at the edge of a
+tall pedestrian window is never cut off by a centre crop. Two ways to make the view square (a
+model's ``resize`` option):
 
 * ``squash`` (default): resize to S x S, changing the aspect ratio;
 * ``pad``: letterbox - scale the longer side to S keeping the aspect ratio and centre the photo on

@@ -1,9 +1,12 @@
 """The one explainer interface, the registry of methods, and ``explain()``.
 
 An explainer turns (model, image, class) into a saliency map: ``HxW float32 in [0, 1]`` aligned
-with the *original* image. Every registry model sees the whole photo (squashed or letterboxed to a
-square, no crop), so a map computed on the model's input grid maps back by cropping the photo's
-``content_box`` (the whole input when squashed) and resizing.
+with the *original* image. A model looks at its *view* of the photo (``HarModel.views``): the
+whole photo, or - for a ``person_crop`` model (CLIP, ViT, ``effnet_person`` by default) - the
+person finder's box. The view is squashed or letterboxed (the model's ``resize``: squash / pad)
+to the square input, so a map computed on the input grid maps back by cropping the view's
+``content_box`` (the whole input when squashed), resizing it to the view, and, for a person crop,
+placing it at the box in the photo: zero outside the box, where the model saw nothing.
 
 A new method = one module with an ``Explainer`` subclass + one line in ``_METHOD_MODULES``.
 Faces (CLI, UI) discover methods through ``EXPLAINERS`` / ``applicable_methods`` - no per-model
@@ -34,6 +37,7 @@ from ..data.io import ImageSource, load_image
 from ..data.transforms import content_box
 from ..errors import HarError, UnknownName
 from ..models.base import HarModel
+from ..options import check, from_text, kind_of_default
 
 # name -> "module:Class" (relative to har_demo.explain); the order is the order shown to users.
 _METHOD_MODULES: dict[str, str] = {
@@ -106,6 +110,12 @@ class Explainer:
                 raise HarError(f"input size must be a whole number from {lo} to {hi} pixels, got {str(input_size)[:40]!r}")
             input_size = size
         self.input_size = int(input_size) if input_size else None
+        for key, value in opts.items():  # typed by the default's type; text (``--opt K=V``) read by the one grammar
+            if key in self.positive_ints:
+                continue  # checked below (whole numbers >= 1, digits accepted)
+            kind = kind_of_default(self.defaults[key])
+            where = f"method {self.name!r}: option {key}"
+            opts[key] = from_text(value, kind, where) if isinstance(value, str) else check(value, kind, where)
         self.opts: dict[str, Any] = {**self.defaults, **opts}
         for key in self.positive_ints:
             value = self.opts.get(key)
@@ -128,7 +138,14 @@ class Explainer:
     @classmethod
     def requirement(cls) -> str:
         """What a model must offer for this method (used in the 'not applicable' message)."""
-        return "nothing"
+        return "a model that reads the photo's pixels: model.uses_image"
+
+    @classmethod
+    def why_not(cls, model: HarModel) -> str:
+        """Why the method does not apply to ``model``, in one clause (the 'not applicable' message)."""
+        if not model.uses_image:  # pose_mlp: every pixel method attributes to pixels, and none reaches it
+            return "it reads no pixels, only its pose vector (landmarks and angles), so there is no pixel to attribute"
+        return f"needs {cls.requirement()}"
 
     def attribute(self, model: HarModel, x: torch.Tensor, target: int | None) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Raw map for one preprocessed image ``x`` (1, 3, S, S).
@@ -144,7 +161,7 @@ class Explainer:
         from .vit_hooks import explain_mode, input_size_override
 
         if not self.applies_to(model):
-            raise HarError(f"method {self.name!r} does not apply to model {model_label(model)!r} (needs {self.requirement()})")
+            raise HarError(f"method {self.name!r} does not apply to model {model_label(model)!r} ({self.why_not(model)})")
         pil = image if isinstance(image, Image.Image) and image.mode == "RGB" else load_image(image)
         target = resolve_class(model, target_class)
         with explain_mode(model), input_size_override(model, self.input_size):
@@ -336,7 +353,7 @@ def make_explainer(method: str, model: HarModel | None = None, **opts: Any) -> E
     cls = get_explainer(method)
     if model is not None and not cls.applies_to(model):
         raise HarError(
-            f"method {method!r} does not apply to model {model_label(model)!r} (needs {cls.requirement()}); "
+            f"method {method!r} does not apply to model {model_label(model)!r} ({cls.why_not(model)}); "
             f"applicable: {', '.join(applicable_methods(model))}"
         )
     return cls(**opts)

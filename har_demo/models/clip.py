@@ -36,6 +36,7 @@ import copy
 import functools
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +49,12 @@ from . import sources
 from .base import HarModel, ViTSpec
 from .vit import NativePosEmbed, _check_keys, _replace_param, layerwise_param_groups, resize_timm_vit, timm_vit_spec
 
-_BASE_KEYS = {"model_name", "weights", "model_cfg", "init_seed", "quick_gelu", "mean", "std", "image_size"}
+# the builders' options and their types (``builder.options``: ``--config clip_cs.KEY=V`` is checked against them)
+_BASE_OPTIONS: dict[str, Any] = {
+    "model_name": str | None, "weights": str | None, "model_cfg": dict | None, "init_seed": int, "quick_gelu": bool | None,
+    "mean": list[float] | None, "std": list[float] | None, "image_size": int | None,
+}
+_BASE_KEYS = set(_BASE_OPTIONS)
 _HEAD_DEFAULTS: dict[str, dict] = {
     "zeroshot": {},
     "cs": {"hidden": 32, "dropout": 0.0},
@@ -500,6 +506,11 @@ def build_clip_ft(pretrained: bool | str = True, **config) -> ClipFineTune:
 
 def build_siglip_ft(pretrained: bool | str = True, **config) -> ClipFineTune:
     return _build("siglip_ft", "ft", "siglip", pretrained, config)
+
+
+for _builder, _kind in ((build_clip_zeroshot, "zeroshot"), (build_clip_cs, "cs"), (build_clip_em, "em"),
+                        (build_clip_ft, "ft"), (build_siglip_ft, "ft")):
+    _builder.options = {**_BASE_OPTIONS, **{k: type(v) for k, v in _HEAD_DEFAULTS[_kind].items()}}
 
 
 # ---- WiSE-FT --------------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ those imports the other's caller: registry <- checkpoint <- loading.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from .. import settings
 from ..errors import ModelUnavailable
 from .base import HarModel
 from .checkpoint import CARD_FILE, WEIGHTS_FILE, load_checkpoint, read_card
@@ -20,7 +20,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 def checkpoint_root() -> Path:
     """Where committed checkpoints live (``$HAR_CHECKPOINT_DIR`` overrides)."""
-    return Path(os.environ.get("HAR_CHECKPOINT_DIR", PACKAGE_ROOT / "checkpoints"))
+    return Path(settings.get("HAR_CHECKPOINT_DIR"))
 
 
 def default_checkpoint(name: str) -> Path:

@@ -12,7 +12,11 @@ Builders are referenced as ``"module:function"`` strings and imported lazily, so
 never imports open_clip or timm.
 
 Builder contract: ``builder(pretrained: bool = True, **config) -> HarModel``. ``pretrained=False``
-builds the architecture without fetching backbone weights (checkpoints supply them).
+builds the architecture without fetching backbone weights (checkpoints supply them). The builder's
+options - their names and types - are read from its signature (``builder_options``): its own
+keyword parameters, else those of the class its return annotation names, else a ``builder.options``
+table ``{name: type}`` the family file attaches (CLIP, ViT: their options go to more than one
+place). ``build_model`` refuses an unknown option or a wrong type in one line (``ConfigError``).
 Availability contract: ``check(**config) -> str | None`` - ``None`` when the model's pretrained
 weights can be obtained here, else a one-line reason with how to enable it.
 
@@ -23,6 +27,7 @@ knows nothing about checkpoints.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -30,6 +35,7 @@ from typing import Any
 
 from ..data.transforms import STUDY_AUGMENT
 from ..errors import ModelUnavailable, UnknownName
+from ..options import check, check_keys, signature_kinds
 from .base import HarModel
 from .tiny import tiny_clip_cfg, tiny_siglip_cfg
 
@@ -194,9 +200,49 @@ def get_spec(name: str) -> ModelSpec:
         raise UnknownName(f"unknown model {name!r}; available: {', '.join(MODELS)}") from None
 
 
-def build_model(name: str, pretrained: bool = True, **config) -> HarModel:
-    """Build a registry model (fresh head). Raises ModelUnavailable when weights can't be had."""
+def builder_options(name: str) -> tuple[dict[str, Any], bool]:
+    """``({option: type}, open)`` of a registry model's builder config (module doc): ``open`` when
+    the builder may accept options it does not list (then only the listed ones are type-checked).
+    ``person_crop`` (bool) is every model's option (``HarModel.person_crop``)."""
     spec = get_spec(name)
+    builder = spec.resolve(spec.builder)
+    kinds, open_ = signature_kinds(builder, skip=("pretrained",))
+    declared = getattr(builder, "options", None)
+    if declared is not None:
+        kinds.update(declared)
+        open_ = False
+    elif open_:
+        made = inspect.signature(builder, eval_str=True).return_annotation
+        if inspect.isclass(made):
+            more, open_ = signature_kinds(made.__init__, skip=("self", "pretrained"))
+            kinds.update(more)
+    kinds["person_crop"] = bool
+    return kinds, open_
+
+
+def builder_kind(name: str, key: str, where: str) -> Any:
+    """The type of one builder option (``ConfigError`` naming the known ones when there is none)."""
+    kinds, open_ = builder_options(name)
+    if key not in kinds and not open_:
+        check_keys({key: None}, kinds, where, f"{name} builder option")
+    return kinds.get(key, Any)
+
+
+def check_builder_config(name: str, config: Mapping[str, Any], where: str | None = None) -> dict[str, Any]:
+    """``config`` checked against the builder's options (unknown key or wrong type: one
+    ``ConfigError`` line); returns it normalised (e.g. an int given for a float option -> float)."""
+    where = where or f"{name} builder config"
+    kinds, open_ = builder_options(name)
+    if not open_:
+        check_keys(config, kinds, where, f"{name} builder option")
+    return {k: check(v, kinds.get(k, Any), f"{where} {k}") for k, v in config.items()}
+
+
+def build_model(name: str, pretrained: bool = True, **config) -> HarModel:
+    """Build a registry model (fresh head). Raises ModelUnavailable when weights can't be had,
+    ConfigError for an option the builder does not take or a value of the wrong type."""
+    spec = get_spec(name)
+    config = check_builder_config(name, config)
     if pretrained:
         reason = spec.unavailable_reason(**config)
         if reason:

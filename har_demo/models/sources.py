@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .. import settings
+
 ENV_CLIP_MODEL = "HAR_CLIP_MODEL"
 ENV_CLIP_PRETRAINED = "HAR_CLIP_PRETRAINED"
 ENV_SIGLIP_MODEL = "HAR_SIGLIP_MODEL"
@@ -249,9 +251,9 @@ def resolve_clip(
             raise ValueError(f"model_cfg needs a local weights file, not the tag {weights!r}")
         return ClipSource(family, None, str(path or weights), "file", bool(quick_gelu), env_model, env_weights)
 
-    name = model_name or os.environ.get(env_model) or default_model
+    name = model_name or settings.get(env_model) or default_model
     if weights is None and not model_name:
-        weights = os.environ.get(env_weights) or None
+        weights = settings.get(env_weights) or None
     if weights and weights.startswith(HF_PREFIX):
         name, weights = weights, None
     if name.startswith(HF_PREFIX):
@@ -381,7 +383,7 @@ def resolve_vit(model_name: str | None = None, weights: str | None = None, timm_
     """Config values + ``HAR_VIT_WEIGHTS`` + default -> a ``VitSource``."""
     arch = model_name or DEFAULT_VIT
     if weights is None and not timm_kwargs and not model_name:
-        weights = os.environ.get(ENV_VIT_WEIGHTS) or None
+        weights = settings.get(ENV_VIT_WEIGHTS) or None
     if not weights:
         return VitSource(arch, None, "random" if timm_kwargs else "hub")
     path = local_file(weights)

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..errors import ModelUnavailable
+from ..errors import ConfigError, ModelUnavailable
 from ..labels import CLASSES
 from . import sources
 from .base import HarModel, ViTSpec
@@ -193,13 +194,18 @@ class TimmViT(HarModel):
         return {**super().describe(), "backbone_source": self.source}
 
 
-_VIT_KEYS = {"model_name", "weights", "timm_kwargs", "mean", "std", "drop_rate", "image_size"}
+# the builder's options and their types (``build_vit.options``: ``--config vit.KEY=V`` is checked against it)
+VIT_OPTIONS: dict[str, Any] = {
+    "model_name": str | None, "weights": str | None, "timm_kwargs": dict | None, "mean": list[float] | None,
+    "std": list[float] | None, "drop_rate": float, "image_size": int | None,
+}
+_VIT_KEYS = set(VIT_OPTIONS)
 
 
 def _check_keys(config: dict, allowed: set[str], what: str) -> None:
     unknown = sorted(set(config) - allowed)
     if unknown:
-        raise ValueError(f"{what}: unknown option(s) {', '.join(unknown)}; expected: {', '.join(sorted(allowed))}")
+        raise ConfigError(f"{what}: unknown option(s) {', '.join(unknown)}; expected: {', '.join(sorted(allowed))}")
 
 
 def _vit_source(config: dict) -> sources.VitSource:
@@ -286,3 +292,6 @@ def build_vit(pretrained: bool | str = True, **config) -> TimmViT:
     if config.get("image_size"):
         model.set_input_size(int(config["image_size"]))
     return model
+
+
+build_vit.options = VIT_OPTIONS

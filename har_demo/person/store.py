@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .. import settings
 from ..data.io import load_image
 from .finder import Person, find_person
 
-DEFAULT_DIR = Path(os.environ.get("HAR_PERSON_CACHE", Path.home() / ".cache" / "har_demo" / "person"))
+DEFAULT_DIR = Path(settings.get("HAR_PERSON_CACHE"))
 _VERSION = "v2"  # bump when detect() changes what it returns
 
 

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .. import settings
 from ..errors import HarError
 from ..models.registry import get_spec, model_names
 from .config import ConfigError, Overrides, parse_augment, parse_overrides, train_config_for
@@ -130,9 +131,7 @@ def _entries(args, overrides: Overrides, names: Sequence[str], augment: list[str
     for name in names:
         get_spec(name)  # unknown names -> one line
         config = dict(overrides.models.get(name, {}))
-        pretrained = config.pop("pretrained", True)
-        if isinstance(pretrained, str):
-            pretrained = pretrained.lower() not in ("false", "0", "no")
+        pretrained = config.pop("pretrained", True)  # a bool: the --config grammar typed it
         extra = dict(extra_common)
         if augment is not None:
             extra["augment"] = augment
@@ -226,14 +225,16 @@ def run(args, argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        settings.check_all()  # a bad HAR_* variable: one line before any work
+    except HarError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     try:
         return run(args, argv)
-    except HarError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except (OSError, ValueError) as err:
+    except HarError as err:  # a user error (errors.py): one line; anything else is a bug and keeps its traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -4,21 +4,28 @@ Precedence (later wins): ``TrainConfig`` defaults < the model's registry line (`
 (``--epochs``, ``--lr`` ...) < ``--config`` overrides for all models (``train.KEY=V``) <
 ``--config`` overrides for one model (``MODEL.train.KEY=V``).
 
-``--config`` accepts, any number of times: a JSON file, a JSON object, or ``KEY=VALUE`` pairs
-(VALUE parsed as JSON, else taken as a string). Keys:
+``--config`` accepts, any number of times: a JSON file, a JSON object, or ``KEY=VALUE`` pairs.
+A VALUE is read by the project's one grammar (``har_demo.options``) against the option's type:
+``true``/``false`` in any case, whole numbers, numbers, ``null``/``none``, JSON lists/objects,
+``a,b,c`` lists, text. The type is the ``TrainConfig`` field's annotation for training options
+and the builder's parameter for builder options (``models.registry.builder_options``); an
+unknown key or a value of the wrong type is one ``ConfigError`` line. Keys:
 
 * ``train.KEY`` (or a bare ``KEY`` that is a ``TrainConfig`` field): training, every model;
 * ``MODEL.train.KEY``: training, one model;
-* ``MODEL.KEY``: that model's builder config (e.g. ``cnn_base.widths=[8,16]``); ``MODEL.pretrained=false``
-  builds it without pretrained weights (tiny/local configs).
+* ``MODEL.KEY``: that model's builder config (e.g. ``cnn_base.widths=[8,16]``,
+  ``effnet_lite0.person_crop=false``); ``MODEL.pretrained=false`` builds it without pretrained
+  weights (tiny/local configs).
 
-A JSON object has the same shape: ``{"train": {...}, "cnn_base": {"widths": [8, 16], "train": {...}}}``.
+A JSON object has the same shape: ``{"train": {...}, "cnn_base": {"widths": [8, 16], "train": {...}}}``;
+its values are checked against the same types.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -26,12 +33,11 @@ from typing import Any
 
 from ..data.io import read_json_file
 from ..data.transforms import AUGMENTATIONS, STUDY_AUGMENT
-from ..errors import HarError
-from ..models.registry import MODELS, get_spec
+from ..errors import ConfigError, HarError
+from ..models.registry import MODELS, builder_kind, get_spec
+from ..options import check, from_text
 
-
-class ConfigError(HarError):
-    """A bad ``--config`` override or training option."""
+__all__ = ["ConfigError", "Overrides", "TrainConfig", "parse_augment", "parse_overrides", "train_config_for"]
 
 
 @dataclass
@@ -109,6 +115,21 @@ class TrainConfig:
 
 
 TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
+TRAIN_KINDS: dict[str, Any] = typing.get_type_hints(TrainConfig)  # field -> its type (what a value must be)
+PRETRAINED_KIND = bool  # MODEL.pretrained=true|false
+
+
+def train_value(key: str, value: Any, where: str, text: bool = False) -> Any:
+    """One training option's value (``text``: as written after ``=``) checked against its field's type."""
+    _check_train_keys([key], where)
+    kind = TRAIN_KINDS[key]
+    return from_text(value, kind, where) if text else check(value, kind, where)
+
+
+def builder_value(model: str, key: str, value: Any, where: str, text: bool = False) -> Any:
+    """One builder option's value checked against the builder's parameter (``pretrained``: a bool)."""
+    kind = PRETRAINED_KIND if key == "pretrained" else builder_kind(model, key, where)
+    return from_text(value, kind, where) if text else check(value, kind, where)
 
 def parse_augment(value: str | Iterable[str] | None) -> list[str]:
     """``"vflip,rrc"`` / ``["vflip"]`` / ``"study"`` / ``"all"`` / ``"none"`` -> validated names."""
@@ -166,10 +187,9 @@ def _from_mapping(doc: dict, where: str) -> Overrides:
         if key == "train":
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: 'train' must be an object")
-            _check_train_keys(value, where)
-            out.train.update(value)
+            out.train.update({k: train_value(k, v, f"{where} train.{k}") for k, v in value.items()})
         elif key in TRAIN_FIELDS:
-            out.train[key] = value
+            out.train[key] = train_value(key, value, f"{where} {key}")
         else:
             name = _model_name(key, where)
             if not isinstance(value, dict):
@@ -178,18 +198,11 @@ def _from_mapping(doc: dict, where: str) -> Overrides:
             tr = value.pop("train", {})
             if not isinstance(tr, dict):
                 raise ConfigError(f"{where}: '{key}.train' must be an object")
-            _check_train_keys(tr, where)
-            out.models.setdefault(name, {}).update(value)
+            tr = {k: train_value(k, v, f"{where} {key}.train.{k}") for k, v in tr.items()}
+            out.models.setdefault(name, {}).update({k: builder_value(name, k, v, f"{where} {key}.{k}") for k, v in value.items()})
             if tr:
                 out.model_train.setdefault(name, {}).update(tr)
     return out
-
-
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def parse_overrides(items: Iterable[str] | None) -> Overrides:
@@ -207,19 +220,17 @@ def parse_overrides(items: Iterable[str] | None) -> Overrides:
             out = out.merge(_from_mapping(doc, "--config JSON"))
         elif "=" in item:
             key, _, raw = item.partition("=")
-            parts = key.strip().split(".")
-            value = _parse_value(raw.strip())
+            key = key.strip()
+            parts = key.split(".")
             where = f"--config {key}"
-            if len(parts) == 1 or parts[0] == "train":
-                name = parts[-1]
-                if len(parts) > 2 or name not in TRAIN_FIELDS:
-                    _check_train_keys([name], where)
-                out.train[name] = value
+            if (len(parts) == 1 or parts[0] == "train") and len(parts) <= 2:
+                out.train[parts[-1]] = train_value(parts[-1], raw, where, text=True)
             elif len(parts) == 3 and parts[1] == "train":
-                _check_train_keys([parts[2]], where)
-                out.model_train.setdefault(_model_name(parts[0], where), {})[parts[2]] = value
+                name = _model_name(parts[0], where)
+                out.model_train.setdefault(name, {})[parts[2]] = train_value(parts[2], raw, where, text=True)
             elif len(parts) == 2:
-                out.models.setdefault(_model_name(parts[0], where), {})[parts[1]] = value
+                name = _model_name(parts[0], where)
+                out.models.setdefault(name, {})[parts[1]] = builder_value(name, parts[1], raw, where, text=True)
             else:
                 raise ConfigError(f"{where}: expected train.KEY, MODEL.KEY or MODEL.train.KEY")
         else:
@@ -242,7 +253,9 @@ def train_config_for(model: str, cli: dict[str, Any] | None = None, overrides: O
     if overrides:
         values.update(overrides.train)
         values.update(overrides.model_train.get(model, {}))
-    _check_train_keys(values, f"training options for {model}")
+    where = f"training options for {model}"
+    _check_train_keys(values, where)
+    values = {k: check(v, TRAIN_KINDS[k], f"{where}: {k}") for k, v in values.items()}
     try:
         cfg = TrainConfig(**values)
     except (TypeError, ValueError) as err:

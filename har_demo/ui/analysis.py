@@ -6,8 +6,9 @@ background drift). The result (``Analysis``) keeps the working image and the *ra
 opacity slider and the person box only re-blend / re-score, never re-run a model.
 
 The photo is decoded with ``data.io.load_image`` and reduced to ``WORK_SIDE`` px on its long
-side before the models see it (the models squash-resize to <= 448 px anyway); a person box is
-given in the original photo's pixels and scaled here.
+side before the models see it (model inputs are far smaller, 224 px for the pretrained ones: each
+squashes or letterboxes its view - the photo, or the person box for a ``person_crop`` model - to
+its square input); a person box is given in the original photo's pixels and scaled here.
 """
 
 from __future__ import annotations

@@ -12,12 +12,12 @@ concurrent requests take turns per model (different models still run in parallel
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from .. import settings
 from ..errors import HarError
 from ..explain import base as explain_base
 from ..models.base import HarModel
@@ -71,7 +71,7 @@ def explain_methods(model: HarModel) -> tuple[list[str], str | None]:
 
 def _device() -> str:
     """``$HAR_DEVICE``, else CUDA when present (incl. ZeroGPU Spaces), else CPU."""
-    env = os.environ.get("HAR_DEVICE")
+    env = settings.get("HAR_DEVICE")
     if env:
         return env
     if on_zero_gpu():

@@ -46,8 +46,10 @@ log = logging.getLogger(__name__)
 
 MAX_IMAGES = BATCH_MAX_IMAGES
 CHUNK = 16
-# Long side of a batch image as the models get it: reduced while decoding when larger (the models
-# squash-resize to <= 448 px anyway); smaller images are left as they are (no resampling cost).
+# Long side of a batch image as the models get it: reduced while decoding when larger (model inputs
+# are far smaller, 224 px for the pretrained ones: each squashes or letterboxes its view - the photo,
+# or the person box of a person_crop model - to its square input); smaller images are left as they
+# are (no resampling cost).
 BATCH_SIDE = 1024
 MISCLASSIFIED_PER_MODEL = 4
 GALLERY_OPACITY = 0.5

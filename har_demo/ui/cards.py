@@ -10,16 +10,16 @@ rendered generically (scalars as a line, nested sections as nested lists, long l
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from .. import settings
 from ..errors import HarError
 from ..models.loading import checkpoint_root
 from .bank import ModelBank
 from .redact import redact_paths
 from .render import unavailable_line
-from .text import PROJECT_ROOT, msg, strings
+from .text import msg, strings
 from .trust import accuracies, accuracy_line, ranked, read_model_card, unseen_accuracy
 
 # Shown first when present (open); every other field follows in the card's own order (collapsed).
@@ -162,7 +162,7 @@ def model_cards_markdown(bank: ModelBank) -> str:
 
 def runs_root() -> Path:
     """Where the training runner writes run folders (``$HAR_RUNS_DIR``, default ``runs/``)."""
-    return Path(os.environ.get("HAR_RUNS_DIR", PROJECT_ROOT / "runs"))
+    return Path(settings.get("HAR_RUNS_DIR"))
 
 
 def newest_results_file() -> Path | None:

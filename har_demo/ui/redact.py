@@ -12,6 +12,7 @@ import os
 import re
 from pathlib import PurePosixPath
 
+from .. import settings
 from ..data.io import safe_label
 from .text import PROJECT_ROOT
 
@@ -21,11 +22,8 @@ _ABS_PATH = re.compile(r"(?<![\w.~/:-])/(?:[^\s'\"()\[\]{}<>,;:|`]+)")
 
 
 def _roots() -> list[tuple[str, str]]:
-    roots = []
-    env = os.environ.get("HAR_CHECKPOINT_DIR")
-    if env:
-        roots.append((os.path.realpath(env), "checkpoints"))
-        roots.append((os.path.abspath(env), "checkpoints"))
+    ckpt = str(settings.get("HAR_CHECKPOINT_DIR"))  # its default lies under PROJECT_ROOT: labelled the same either way
+    roots = [(os.path.realpath(ckpt), "checkpoints"), (os.path.abspath(ckpt), "checkpoints")]
     roots.append((os.path.realpath(PROJECT_ROOT), ""))
     roots.append((os.path.abspath(PROJECT_ROOT), ""))
     return roots

@@ -10,10 +10,11 @@
 from __future__ import annotations
 
 import json
-import os
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from .. import settings
 
 UI_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = UI_DIR.parents[1]
@@ -46,7 +47,7 @@ def _examples_spec() -> dict[str, Any]:
 
 def examples_dir() -> Path:
     """The example photos' folder (the only folder the app serves besides Gradio's own cache)."""
-    env = os.environ.get("HAR_EXAMPLES_DIR")
+    env = settings.get("HAR_EXAMPLES_DIR")
     return Path(env).resolve() if env else (PROJECT_ROOT / _examples_spec()["directory"]).resolve()
 
 
