@@ -169,10 +169,10 @@ def test_pool_norm_applies_the_final_norm_before_the_pooler():
     ("opts", "message"),
     [
         ({"readout": "mean"}, "does not apply to an attention-pool head"),
-        ({"pool_norm": "yes"}, "pool_norm must be true or false"),
+        ({"pool_norm": "yes"}, "option pool_norm: expected true or false"),
     ],
 )
 def test_pooler_option_errors_are_one_line(opts, message):
     model = tiny_models()["siglip_ft"]().eval()
-    with pytest.raises(HarError, match=message), explain_mode(model):
+    with pytest.raises(HarError, match=message), explain_mode(model):  # refused when built or when run
         LeGrad(**opts).attribute(model, model.preprocess([sample_image()]), 0)

@@ -66,8 +66,6 @@ class LeGrad(ViTExplainer):
             raise HarError(f"legrad readout must be auto, mean, tokens or final, not {readout!r}")
         if rows not in ("all", "prefix"):
             raise HarError(f"legrad rows must be all or prefix, not {rows!r}")
-        if not isinstance(pool_norm, bool):
-            raise HarError(f"legrad pool_norm must be true or false, not {pool_norm!r}")
         spec = model.vit_spec()
         layers = layer_range(self.opts["start_layer"], len(spec.blocks))
         score = ClassScore(model, target)
