@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "explain": ("har_demo.commands.explain", "add_explain_args", "cmd_explain", "attention map overlay + scores for one image"),
     "explain-eval": ("har_demo.commands.explain", "add_explain_eval_args", "cmd_explain_eval", "map quality (deletion/insertion AUC, drift) over a dataset"),
     "person": ("har_demo.commands.person", "add_person_args", "cmd_person", "find the person: landmarks, box, mask (BlazePose)"),
+    "person-eval": ("har_demo.commands.person", "add_person_eval_args", "cmd_person_eval", "person finders vs COCO boxes and keypoints (recall, precision, PCK)"),
     "bench": ("har_demo.commands.bench", "add_bench_args", "cmd_bench", "speed benchmarks (inference, maps, training, app start)"),
 }
 
