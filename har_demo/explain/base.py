@@ -140,7 +140,9 @@ class Explainer:
         raise NotImplementedError
 
     # --- the shared pipeline -------------------------------------------------------------
-    def explain(self, model: HarModel, image: ImageSource, target_class: int | str | None = None) -> Explanation:
+    def explain(self, model: HarModel, image: ImageSource, target_class: int | str | None = None, person: Any = None) -> Explanation:
+        """The map of ``model`` on ``image``; ``person`` (one of ``person.multi.find_people``, for a
+        model that ``needs_person``) explains that person instead of the most prominent one."""
         from .vit_hooks import explain_mode, input_size_override
 
         if not self.applies_to(model):
@@ -149,7 +151,7 @@ class Explainer:
         target = resolve_class(model, target_class)
         with explain_mode(model), input_size_override(model, self.input_size):
             size = model.input_size
-            view = model.views([pil])[0]
+            view = model.views([pil])[0] if person is None else model.person_view(pil, person)
             self.view = view  # what the model saw (photo or person crop, the person): landmark maps need it
             with torch.inference_mode(False), torch.enable_grad():
                 x = model.preprocess_views([view])

@@ -366,3 +366,80 @@ def parse_box(text: str | None, size: tuple[int, int] | None = None) -> tuple[in
 
 def format_box(box: tuple[int, int, int, int]) -> str:
     return ", ".join(str(v) for v in box)
+
+
+# ---- everyone in the photo ---------------------------------------------------------------------
+def locate_people(image: Image.Image) -> tuple[list[Person], str]:
+    """(people, note): ``person.multi.find_people`` on the working image (most prominent first), or
+    [] and one line saying why (finder missing, nobody found, finder failed)."""
+    from ..person import PersonFinderUnavailable
+    from ..person.multi import find_people
+
+    try:
+        people = find_people(image)
+    except PersonFinderUnavailable as err:
+        return [], str(err)
+    except Exception as err:
+        log.exception("multi-person finder failed")
+        return [], msg("unexpected", action="finding the people", kind=type(err).__name__)
+    return people, "" if people else msg("no_person")
+
+
+def people_cards(bank: ModelBank, analysis: Analysis, names: Sequence[str] | None = None, maps: bool = True) -> list[dict]:
+    """Every person in the photo with each person-centred model's verdict on them.
+
+    One record per person, most prominent first: ``{"index", "box" (original photo pixels), "score",
+    "pose", "models": [{"model", "label", "probs", "method", drift fields..., "saliency"}]}``. With
+    ``maps`` each model explains each person with its default method and the drift fields come from
+    ``explain.metrics.person_share`` on that person's map (``saliency``: working-image size, float16).
+    Whole-photo models are left out: they have one answer per photo (the cards). A model that fails
+    on a person gives ``{"model", "error"}`` (one line)."""
+    from ..explain.people import explain_people, per_person, person_rows
+
+    image = Image.fromarray(analysis.image)
+    people, _note = locate_people(image)
+    if not people:
+        return []
+    sx, sy = analysis.scale
+    records = [{"index": i, "box": [round(p.box[0] / sx), round(p.box[1] / sy), round(p.box[2] / sx), round(p.box[3] / sy)],
+                "score": round(float(p.score), 4), "models": []} for i, p in enumerate(people, 1)]  # fmt: skip
+    chosen = list(names) if names is not None else list(analysis.cards)
+    for entry in bank.select(chosen):
+        model = entry.model
+        if model is None or not per_person(model):
+            continue
+        try:
+            with entry.lock:
+                method = entry.default_method if maps else None
+                rows = explain_people(model, image, people, method) if method else person_rows(model, image, people)
+        except HarError as err:
+            rows = [{"error": str(err)}] * len(people)
+        except Exception as err:
+            log.exception("per-person %s failed", entry.name)
+            rows = [{"error": msg("unexpected", action=f"running {entry.name} per person", kind=type(err).__name__)}] * len(people)
+        for rec, row in zip(records, rows):
+            rec.setdefault("pose", row.get("pose"))
+            out = {"model": entry.name, **{k: v for k, v in row.items() if k not in ("index", "box", "score", "pose")}}
+            if "saliency" in out:
+                out["saliency"] = np.asarray(out["saliency"], np.float32).astype(np.float16)
+                out["method"] = method
+            rec["models"].append(out)
+    if any("pose" not in r or r["pose"] is None for r in records):
+        from ..person.geometry import describe_pose
+
+        for rec, person in zip(records, people):
+            rec["pose"] = rec.get("pose") or describe_pose(person)
+    return records
+
+
+def people_line(records: Sequence[dict], model: str | None = None) -> str:
+    """The compact per-person verdict list under the headline, "1: sitting 94 %, 2: standing 81 %",
+    from ``model``'s verdicts (default: the first person-centred model that answered)."""
+    from ..explain.people import verdict_line
+
+    rows = []
+    for rec in records:
+        verdicts = [m for m in rec["models"] if "label" in m and (model is None or m["model"] == model)]
+        if verdicts:
+            rows.append({"index": rec["index"], "label": verdicts[0]["label"], "probs": verdicts[0]["probs"]})
+    return verdict_line(rows)
