@@ -187,3 +187,25 @@ def test_evaluate_judges_one_person_per_photo_and_counts_the_people(models):
     assert rep["people"] == {"people": sum(counts), "none": counts.count(0), "one": counts.count(1),
                              "several": sum(c > 1 for c in counts), "n": 3}  # fmt: skip
     assert f"people found (every person): {sum(counts)} in 3 photos" in format_report(rep)
+
+
+def test_app_numbers_the_people_and_lists_their_verdicts(people_bank):
+    from PIL import Image
+
+    from har_demo.person.draw import person_colour
+    from har_demo.ui import analysis as an
+    from har_demo.ui.render import photo_note
+
+    analysis = an.analyse(people_bank, str(STANDS))
+    image = Image.fromarray(analysis.image)
+    people = find_people(image)
+    assert len(analysis.everyone) == len(people) >= 3
+    probs = people_bank.require("pose_mlp").model.predict_people(image, people)
+    expected = ", ".join(f"{i}: {CLASSES[int(np.argmax(p))].replace('_', '/')} {100 * p.max():.0f} %" for i, p in enumerate(probs, 1))
+    assert expected in photo_note(analysis)
+    assert analysis.cards["cnn_base"].label in CLASSES  # the photo-level cards are still there
+    view = an.photo_view(analysis)
+    for i, person in enumerate(people):  # each box drawn in its own colour along its top edge
+        x0, y0, x1, _ = person.box
+        edge = view[y0, x0 + (x1 - x0) // 2]
+        assert tuple(int(v) for v in edge) == person_colour(i)

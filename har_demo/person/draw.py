@@ -51,8 +51,8 @@ def person_colour(index: int) -> tuple[int, int, int]:
     return PERSON_COLOURS[index % len(PERSON_COLOURS)]
 
 
-def draw_people(image: Image.Image, people: list[Person]) -> Image.Image:
-    """``image`` with every person's box and skeleton in its own colour and its number (1, 2, ...)
+def draw_people(image: Image.Image, people: list[Person], skeleton: bool = True) -> Image.Image:
+    """``image`` with every person's box (and skeleton) in its own colour and its number (1, 2, ...)
     at the box's top-left corner, in the order of ``people`` (most prominent first)."""
     arr = np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8).copy())
     thick = max(1, round(max(image.size) / 250))
@@ -64,7 +64,7 @@ def draw_people(image: Image.Image, people: list[Person]) -> Image.Image:
         p0, p1 = (round(x0 * sx), round(y0 * sy)), (round(x1 * sx) - 1, round(y1 * sy) - 1)
         cv2.rectangle(arr, p0, p1, colour, thick)
         pts = [(round(float(x) * sx), round(float(y) * sy), float(v)) for x, y, v in person.keypoints]
-        for a, b in BONES:
+        for a, b in BONES if skeleton else ():
             if pts[a][2] >= MIN_VISIBILITY and pts[b][2] >= MIN_VISIBILITY:
                 cv2.line(arr, pts[a][:2], pts[b][:2], colour, thick, cv2.LINE_AA)
         label = str(i + 1)

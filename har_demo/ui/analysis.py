@@ -76,6 +76,8 @@ class Analysis:
     cards: dict[str, CardResult] = field(default_factory=dict)
     person: Person | None = None  # the person finder's answer on the working image
     person_note: str = ""  # why there is no person (finder unavailable / nobody found), one line
+    everyone: list = field(default_factory=list)  # every person (person.multi), most prominent first: only when several
+    people: list = field(default_factory=list)  # ``people_cards`` records for ``everyone`` (per-person verdicts)
 
     @property
     def scale(self) -> tuple[float, float]:
@@ -158,6 +160,20 @@ def analyse(
     analysis = Analysis(np.asarray(image, dtype=np.uint8), size, person=person, person_note=note)
     for entry in bank.select(names):
         analysis.cards[entry.name] = run_card(entry, image, (methods or {}).get(entry.name), target)
+    if person is not None:  # nobody for the single finder: the multi finder is not asked either
+        with_people(bank, analysis, maps=False)
+    return analysis
+
+
+def with_people(bank: ModelBank, analysis: Analysis, maps: bool = True) -> Analysis:
+    """Fill ``analysis.everyone`` / ``analysis.people`` (every person, the person-centred cards'
+    verdicts on each) in place, when the multi-person finder sees more than one person. The app
+    asks without ``maps`` (it shows the verdict list, not per-person maps: one batched forward
+    pass per model); ``/predict`` adds each person's map and drift (``api.people_json``)."""
+    everyone, _ = locate_people(Image.fromarray(analysis.image))
+    if len(everyone) > 1:
+        analysis.everyone = everyone
+        analysis.people = people_cards(bank, analysis, maps=maps, people=everyone)
     return analysis
 
 
@@ -176,7 +192,7 @@ def rerun_all(bank: ModelBank, analysis: Analysis, methods: Mapping[str, str | N
 
 
 def _with_cards(analysis: Analysis, cards: dict[str, CardResult]) -> Analysis:
-    return Analysis(analysis.image, analysis.size, cards, analysis.person, analysis.person_note)
+    return Analysis(analysis.image, analysis.size, cards, analysis.person, analysis.person_note, analysis.everyone, analysis.people)
 
 
 def locate_person(image: Image.Image) -> tuple[Person | None, str]:
@@ -281,8 +297,14 @@ def _rectangle(arr: np.ndarray, box: tuple[int, int, int, int], colour) -> None:
 def photo_view(analysis: Analysis, box: tuple[int, int, int, int] | None = None, corner: tuple[int, int] | None = None,
                skeleton: bool = True, mask_outline: bool = False) -> np.ndarray:
     """The photo as the headline shows it: the person's skeleton (and mask outline), the user's
-    person box (white) or else the finder's box (blue), and a pending first corner (a cross)."""
-    out = mark_person(analysis, np.ascontiguousarray(analysis.image.copy()), skeleton, mask_outline, box=box is None)
+    person box (white) or else the finder's box (blue), and a pending first corner (a cross).
+    Several people: each numbered, with its box and skeleton in its own colour."""
+    if len(analysis.everyone) > 1:
+        from ..person.draw import draw_people
+
+        out = np.array(draw_people(Image.fromarray(analysis.image), analysis.everyone, skeleton), dtype=np.uint8)
+    else:
+        out = mark_person(analysis, np.ascontiguousarray(analysis.image.copy()), skeleton, mask_outline, box=box is None)
     if box is not None:
         _rectangle(out, analysis.to_work_box(box), BOX_COLOUR)
     if corner is not None:
@@ -385,7 +407,8 @@ def locate_people(image: Image.Image) -> tuple[list[Person], str]:
     return people, "" if people else msg("no_person")
 
 
-def people_cards(bank: ModelBank, analysis: Analysis, names: Sequence[str] | None = None, maps: bool = True) -> list[dict]:
+def people_cards(bank: ModelBank, analysis: Analysis, names: Sequence[str] | None = None, maps: bool = True,
+                 people: Sequence[Person] | None = None) -> list[dict]:
     """Every person in the photo with each person-centred model's verdict on them.
 
     One record per person, most prominent first: ``{"index", "box" (original photo pixels), "score",
@@ -397,7 +420,8 @@ def people_cards(bank: ModelBank, analysis: Analysis, names: Sequence[str] | Non
     from ..explain.people import explain_people, per_person, person_rows
 
     image = Image.fromarray(analysis.image)
-    people, _note = locate_people(image)
+    if people is None:
+        people, _note = locate_people(image)
     if not people:
         return []
     sx, sy = analysis.scale

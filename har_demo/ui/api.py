@@ -119,7 +119,7 @@ def people_json(bank: ModelBank, analysis: an.Analysis) -> list[dict]:
     """``/predict``'s ``people`` list: every person found (most prominent first, numbered from 1),
     box in photo pixels, landmark score, pose sentence, and each person-centred model's verdict
     on that person with its drift fields (``analysis.people_cards``; maps themselves left out)."""
-    records = an.people_cards(bank, analysis)
+    records = an.people_cards(bank, analysis, people=analysis.everyone or None)  # with maps and drift per person
     for rec in records:
         for m in rec["models"]:
             m.pop("saliency", None)
