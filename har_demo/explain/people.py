@@ -50,7 +50,7 @@ def explain_people(model: HarModel, image: Image.Image, people: Sequence[Any], m
     the drift fields of ``metrics.person_share`` for that map and that person. The probabilities are
     the explainer's own forward pass (the same view, so the same numbers as ``predict_people``)."""
     explainer = make_explainer(method, model, **opts)
-    exps = [explainer.explain(model, image, person=p) for p in people]
+    exps = explainer.explain_people(model, image, people)  # one batched pass where the method has one (Grad-CAM)
     rows = person_rows(model, image, people, np.stack([e.probs for e in exps]) if exps else None)
     for row, person, exp in zip(rows, people, exps):
         row["saliency"] = exp.saliency

@@ -32,6 +32,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -196,8 +197,6 @@ def _person(result, arr_size, scale, image_size) -> Person | None:
     if seg is None:
         mask = np.zeros((h, w), np.float32)
     else:
-        import cv2
-
         mask = np.clip(cv2.resize(np.asarray(seg, np.float32), (w, h), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
     box = _box(kp, mask, (w, h))
     shoulders, hips = kp[[11, 12], :2].mean(0), kp[[23, 24], :2].mean(0)
