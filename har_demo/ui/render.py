@@ -148,7 +148,7 @@ def photo_note(analysis: Analysis | None, box: tuple[int, int, int, int] | None 
     if analysis is None:
         return msg("photo_note_empty")
     parts = [msg("photo_size", w=analysis.size[0], h=analysis.size[1]), person_summary(analysis)]
-    hint = "photo_box_hint" if analysis.person is not None else "photo_box_hint_none"
+    hint = "photo_box_hint_people" if len(analysis.everyone) > 1 else "photo_box_hint" if analysis.person is not None else "photo_box_hint_none"
     parts.append(msg("photo_box", box=", ".join(map(str, box))) if box else msg(hint))
     line = people_line(analysis.people)
     if line:
