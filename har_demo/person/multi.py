@@ -227,6 +227,20 @@ def _same_person(a: Person, b: Person) -> bool:
     return bool(close.mean() > 0.6)
 
 
+def _already_found(detection, people: list[Person], width: float, height: float) -> bool:
+    """Whether a detection's hip centre lies on the hips of a person already found (within 0.2 of
+    that person's box height): then it is that body seen again (often a tile's view of part of it),
+    and its landmark run would only be dropped as a duplicate. Two people whose hips are that close
+    (one right behind the other) are counted once."""
+    cx, cy, _ = _body_circle(detection)
+    cx, cy = cx * width, cy * height
+    for p in people:
+        hx, hy = p.keypoints[[23, 24], :2].mean(0)
+        if np.hypot(cx - hx, cy - hy) < 0.2 * max(1.0, float(p.box[3] - p.box[1])):
+            return True
+    return False
+
+
 def prominence(person: Person) -> float:
     """How prominent a person is: box area (share of the photo) times the landmark score."""
     x0, y0, x1, y1 = person.box
@@ -244,6 +258,8 @@ def detect_people(image: Image.Image, max_people: int = MAX_PEOPLE, grids=TILES)
     with _LOCK:
         detector, landmarker = _graphs()
         for det in _candidates(detector, arr, grids):
+            if _already_found(det, people, sw * scale, sh * scale):
+                continue  # the same body again (another tile's view of it): no landmark run
             person = _person(landmarker.process({"image": arr, "detection": det}), (sw, sh), scale, image.size)
             if person is not None and not any(_same_person(person, p) for p in people):
                 people.append(person)
