@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "explain": ("har_demo.commands.explain", "add_explain_args", "cmd_explain", "attention map overlay + scores for one image"),
     "explain-eval": ("har_demo.commands.explain", "add_explain_eval_args", "cmd_explain_eval", "map quality (deletion/insertion AUC, drift) over a dataset"),
     "person": ("har_demo.commands.person", "add_person_args", "cmd_person", "find the person: landmarks, box, mask (BlazePose)"),
+    "person-eval": ("har_demo.commands.person", "add_person_eval_args", "cmd_person_eval", "person finders vs COCO boxes and keypoints (recall, precision, PCK)"),
     "bench": ("har_demo.commands.bench", "add_bench_args", "cmd_bench", "speed benchmarks (inference, maps, training, app start)"),
 }
 
@@ -71,6 +72,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 def add_predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", help="image files")
     _add_model_args(p)
+    p.add_argument("--people", action="store_true",
+                   help="one row per person found (person-centred models; whole-photo models: one row per photo)")  # fmt: skip
 
 
 def cmd_predict(args) -> int:
@@ -79,6 +82,8 @@ def cmd_predict(args) -> int:
     from .models.fuse import prepare_for_serving
     from .models.loading import load_model
 
+    if args.people:
+        return _predict_people(args)
     # fail before loading the model; reduced while decoding (model inputs are far smaller, 224 px for the
     # pretrained ones: each squashes or letterboxes its view - the photo, or a person_crop model's person box)
     images = [load_image(path, max_side=PREDICT_MAX_SIDE) for path in args.images]
@@ -90,6 +95,43 @@ def cmd_predict(args) -> int:
         for path, p in zip(args.images, preds):
             probs = "  ".join(f"{c}={v:.3f}" for c, v in p.probs.items())
             print(f"{path}: {p.label}  ({probs})")
+    return 0
+
+
+def _predict_people(args) -> int:
+    """``predict --people``: a row per person (``{"path", "person", "box", "label", "probs", "pose"}``,
+    boxes in photo pixels, ``person`` numbered from 1, most prominent first). A whole-photo model, or
+    a photo where nobody is found, gives one row for the photo (``person`` and ``box`` null), and
+    every row says how many people the photo has (``people``)."""
+    from .data.io import load_image_sized
+    from .evaluate import predictions_from_probs
+    from .explain.people import per_person, person_rows
+    from .models.fuse import prepare_for_serving
+    from .models.loading import load_model
+    from .person.multi import find_people_or_empty
+
+    loaded = [load_image_sized(path, max_side=PREDICT_MAX_SIDE) for path in args.images]
+    model = prepare_for_serving(load_model(args.model, args.checkpoint))
+    rows = []
+    for path, (image, full) in zip(args.images, loaded):
+        people = find_people_or_empty(image)
+        if per_person(model) and people:
+            sx, sy = full[0] / image.width, full[1] / image.height
+            for r in person_rows(model, image, people):
+                b = r["box"]
+                box = [round(b[0] * sx), round(b[1] * sy), round(b[2] * sx), round(b[3] * sy)]
+                rows.append({"path": path, "person": r["index"], "box": box, "label": r["label"], "probs": r["probs"],
+                             "pose": r["pose"], "people": len(people)})  # fmt: skip
+        else:
+            (pred,) = predictions_from_probs(model.predict_proba([image]))
+            rows.append({"path": path, "person": None, "box": None, **pred.to_json(), "pose": None, "people": len(people)})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        probs = "  ".join(f"{c}={v:.3f}" for c, v in r["probs"].items())
+        who = f"person {r['person']} at {r['box']}" if r["person"] else f"whole photo ({r['people']} people found)"
+        print(f"{r['path']}: {who}: {r['label']}  ({probs})")
     return 0
 
 

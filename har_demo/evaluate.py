@@ -118,13 +118,20 @@ def evaluate_model(model: HarModel, samples: Sequence[Sample], batch_size: int =
                    progress: Callable[[float, str], None] | None = None) -> dict:
     """Classification report of ``model`` on labelled ``samples`` (+ ``probs``). Person-centred
     models also report ``person_found``: photos where the person finder found someone (the others
-    were judged on the whole photo). ``progress(fraction, text)`` after each chunk."""
+    were judged on the whole photo) and ``people``: how many people the multi-person finder sees in
+    the photos (the labels are per photo, so the most prominent person is still the one judged).
+    ``progress(fraction, text)`` after each chunk."""
     found = 0
+    counts: list[int] = []
 
     def predict(images):
         nonlocal found
         views = model.views(images)
         found += sum(v.person is not None for v in views)
+        if model.needs_person:
+            from .person.multi import find_people_or_empty
+
+            counts.extend(len(find_people_or_empty(im)) for im in images)
         return model.predict_views(views, batch_size=batch_size)
 
     _, _, probs = predict_dataset({"model": predict}, samples, batch_size, progress=progress)
@@ -132,8 +139,17 @@ def evaluate_model(model: HarModel, samples: Sequence[Sample], batch_size: int =
     report = classification_report(y_true, probs["model"].argmax(1))
     if model.needs_person:
         report["person_found"] = {"found": found, "n": len(samples), "rate": round(found / max(1, len(samples)), 4)}
+        report["people"] = people_counts(counts)
     report["probs"] = probs["model"]
     return report
+
+
+def people_counts(counts: Sequence[int]) -> dict:
+    """``evaluate``'s people summary from per-photo people counts: total people, photos with
+    nobody / one / several people found."""
+    c = np.asarray(counts, dtype=int)
+    return {"people": int(c.sum()), "none": int((c == 0).sum()), "one": int((c == 1).sum()), "several": int((c > 1).sum()),
+            "n": int(c.size)}  # fmt: skip
 
 
 def format_report(report: dict) -> str:
@@ -152,6 +168,10 @@ def format_report(report: dict) -> str:
     if "person_found" in report:
         pf = report["person_found"]
         lines += ["", f"person found in {pf['found']} of {pf['n']} photos ({pf['rate']:.0%}); the others were judged on the whole photo"]
+    if "people" in report:
+        pc = report["people"]
+        lines.append(f"people found (every person): {pc['people']} in {pc['n']} photos - {pc['several']} photos with several "
+                     f"(the most prominent one is judged: the labels are per photo), {pc['one']} with one, {pc['none']} with none")  # fmt: skip
     return "\n".join(lines)
 
 

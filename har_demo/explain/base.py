@@ -24,7 +24,7 @@ Shared guarantees (enforced here, not in each method):
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -157,7 +157,9 @@ class Explainer:
         raise NotImplementedError
 
     # --- the shared pipeline -------------------------------------------------------------
-    def explain(self, model: HarModel, image: ImageSource, target_class: int | str | None = None) -> Explanation:
+    def explain(self, model: HarModel, image: ImageSource, target_class: int | str | None = None, person: Any = None) -> Explanation:
+        """The map of ``model`` on ``image``; ``person`` (one of ``person.multi.find_people``, for a
+        model that ``needs_person``) explains that person instead of the most prominent one."""
         from .vit_hooks import explain_mode, input_size_override
 
         if not self.applies_to(model):
@@ -166,11 +168,16 @@ class Explainer:
         target = resolve_class(model, target_class)
         with explain_mode(model), input_size_override(model, self.input_size):
             size = model.input_size
-            view = model.views([pil])[0]
+            view = model.views([pil])[0] if person is None else model.person_view(pil, person)
             self.view = view  # what the model saw (photo or person crop, the person): landmark maps need it
             with torch.inference_mode(False), torch.enable_grad():
                 x = model.preprocess_views([view])
                 raw, logits, target = self.attribute(model, x, target)
+        return self._explanation(model, pil, view, raw, logits, target, size)
+
+    def _explanation(self, model: HarModel, pil: Image.Image, view, raw, logits: torch.Tensor, target: int, size: int) -> Explanation:
+        """The ``Explanation`` of one view: probabilities from ``logits`` (1, C), the raw map on the
+        photo (placed in the view's box for a person crop)."""
         probs = torch.softmax(logits.detach().float()[0] / model.temperature.detach().float(), dim=-1).cpu().numpy()
         sal = to_image_map(raw, view.image.size, content_box(view.image.size, size, model.resize), size)
         if view.box != (0, 0, pil.width, pil.height):  # a person crop: the map covers the box only
@@ -178,6 +185,27 @@ class Explainer:
 
             sal = place_map(sal, view.box, pil.size)
         return Explanation(self.name, sal, int(target), probs.astype(np.float32), int(size), dict(self.opts), view.person, view.box)
+
+    # --- every person in one photo ---------------------------------------------------------
+    attribute_batch = None  # (model, x (B, ...)) -> (raw maps (B, h, w), logits (B, C), targets): a batched method
+
+    def explain_people(self, model: HarModel, image: ImageSource, people: Sequence[Any]) -> list[Explanation]:
+        """One explanation per person (``person.multi.find_people``), each for its predicted class.
+        A method with ``attribute_batch`` does every person in one forward and backward pass;
+        the others run ``explain`` per person."""
+        if self.attribute_batch is None or not people:
+            return [self.explain(model, image, person=p) for p in people]
+        from .vit_hooks import explain_mode, input_size_override
+
+        if not self.applies_to(model):
+            raise HarError(f"method {self.name!r} does not apply to model {model_label(model)!r} (needs {self.requirement()})")
+        pil = image if isinstance(image, Image.Image) and image.mode == "RGB" else load_image(image)
+        with explain_mode(model), input_size_override(model, self.input_size):
+            size = model.input_size
+            views = [model.person_view(pil, p) for p in people]
+            with torch.inference_mode(False), torch.enable_grad():
+                raws, logits, targets = self.attribute_batch(model, model.preprocess_views(views))
+        return [self._explanation(model, pil, v, raws[i], logits[i : i + 1], targets[i], size) for i, v in enumerate(views)]
 
 
 class ViTExplainer(Explainer):

@@ -36,3 +36,25 @@ class GradCAM(Explainer):
         attr = cam.attribute(x.requires_grad_(True), relu_attributions=True)  # score returns (B,): no target
         up = LayerAttribution.interpolate(attr, tuple(x.shape[-2:]), interpolate_mode=self.opts["interpolate_mode"])
         return up[0, 0], score.logits, score.target
+
+    def attribute_batch(self, model: HarModel, x: torch.Tensor):
+        """Grad-CAM for a batch of views (every person in a photo) in one forward and one backward:
+        each row for its own predicted class. The same sums as captum's ``LayerGradCam`` (channel
+        weight = spatial mean of the gradient, ReLU of the weighted sum; rows do not mix in eval
+        mode), checked against ``attribute`` row by row in tests/test_people_predictions.py."""
+        acts: list[torch.Tensor] = []
+
+        def keep(_module, _inputs, out):
+            acts.append(out)
+            return out.clone()  # later in-place activations must not change the kept tensor (captum does the same)
+
+        hook = model.cam_layer().register_forward_hook(keep)
+        try:
+            logits = model(x.requires_grad_(True))
+        finally:
+            hook.remove()
+        targets = logits.detach().argmax(1)
+        (grads,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), acts[0])
+        cam = torch.relu((grads.mean(dim=(2, 3), keepdim=True) * acts[0]).sum(dim=1, keepdim=True))
+        up = LayerAttribution.interpolate(cam.detach(), tuple(x.shape[-2:]), interpolate_mode=self.opts["interpolate_mode"])
+        return up[:, 0], logits.detach(), [int(t) for t in targets]

@@ -150,6 +150,24 @@ class HarModel(nn.Module):
                 out.append(View(im, (0, 0, im.width, im.height), find_person_or_none(im)))
         return out
 
+    def person_view(self, image: Image.Image, person: Any) -> View:
+        """What this model sees of one given ``person`` in ``image`` (one of ``person.multi.find_people``):
+        its crop with ``person_crop``, else the photo with that person's pose vector. Only for
+        models that ``needs_person``: a whole-photo model has one view per photo (``views``)."""
+        if not self.needs_person:
+            raise ValueError(f"{type(self).__name__} judges the whole photo: it has no per-person view")
+        if self.person_crop:
+            from ..person.crop import person_view
+
+            return View(*person_view(image, person, find=False))
+        return View(image, (0, 0, image.width, image.height), person)
+
+    def predict_people(self, image: Image.Image, people: Sequence[Any], batch_size: int = 32) -> np.ndarray:
+        """(len(people), C) probabilities: this person-centred model's answer for each person."""
+        if not people:
+            return np.zeros((0, len(CLASSES)), np.float32)
+        return self.predict_views([self.person_view(image, p) for p in people], batch_size)
+
     def aux_vector(self, view: View) -> np.ndarray:
         """The per-photo vector of a model with ``aux_features`` (see ``pack_aux``)."""
         return np.zeros(self.aux_features, np.float32)

@@ -2,6 +2,9 @@
 
 * ``finder``   - MediaPipe BlazePose: ``find_person(image) -> Person | None`` (landmarks, world
   landmarks, box, mask, score), cached by image content;
+* ``multi``    - every person in the photo (``find_people``: BlazePose's detector on the photo and
+  tiles, its landmark model per person), most prominent first;
+* ``accuracy`` - recall / precision / PCK of the finders against COCO person labels;
 * ``geometry`` - joint angles and body measures, ``pose_features`` (model input) and
   ``describe_pose`` (one sentence for the UI);
 * ``crop``     - the person box as a model view (``person_view``), and placing maps back;

@@ -40,3 +40,36 @@ def draw_person(image: Image.Image, person: Person | None, skeleton: bool = True
             if v >= MIN_VISIBILITY:
                 cv2.circle(arr, (x, y), thick + 1, JOINT_COLOUR, -1, cv2.LINE_AA)
     return Image.fromarray(arr)
+
+
+# One colour per person (numbered 1..6 on the photo); colour-blind-safe Okabe-Ito hues.
+PERSON_COLOURS = ((230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0), (204, 121, 167))
+
+
+def person_colour(index: int) -> tuple[int, int, int]:
+    """The colour of person ``index`` (0-based) on the photo and in the verdict list."""
+    return PERSON_COLOURS[index % len(PERSON_COLOURS)]
+
+
+def draw_people(image: Image.Image, people: list[Person], skeleton: bool = True) -> Image.Image:
+    """``image`` with every person's box (and skeleton) in its own colour and its number (1, 2, ...)
+    at the box's top-left corner, in the order of ``people`` (most prominent first)."""
+    arr = np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8).copy())
+    thick = max(1, round(max(image.size) / 250))
+    font = max(0.4, max(image.size) / 900)
+    for i, person in enumerate(people):
+        colour = person_colour(i)
+        sx, sy = image.width / max(1, person.image_size[0]), image.height / max(1, person.image_size[1])
+        x0, y0, x1, y1 = person.box
+        p0, p1 = (round(x0 * sx), round(y0 * sy)), (round(x1 * sx) - 1, round(y1 * sy) - 1)
+        cv2.rectangle(arr, p0, p1, colour, thick)
+        pts = [(round(float(x) * sx), round(float(y) * sy), float(v)) for x, y, v in person.keypoints]
+        for a, b in BONES if skeleton else ():
+            if pts[a][2] >= MIN_VISIBILITY and pts[b][2] >= MIN_VISIBILITY:
+                cv2.line(arr, pts[a][:2], pts[b][:2], colour, thick, cv2.LINE_AA)
+        label = str(i + 1)
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
+        tx, ty = p0[0], max(th + base, p0[1])
+        cv2.rectangle(arr, (tx, ty - th - base), (tx + tw + 2 * thick, ty), colour, -1)
+        cv2.putText(arr, label, (tx + thick, ty - base), cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), thick, cv2.LINE_AA)
+    return Image.fromarray(arr)

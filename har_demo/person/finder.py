@@ -245,6 +245,9 @@ class PersonCache:
         digest.update(image.tobytes())
         return digest.hexdigest()
 
+    def _detect(self, image: Image.Image):
+        return detect(image)
+
     def get(self, image: Image.Image) -> Person | None:
         key = self.key(image)
         with self._lock:
@@ -252,7 +255,7 @@ class PersonCache:
                 self._items.move_to_end(key)
                 self.hits += 1
                 return self._items[key]
-        person = detect(image)  # outside the lock: other threads' photos go on meanwhile
+        person = self._detect(image)  # outside the lock: other threads' photos go on meanwhile
         with self._lock:
             self.misses += 1
             self._items[key] = person

@@ -77,6 +77,8 @@ class Analysis:
     cards: dict[str, CardResult] = field(default_factory=dict)
     person: Person | None = None  # the person finder's answer on the working image
     person_note: str = ""  # why there is no person (finder unavailable / nobody found), one line
+    everyone: list = field(default_factory=list)  # every person (person.multi), most prominent first: only when several
+    people: list = field(default_factory=list)  # ``people_cards`` records for ``everyone`` (per-person verdicts)
 
     @property
     def scale(self) -> tuple[float, float]:
@@ -159,6 +161,20 @@ def analyse(
     analysis = Analysis(np.asarray(image, dtype=np.uint8), size, person=person, person_note=note)
     for entry in bank.select(names):
         analysis.cards[entry.name] = run_card(entry, image, (methods or {}).get(entry.name), target)
+    if person is not None:  # nobody for the single finder: the multi finder is not asked either
+        with_people(bank, analysis, maps=False)
+    return analysis
+
+
+def with_people(bank: ModelBank, analysis: Analysis, maps: bool = True) -> Analysis:
+    """Fill ``analysis.everyone`` / ``analysis.people`` (every person, the person-centred cards'
+    verdicts on each) in place, when the multi-person finder sees more than one person. The app
+    asks without ``maps`` (it shows the verdict list, not per-person maps: one batched forward
+    pass per model); ``/predict`` adds each person's map and drift (``api.people_json``)."""
+    everyone, _ = locate_people(Image.fromarray(analysis.image))
+    if len(everyone) > 1:
+        analysis.everyone = everyone
+        analysis.people = people_cards(bank, analysis, maps=maps, people=everyone)
     return analysis
 
 
@@ -177,7 +193,7 @@ def rerun_all(bank: ModelBank, analysis: Analysis, methods: Mapping[str, str | N
 
 
 def _with_cards(analysis: Analysis, cards: dict[str, CardResult]) -> Analysis:
-    return Analysis(analysis.image, analysis.size, cards, analysis.person, analysis.person_note)
+    return Analysis(analysis.image, analysis.size, cards, analysis.person, analysis.person_note, analysis.everyone, analysis.people)
 
 
 def locate_person(image: Image.Image) -> tuple[Person | None, str]:
@@ -282,8 +298,14 @@ def _rectangle(arr: np.ndarray, box: tuple[int, int, int, int], colour) -> None:
 def photo_view(analysis: Analysis, box: tuple[int, int, int, int] | None = None, corner: tuple[int, int] | None = None,
                skeleton: bool = True, mask_outline: bool = False) -> np.ndarray:
     """The photo as the headline shows it: the person's skeleton (and mask outline), the user's
-    person box (white) or else the finder's box (blue), and a pending first corner (a cross)."""
-    out = mark_person(analysis, np.ascontiguousarray(analysis.image.copy()), skeleton, mask_outline, box=box is None)
+    person box (white) or else the finder's box (blue), and a pending first corner (a cross).
+    Several people: each numbered, with its box and skeleton in its own colour."""
+    if len(analysis.everyone) > 1:
+        from ..person.draw import draw_people
+
+        out = np.array(draw_people(Image.fromarray(analysis.image), analysis.everyone, skeleton), dtype=np.uint8)
+    else:
+        out = mark_person(analysis, np.ascontiguousarray(analysis.image.copy()), skeleton, mask_outline, box=box is None)
     if box is not None:
         _rectangle(out, analysis.to_work_box(box), BOX_COLOUR)
     if corner is not None:
@@ -367,3 +389,82 @@ def parse_box(text: str | None, size: tuple[int, int] | None = None) -> tuple[in
 
 def format_box(box: tuple[int, int, int, int]) -> str:
     return ", ".join(str(v) for v in box)
+
+
+# ---- everyone in the photo ---------------------------------------------------------------------
+def locate_people(image: Image.Image) -> tuple[list[Person], str]:
+    """(people, note): ``person.multi.find_people`` on the working image (most prominent first), or
+    [] and one line saying why (finder missing, nobody found, finder failed)."""
+    from ..person import PersonFinderUnavailable
+    from ..person.multi import find_people
+
+    try:
+        people = find_people(image)
+    except PersonFinderUnavailable as err:
+        return [], str(err)
+    except Exception as err:
+        log.exception("multi-person finder failed")
+        return [], msg("unexpected", action="finding the people", kind=type(err).__name__)
+    return people, "" if people else msg("no_person")
+
+
+def people_cards(bank: ModelBank, analysis: Analysis, names: Sequence[str] | None = None, maps: bool = True,
+                 people: Sequence[Person] | None = None) -> list[dict]:
+    """Every person in the photo with each person-centred model's verdict on them.
+
+    One record per person, most prominent first: ``{"index", "box" (original photo pixels), "score",
+    "pose", "models": [{"model", "label", "probs", "method", drift fields..., "saliency"}]}``. With
+    ``maps`` each model explains each person with its default method and the drift fields come from
+    ``explain.metrics.person_share`` on that person's map (``saliency``: working-image size, float16).
+    Whole-photo models are left out: they have one answer per photo (the cards). A model that fails
+    on a person gives ``{"model", "error"}`` (one line)."""
+    from ..explain.people import explain_people, per_person, person_rows
+
+    image = Image.fromarray(analysis.image)
+    if people is None:
+        people, _note = locate_people(image)
+    if not people:
+        return []
+    sx, sy = analysis.scale
+    records = [{"index": i, "box": [round(p.box[0] / sx), round(p.box[1] / sy), round(p.box[2] / sx), round(p.box[3] / sy)],
+                "score": round(float(p.score), 4), "models": []} for i, p in enumerate(people, 1)]  # fmt: skip
+    chosen = list(names) if names is not None else list(analysis.cards)
+    for entry in bank.select(chosen):
+        model = entry.model
+        if model is None or not per_person(model):
+            continue
+        try:
+            with entry.lock:
+                method = entry.default_method if maps else None
+                rows = explain_people(model, image, people, method) if method else person_rows(model, image, people)
+        except HarError as err:
+            rows = [{"error": str(err)}] * len(people)
+        except Exception as err:
+            log.exception("per-person %s failed", entry.name)
+            rows = [{"error": msg("unexpected", action=f"running {entry.name} per person", kind=type(err).__name__)}] * len(people)
+        for rec, row in zip(records, rows):
+            rec.setdefault("pose", row.get("pose"))
+            out = {"model": entry.name, **{k: v for k, v in row.items() if k not in ("index", "box", "score", "pose")}}
+            if "saliency" in out:
+                out["saliency"] = np.asarray(out["saliency"], np.float32).astype(np.float16)
+                out["method"] = method
+            rec["models"].append(out)
+    if any("pose" not in r or r["pose"] is None for r in records):
+        from ..person.geometry import describe_pose
+
+        for rec, person in zip(records, people):
+            rec["pose"] = rec.get("pose") or describe_pose(person)
+    return records
+
+
+def people_line(records: Sequence[dict], model: str | None = None) -> str:
+    """The compact per-person verdict list under the headline, "1: sitting 94 %, 2: standing 81 %",
+    from ``model``'s verdicts (default: the first person-centred model that answered)."""
+    from ..explain.people import verdict_line
+
+    rows = []
+    for rec in records:
+        verdicts = [m for m in rec["models"] if "label" in m and (model is None or m["model"] == model)]
+        if verdicts:
+            rows.append({"index": rec["index"], "label": verdicts[0]["label"], "probs": verdicts[0]["probs"]})
+    return verdict_line(rows)

@@ -115,6 +115,20 @@ def person_json(analysis: an.Analysis) -> dict:
     return {"found": True, "box": box, "score": round(float(p.score), 4), "others": bool(p.others)}
 
 
+def people_json(bank: ModelBank, analysis: an.Analysis) -> list[dict]:
+    """``/predict``'s ``people`` list: every person found (most prominent first, numbered from 1),
+    box in photo pixels, landmark score, pose sentence, and each person-centred model's verdict
+    on that person with its drift fields (``analysis.people_cards``; maps themselves left out)."""
+    records = an.people_cards(bank, analysis, people=analysis.everyone or None)  # with maps and drift per person
+    for rec in records:
+        for m in rec["models"]:
+            m.pop("saliency", None)
+            for k, v in m.items():
+                if isinstance(v, float):
+                    m[k] = _num(v)
+    return records
+
+
 class Api:
     """The endpoint functions, bound to one model bank."""
 
@@ -154,7 +168,7 @@ class Api:
             shown = an.blend(analysis, name, opacity)
             if shown is not None:
                 gallery.append((Image.fromarray(shown), f"{name}: {card.label}"))
-        return {"models": rows, "image_size": list(analysis.size), "person": person_json(analysis)}, gallery
+        return {"models": rows, "image_size": list(analysis.size), "person": person_json(analysis), "people": people_json(self.bank, analysis)}, gallery
 
     @api_errors("explaining")
     def explain(self, image: Any, model: str, method: str = "", target: str = "predicted", opacity: float = 0.5, box: str = ""):

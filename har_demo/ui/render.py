@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable, Mapping
 
 from ..explain.overlay import DEFAULT_COLORMAP
-from .analysis import Analysis, CardResult, ambiguity, shares
+from .analysis import Analysis, CardResult, ambiguity, people_line, shares
 from .bank import ModelEntry
 from .redact import redact_paths
 from .text import msg
@@ -148,8 +148,11 @@ def photo_note(analysis: Analysis | None, box: tuple[int, int, int, int] | None 
     if analysis is None:
         return msg("photo_note_empty")
     parts = [msg("photo_size", w=analysis.size[0], h=analysis.size[1]), person_summary(analysis)]
-    hint = "photo_box_hint" if analysis.person is not None else "photo_box_hint_none"
+    hint = "photo_box_hint_people" if len(analysis.everyone) > 1 else "photo_box_hint" if analysis.person is not None else "photo_box_hint_none"
     parts.append(msg("photo_box", box=", ".join(map(str, box))) if box else msg(hint))
+    line = people_line(analysis.people)
+    if line:
+        parts.append(msg("people_line", line=line))
     return " ".join(parts)
 
 

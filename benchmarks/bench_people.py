@@ -1,0 +1,116 @@
+"""Everyone in the photo: speed (a benchmark, not a test).
+
+    .venv/bin/python benchmarks/bench_people.py [--runs 5] [--photo PATH] [--json]
+
+1. A crowded photo (default: COCO train2017 000000538113.jpg from ``../shared/data/coco/mini``,
+   a baseball game, 6 people found; without ../shared: ``examples/sitting_stands.jpg``, 4) through
+   ``find_people`` (uncached) and every shipped person-centred model (``effnet_person``,
+   ``pose_mlp``, ``effnet_lite0`` with its person crop; committed checkpoints, served as the app
+   serves them) with its default map for each person (``explain.people.explain_people``: verdict,
+   map, drift, pose sentence): median wall time of the whole and of its parts, and the process's
+   CPU time for the whole (all threads: the honest figure when other jobs share the cores).
+2. A single-person photo (``tests/assets/sitting_motorcycle.jpg``) through the app's analysis
+   (``ui.analysis.analyse``, every shipped model, finder caches cleared each run) as it is now
+   and with the multi-person step switched off (what the app did before): median wall times,
+   interleaved run by run. The ratio of (1) to the app's analysis without the people step is
+   printed too: it holds when other jobs slow both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from har_demo.data.io import load_image
+from har_demo.explain.base import default_method
+from har_demo.explain.people import explain_people, per_person
+from har_demo.models.fuse import prepare_for_serving
+from har_demo.models.loading import availability, load_model
+from har_demo.models.registry import MODELS
+from har_demo.person import finder, multi
+
+CROWD = ROOT.parent / "shared" / "data" / "coco" / "mini" / "train2017" / "000000538113.jpg"
+SINGLE = ROOT / "tests" / "assets" / "sitting_motorcycle.jpg"  # one person for both finders (CC BY 2.0, tests/assets/LICENSES.md)
+
+
+def _median(times: list[float]) -> float:
+    return round(statistics.median(times), 3)
+
+
+def bench_crowd(photo: Path, runs: int) -> dict:
+    image = load_image(photo)
+    models = {n: prepare_for_serving(load_model(n)) for n in MODELS if availability(n)[0]}
+    models = {n: m for n, m in models.items() if per_person(m)}
+    people = multi.find_people(image)  # graphs and models start outside the timing
+    for m in models.values():
+        explain_people(m, image, people[:1], default_method(m))
+    total, cpu, finding, per_model = [], [], [], {n: [] for n in models}
+    for _ in range(runs):
+        multi.clear_cache()
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        people = multi.find_people(image)
+        finding.append(time.perf_counter() - t0)
+        for name, m in models.items():
+            t = time.perf_counter()
+            explain_people(m, image, people, default_method(m))
+            per_model[name].append(time.perf_counter() - t)
+        total.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return {"photo": photo.name, "size": list(image.size), "people": len(people), "runs": runs,
+            "models": {n: default_method(m) for n, m in models.items()}, "total_s": _median(total), "total_cpu_s": _median(cpu),
+            "find_people_s": _median(finding), "per_model_s": {n: _median(v) for n, v in per_model.items()}}  # fmt: skip
+
+
+def bench_single(runs: int) -> dict:
+    from har_demo.ui import analysis as an
+    from har_demo.ui.bank import ModelBank
+
+    bank = ModelBank.load()
+    before, after = [], []
+    original = an.with_people
+    an.analyse(bank, str(SINGLE))  # warm
+    for _ in range(runs):
+        for label, times in (("after", after), ("before", before)):
+            finder.clear_cache()
+            multi.clear_cache()
+            an.with_people = original if label == "after" else (lambda _bank, analysis, maps=True: analysis)
+            t = time.perf_counter()
+            analysis = an.analyse(bank, str(SINGLE))
+            times.append(time.perf_counter() - t)
+    an.with_people = original
+    return {"photo": SINGLE.name, "models": list(analysis.cards), "people_found": len(multi.find_people(load_image(SINGLE))),
+            "runs": runs, "analyse_now_s": _median(after), "analyse_without_people_s": _median(before)}  # fmt: skip
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--photo", help="crowded photo (default: see the module doc)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    photo = Path(args.photo) if args.photo else (CROWD if CROWD.is_file() else ROOT / "examples" / "sitting_stands.jpg")
+    result = {"crowd": bench_crowd(photo, args.runs), "single": bench_single(args.runs)}
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return 0
+    c, s = result["crowd"], result["single"]
+    print(f"{c['photo']} {c['size'][0]}x{c['size'][1]}, {c['people']} people: finder + {len(c['per_model_s'])} person-centred models "
+          f"with their default maps per person: {c['total_s']:.2f} s wall, {c['total_cpu_s']:.2f} s CPU (all threads; median of {c['runs']}); finder {c['find_people_s']:.2f} s; "
+          + ", ".join(f"{n} ({c['models'][n]}) {v:.2f} s" for n, v in c["per_model_s"].items()))  # fmt: skip
+    ratio = c["total_s"] / s["analyse_without_people_s"]
+    print(f"crowd / one-photo app analysis (same conditions): {ratio:.2f}")
+    print(f"{s['photo']} ({s['people_found']} person), app analysis with {len(s['models'])} models: now {s['analyse_now_s']:.2f} s, "
+          f"without the people step {s['analyse_without_people_s']:.2f} s (median of {s['runs']})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

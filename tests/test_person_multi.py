@@ -1,0 +1,158 @@
+"""Everyone in the photo: the multi-person finder (real BlazePose graphs from the mediapipe wheel)
+on a CC-licensed two-person photo, its cache and CLI, and the accuracy metrics (recall, precision,
+PCK) checked against computations written out here by hand."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from har_demo.cli import main
+from har_demo.person import accuracy, finder, multi
+from har_demo.testing import REPO_ROOT, person_photo
+
+needs_finder = pytest.mark.skipif(finder.available() is not None, reason="mediapipe not installed")
+
+
+# --- metrics, against hand-made boxes and keypoints ---------------------------------------------
+
+
+def test_iou_of_hand_made_boxes():
+    # 10x10 and 10x10 overlapping in a 5x10 strip: 50 / (100 + 100 - 50)
+    assert accuracy.iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
+    assert accuracy.iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
+    assert accuracy.iou((0, 0, 4, 4), (1, 1, 3, 3)) == pytest.approx(4 / 16)
+
+
+def test_match_is_one_to_one_and_greedy_by_iou():
+    gt = [(0, 0, 10, 10), (100, 0, 110, 10)]
+    pred = [(1, 0, 11, 10), (0, 0, 10, 10), (100, 0, 112, 10), (300, 0, 310, 10)]
+    # pred 1 is the exact box of gt 0 (IoU 1) and takes it; pred 0 (IoU 9/11) is left over;
+    # pred 2 has IoU 10/12 with gt 1; pred 3 overlaps nothing.
+    assert sorted(accuracy.match(pred, gt)) == [(1, 0), (2, 1)]
+    assert accuracy.match([(0, 0, 10, 10)], [(6, 0, 16, 10)]) == []  # IoU 40/160 < 0.5
+
+
+def _gt_keypoints(seed=0):
+    rng = np.random.default_rng(seed)
+    kp = np.zeros((17, 3))
+    kp[:, :2] = rng.uniform(0, 100, (17, 2))
+    kp[:, 2] = 2
+    kp[5, :2], kp[6, :2], kp[11, :2], kp[12, :2] = (40, 20), (60, 20), (42, 60), (58, 60)  # shoulders, hips
+    return kp
+
+
+def test_pck_counts_keypoints_within_a_fifth_of_the_torso():
+    gt = _gt_keypoints()
+    torso = max(np.hypot(40 - 58, 20 - 60), np.hypot(60 - 42, 20 - 60))  # both diagonals: sqrt(18^2 + 40^2)
+    assert accuracy.torso_size(gt) == pytest.approx(torso)
+    pred = np.zeros((33, 3))
+    blaze = [0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28]  # written out again here
+    pred[blaze, :2] = gt[:, :2]
+    pred[blaze[:5], 0] += 0.2 * torso + 0.5  # five joints just outside the radius
+    pred[blaze[5:7], 1] += 0.2 * torso - 0.5  # two just inside
+    gt[16, 2] = 0  # one joint not labelled: not counted either way
+    pred[28, 0] += 1000
+    assert accuracy.pck(pred, gt) == (16 - 5, 16)
+    assert accuracy.pck(None, gt) == (0, 16)
+
+
+def test_pck_without_a_labelled_torso_scores_nothing():
+    gt = _gt_keypoints()
+    gt[[5, 6], 2] = 0
+    assert accuracy.torso_size(gt) is None
+
+
+def test_score_photo_and_summary_against_hand_counts():
+    gt_kp = _gt_keypoints()
+    rec = {"path": "x", "evaluated": [((0, 0, 100, 100), gt_kp), ((200, 0, 300, 100), gt_kp)], "ignored": [(400, 0, 420, 20)]}
+    good = np.zeros((33, 3))
+    good[list(accuracy.COCO_TO_BLAZEPOSE), :2] = gt_kp[:, :2]
+    people = [
+        SimpleNamespace(box=(2, 0, 100, 100), keypoints=good),  # matches person 1, every keypoint right
+        SimpleNamespace(box=(400, 0, 421, 20), keypoints=good),  # an ignored (crowd / few-keypoint) person
+        SimpleNamespace(box=(600, 0, 700, 100), keypoints=good),  # nobody: a false positive
+    ]
+    c = accuracy.score_photo(people, rec)
+    assert (c["gt"], c["found"], c["tp"], c["fp"]) == (2, 3, 1, 1)
+    assert (c["pck_correct"], c["pck_labelled"]) == (17, 34)  # person 2 missed: its 17 count as wrong
+    assert (c["pck_found_correct"], c["pck_found_labelled"]) == (17, 17)
+    s = accuracy.summarise([c, {**c, "tp": 0, "fp": 3, "pck_correct": 0, "pck_found_correct": 0, "pck_found_labelled": 0}])
+    assert s["recall"] == pytest.approx(1 / 4)
+    assert s["precision"] == pytest.approx(1 / (1 + 1 + 3))
+    assert s["pck_all"] == pytest.approx(17 / 68)
+    assert s["pck_found"] == pytest.approx(1.0)
+
+
+def test_tiles_cover_the_array_with_overlap():
+    t = multi.tiles(300, 200, grids=((1, 1), (2, 2)), overlap=0.25)
+    assert t[0] == (0, 0, 300, 200)
+    assert len(t) == 5
+    assert t[1] == (0, 0, round(1.25 * 150), round(1.25 * 100))  # top-left cell reaches a quarter into its neighbours
+    assert t[4] == (int(0.75 * 150), int(0.75 * 100), 300, 200)
+
+
+def test_coco_people_counts_match_the_annotation_file(shared_file):
+    root = shared_file("coco/mini")
+    doc = json.loads((root / "annotations" / "person_keypoints_val2017.json").read_text())
+    expected = sum(1 for a in doc["annotations"] if not a.get("iscrowd") and a["num_keypoints"] >= 10)
+    recs = accuracy.coco_people(root, splits=("val2017",))
+    assert sum(len(r["evaluated"]) for r in recs) == expected
+    assert all(kp.shape == (17, 3) for r in recs for _, kp in r["evaluated"])
+
+
+# --- the finder on a real two-person photo -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def woods():
+    """``examples/standing_woods.jpg`` (CC BY-SA 2.0, examples/LICENSES.md): two men standing,
+    one left of centre (frisbee), one at the left edge."""
+    im = person_photo("standing")
+    return im, multi.find_people(im)
+
+
+@needs_finder
+def test_finds_both_people_in_the_woods_each_with_its_own_box_and_mask(woods):
+    im, people = woods
+    assert len(people) == 2
+    a, b = people
+    assert accuracy.iou(a.box, b.box) < 0.05  # two different people
+    assert {p.box[0] < 120 for p in people} == {True, False}  # one at the left edge, one further right
+    for p in people:
+        assert p.keypoints.shape == (33, 3) and p.world.shape == (33, 3)
+        assert p.mask.shape == (im.height, im.width)
+        x0, y0, x1, y1 = p.box
+        inside = float(p.mask[y0:y1, x0:x1].sum())
+        assert inside > 0.8 * float(p.mask.sum()) > 0  # each mask lies in its own person's box
+        assert p.others
+    assert multi.prominence(a) >= multi.prominence(b)
+
+
+@needs_finder
+def test_the_most_prominent_person_is_the_single_person_finders(woods):
+    im, people = woods
+    single = finder.find_person(im)
+    assert accuracy.iou(single.box, people[0].box) > 0.6
+
+
+@needs_finder
+def test_people_cache_hits_on_the_same_pixels(woods):
+    im, people = woods
+    hits = multi._CACHE.hits
+    again = multi.find_people(im.copy())
+    assert multi._CACHE.hits == hits + 1
+    assert [p.box for p in again] == [p.box for p in people]
+
+
+@needs_finder
+def test_person_all_json_lists_every_person(capsys):
+    path = REPO_ROOT / "examples" / "standing_woods.jpg"
+    assert main(["person", "--all", "--json", str(path)]) == 0
+    (rec,) = json.loads(capsys.readouterr().out)
+    assert rec["count"] == 2
+    assert [p["index"] for p in rec["people"]] == [1, 2]
+    assert all(len(p["keypoints"]) == 33 and len(p["box"]) == 4 for p in rec["people"])
