@@ -1,0 +1,290 @@
+"""Decode untrusted image files in worker processes under hard limits (bounded by construction).
+
+Per-format checks (``io.check_decode_work``) only refuse the bombs someone thought of. Here every
+file that is not refused by them is decoded (and reduced) in a worker process that runs under
+
+* ``RLIMIT_AS`` (``SANDBOX_MEMORY``, default 1.5 GiB): an allocation beyond it fails in the worker;
+* ``RLIMIT_CPU`` (``SANDBOX_CPU_S`` CPU-seconds per image, default 5): the kernel kills the worker;
+* a wall-time limit in the parent (``SANDBOX_WALL_S``, default 15 s): the worker is killed;
+
+a killed or failed worker is replaced, and the caller gets ONE line naming the limit. Only the
+reduced RGB array comes back (a small JSON header + raw bytes, checked against the header; no
+pickle from the worker), so no format bomb, known or not, can take the server's memory or CPU.
+
+The pool holds ``SANDBOX_WORKERS`` (default 2, at most the CPU count) processes, started lazily on
+the first decode and reused; a worker is recycled after a large decode (its peak memory above
+``RECYCLE_RSS``) so the memory goes back to the system. Workers are plain ``python -c`` child
+processes talking over ``multiprocessing.connection`` pipes: ``multiprocessing``'s spawn /
+forkserver start methods re-import the parent's ``__main__`` in every worker (``python -m
+har_demo`` would run the CLI again there, ``app.py`` would import Gradio), which costs seconds
+and hundreds of MB per worker.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..errors import ImageLoadError
+
+SANDBOX_MEMORY = int(float(os.environ.get("HAR_SANDBOX_MEMORY_GB", "1.5")) * 2**30)
+SANDBOX_CPU_S = int(os.environ.get("HAR_SANDBOX_CPU_S", "5"))
+SANDBOX_WALL_S = float(os.environ.get("HAR_SANDBOX_WALL_S", "15"))
+SANDBOX_WORKERS = max(1, int(os.environ.get("HAR_SANDBOX_WORKERS", str(min(2, os.cpu_count() or 1)))))
+RECYCLE_RSS = 400 * 2**20  # a worker whose peak RSS went above this is replaced after its job
+MAX_JOBS = 1000  # ... and any worker after this many jobs
+START_TIMEOUT_S = 30.0  # a worker must answer its first request within this (interpreter start)
+_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding the har_demo package
+
+
+def limits_text() -> str:
+    return f"{SANDBOX_MEMORY / 2**30:.1f} GiB memory, {SANDBOX_CPU_S} CPU-s, {SANDBOX_WALL_S:g} s"
+
+
+# ---- the worker (runs in the child process) -----------------------------------------------------
+def _cpu_spent() -> float:
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
+
+
+def _set_cpu_limit(seconds: int) -> float:
+    """The soft CPU limit moved to ``seconds`` (+ <1 s rounding) past what this worker spent so far."""
+    import resource
+
+    spent = _cpu_spent()
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    resource.setrlimit(resource.RLIMIT_CPU, (int(spent) + seconds + 1, hard))
+    return spent
+
+
+def serve(read_fd: int, write_fd: int, memory: int) -> None:
+    """The worker loop: (header, bytes) in -> (header, RGB bytes) out, until the parent goes away."""
+    import resource
+
+    from . import io as dio
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a killed worker writes no core file
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    with contextlib.suppress(OSError):
+        os.nice(5)  # a decode never outranks the server's own threads (model runs, HTTP)
+    dio.CAPTURE_NATIVE_STDERR = True  # one thread here: libjpeg's lines become our error lines
+    dio.SANDBOX = False  # never recurse
+    rx, tx = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
+    while True:
+        try:
+            request = json.loads(rx.recv_bytes())
+            data = rx.recv_bytes()
+        except (EOFError, OSError):
+            return
+        for key in ("MAX_PIXELS", "MAX_JPEG_SCANS", "MAX_PNG_CHUNKS", "MAX_FILE_BYTES"):
+            setattr(dio, key, int(request["limits"][key]))  # the parent's (possibly changed) limits
+        label = request["label"]
+        cpu_start = _set_cpu_limit(int(request["cpu_s"]))
+        reply: dict = {}
+        arr = None
+        try:
+            im = dio._decode(data, label, request["max_side"])
+            size = im.info.get("har_full_size", im.size)
+            decoded = im.info.get("har_decoded_pixels", im.size[0] * im.size[1])
+            if request["max_side"]:
+                im = dio._reduce(im, request["max_side"], owned=True)
+            arr = np.ascontiguousarray(np.asarray(im.convert("RGB") if im.mode != "RGB" else im, dtype=np.uint8))
+            reply = {"ok": True, "shape": list(arr.shape), "size": list(size), "decoded": int(decoded)}
+        except MemoryError:
+            reply = {"ok": False, "error": "memory"}
+        except dio.ImageLoadError as err:
+            text = str(err)
+            reply = {"ok": False, "error": "memory" if "out of memory" in text.lower() else text}
+        except Exception as err:  # noqa: BLE001 - any decoder failure is one line for the parent
+            reply = {"ok": False, "error": f"{label}: image is corrupt or truncated ({dio.safe_label(err, 160)})"}
+        del data
+        reply["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        reply["cpu"] = _cpu_spent() - cpu_start
+        try:
+            tx.send_bytes(json.dumps(reply).encode())
+            if arr is not None:
+                tx.send_bytes(memoryview(arr).cast("B"))
+        except (OSError, ValueError):
+            return
+        if not reply["ok"] and reply["error"] == "memory":
+            return  # a fresh process for the next file
+
+
+# ---- the parent side ----------------------------------------------------------------------------
+class _Worker:
+    def __init__(self, memory: int) -> None:
+        req_r, req_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH", "")) if p)
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = "1"  # one thread (and its buffers) per worker
+        code = "import sys; from har_demo.data.sandbox import serve; serve(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))"
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", code, str(req_r), str(rep_w), str(memory)],
+                pass_fds=(req_r, rep_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env, cwd=_ROOT,
+            )
+        finally:
+            os.close(req_r)
+            os.close(rep_w)
+        self.tx, self.rx = Connection(req_w, readable=False), Connection(rep_r, writable=False)
+        self.jobs = 0
+        self.fresh = True
+
+    def kill(self) -> int | None:
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        for conn in (self.tx, self.rx):
+            with contextlib.suppress(OSError):
+                conn.close()
+        return code
+
+
+class DecodePool:
+    """At most ``size`` workers, each decoding one file at a time; started on first use."""
+
+    def __init__(self, size: int = SANDBOX_WORKERS, memory: int = SANDBOX_MEMORY, cpu_s: int = SANDBOX_CPU_S,
+                 wall_s: float = SANDBOX_WALL_S) -> None:
+        self.size, self.memory, self.cpu_s, self.wall_s = size, memory, cpu_s, wall_s
+        self._slots = threading.BoundedSemaphore(size)
+        self._idle: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._all: set[_Worker] = set()
+        self.started = 0  # workers started (tests: replaced on overrun, reused otherwise)
+
+    def _take(self) -> _Worker:
+        with self._lock:
+            while self._idle:
+                worker = self._idle.pop()
+                if worker.proc.poll() is None:
+                    return worker
+                self._all.discard(worker)
+                worker.kill()
+            worker = _Worker(self.memory)
+            self._all.add(worker)
+            self.started += 1
+            return worker
+
+    def _give(self, worker: _Worker, keep: bool) -> None:
+        with self._lock:
+            if keep:
+                self._idle.append(worker)
+                return
+            self._all.discard(worker)
+        worker.kill()
+
+    def close(self) -> None:
+        with self._lock:
+            workers, self._idle, self._all = list(self._all), [], set()
+        for worker in workers:
+            worker.kill()
+
+    def decode(self, data: bytes, label: str, max_side: int | None) -> tuple[Image.Image, tuple[int, int], int, float]:
+        """(reduced RGB image, full (W, H), pixels decoded, CPU-s spent), or one-line ``ImageLoadError``."""
+        from . import io as dio
+
+        request = {
+            "label": label, "max_side": max_side, "cpu_s": self.cpu_s,
+            "limits": {k: getattr(dio, k) for k in ("MAX_PIXELS", "MAX_JPEG_SCANS", "MAX_PNG_CHUNKS", "MAX_FILE_BYTES")},
+        }
+        with self._slots:
+            worker = self._take()
+            keep = False
+            try:
+                reply, arr = self._exchange(worker, request, data, label)
+                keep = reply.get("rss", 0) <= RECYCLE_RSS and worker.jobs < MAX_JOBS and (reply["ok"] or reply["error"] != "memory")
+            finally:
+                self._give(worker, keep)
+        if not reply["ok"]:
+            if reply["error"] == "memory":
+                raise ImageLoadError(
+                    f"{label}: refused: decoding it needs more than the {self.memory / 2**30:.1f} GiB memory limit "
+                    "(possible decompression bomb)"
+                )
+            raise ImageLoadError(dio.safe_label(reply["error"], 400))
+        size = (int(reply["size"][0]), int(reply["size"][1]))
+        return Image.fromarray(arr, "RGB"), size, int(reply["decoded"]), float(reply.get("cpu", 0.0))
+
+    def _exchange(self, worker: _Worker, request: dict, data: bytes, label: str) -> tuple[dict, np.ndarray | None]:
+        wall = self.wall_s + (START_TIMEOUT_S if worker.fresh else 0.0)
+        try:
+            worker.tx.send_bytes(json.dumps(request).encode())
+            worker.tx.send_bytes(data)
+            start = time.monotonic()
+            if not worker.rx.poll(wall):
+                worker.kill()
+                raise ImageLoadError(f"{label}: refused: decoding took longer than the {self.wall_s:g} s time limit")
+            reply = json.loads(worker.rx.recv_bytes(maxlength=1 << 16))
+            worker.jobs += 1
+            worker.fresh = False
+            arr = None
+            if reply.get("ok"):
+                h, w, c = (int(v) for v in reply["shape"])
+                if c != 3 or h < 1 or w < 1 or h * w > dio_max_pixels():
+                    raise ImageLoadError(f"{label}: the decoder answered nonsense (shape {h}x{w}x{c})")
+                remaining = max(0.5, wall - (time.monotonic() - start))
+                if not worker.rx.poll(remaining):
+                    raise EOFError
+                raw = worker.rx.recv_bytes(maxlength=h * w * 3)
+                if len(raw) != h * w * 3:
+                    raise ImageLoadError(f"{label}: the decoder answered nonsense ({len(raw)} bytes for {h}x{w})")
+                arr = np.frombuffer(raw, np.uint8).reshape(h, w, 3)
+            return reply, arr
+        except (EOFError, OSError, ValueError):
+            code = worker.kill()
+            if code in (-signal.SIGXCPU, -signal.SIGKILL):
+                raise ImageLoadError(
+                    f"{label}: refused: decoding it needs more than the {self.cpu_s} CPU-second limit (possible decompression bomb)"
+                ) from None
+            raise ImageLoadError(f"{label}: refused: the image decoder failed on it (exit {code})") from None
+
+
+def dio_max_pixels() -> int:
+    from . import io as dio
+
+    return dio.MAX_PIXELS
+
+
+_POOL: DecodePool | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def pool() -> DecodePool:
+    """The process's decode pool (created on first use; its workers start on first decode)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = DecodePool()
+            atexit.register(_POOL.close)
+        return _POOL
+
+
+def decode_in_sandbox(data: bytes, label: str, max_side: int | None) -> tuple[Image.Image, tuple[int, int], int, float]:
+    """Decode (and reduce to ``max_side``) ``data`` in the pool: (RGB image, full (W, H), pixels
+    decoded, CPU-seconds spent)."""
+    if sys.platform == "win32":  # no rlimits: the in-process decoder with its checks
+        from . import io as dio
+
+        im = dio._decode(data, label, max_side)
+        size, decoded = im.info.pop("har_full_size", im.size), im.info.pop("har_decoded_pixels", im.size[0] * im.size[1])
+        return (dio._reduce(im, max_side, owned=True) if max_side else im), size, decoded, 0.0
+    return pool().decode(data, label, max_side)
