@@ -537,6 +537,8 @@ def _float_tiff(data: bytes, label: str) -> Image.Image | None:
     offsets = offsets if isinstance(offsets, tuple) else (offsets,)
     counts = counts if isinstance(counts, tuple) else (counts,)
     need = w * h * spp * bits // 8
+    if need > len(data):  # uncompressed: the pixels must be in the file (bounds what is read to its size)
+        raise ImageLoadError(f"{label}: {what} is truncated ({len(data)} bytes in the file, {need} pixel bytes declared)")
     parts, got = [], 0
     for o, c in zip(offsets, counts):  # only the bytes the image needs: strips may all point at one block
         if got >= need:

@@ -12,8 +12,8 @@ reduced RGB array comes back (a small JSON header + raw bytes, checked against t
 pickle from the worker), so no format bomb, known or not, can take the server's memory or CPU.
 
 The pool holds ``SANDBOX_WORKERS`` (default 2, at most the CPU count) processes, started lazily on
-the first decode and reused; a worker is recycled after a large decode (its peak memory above
-``RECYCLE_RSS``) so the memory goes back to the system. Workers are plain ``python -c`` child
+the first decode and reused; a worker still holding more than ``RECYCLE_RSS`` after a job is
+replaced, so the memory goes back to the system. Workers are plain ``python -c`` child
 processes talking over ``multiprocessing.connection`` pipes: ``multiprocessing``'s spawn /
 forkserver start methods re-import the parent's ``__main__`` in every worker (``python -m
 har_demo`` would run the CLI again there, ``app.py`` would import Gradio), which costs seconds
@@ -43,7 +43,7 @@ SANDBOX_MEMORY = int(float(os.environ.get("HAR_SANDBOX_MEMORY_GB", "1.5")) * 2**
 SANDBOX_CPU_S = int(os.environ.get("HAR_SANDBOX_CPU_S", "5"))
 SANDBOX_WALL_S = float(os.environ.get("HAR_SANDBOX_WALL_S", "15"))
 SANDBOX_WORKERS = max(1, int(os.environ.get("HAR_SANDBOX_WORKERS", str(min(2, os.cpu_count() or 1)))))
-RECYCLE_RSS = 400 * 2**20  # a worker whose peak RSS went above this is replaced after its job
+RECYCLE_RSS = 300 * 2**20  # a worker whose RSS is above this after its job is replaced
 MAX_JOBS = 1000  # ... and any worker after this many jobs
 START_TIMEOUT_S = 30.0  # a worker must answer its first request within this (interpreter start)
 _ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding the har_demo package
@@ -69,6 +69,16 @@ def _set_cpu_limit(seconds: int) -> float:
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
     resource.setrlimit(resource.RLIMIT_CPU, (int(spent) + seconds + 1, hard))
     return spent
+
+
+def _rss_now() -> int:
+    """This worker's resident memory now (``ru_maxrss`` would not do: Linux carries the parent's
+    peak over fork + exec)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def serve(read_fd: int, write_fd: int, memory: int) -> None:
@@ -112,7 +122,7 @@ def serve(read_fd: int, write_fd: int, memory: int) -> None:
         except Exception as err:  # noqa: BLE001 - any decoder failure is one line for the parent
             reply = {"ok": False, "error": f"{label}: image is corrupt or truncated ({dio.safe_label(err, 160)})"}
         del data
-        reply["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        reply["rss"] = _rss_now()
         reply["cpu"] = _cpu_spent() - cpu_start
         try:
             tx.send_bytes(json.dumps(reply).encode())
