@@ -129,12 +129,14 @@ def load_image_sized(source: ImageSource, name: str | None = None, max_side: int
     """``load_image`` and the image's full (W, H) (after EXIF orientation) before any reduction.
     The pixels actually decoded are charged to the thread's ``decode_budget`` (when one is open)."""
     label = safe_label(name or (str(source) if isinstance(source, (str, Path)) else "image"))
-    if (SANDBOX if sandbox is None else sandbox) and isinstance(source, (str, Path, bytes, bytearray)):
+    use = (SANDBOX if sandbox is None else sandbox) and sys.platform != "win32"  # (no rlimits there)
+    if use and isinstance(source, (str, Path, bytes, bytearray)):
         from .sandbox import decode_in_sandbox
 
         data = _read_source(source, label)
         check_decode_work(data, label)  # the fast path: refused here, nothing sent to a worker
-        im, size, decoded, cpu = decode_in_sandbox(data, label, max_side)
+        limits = {key: globals()[key] for key in _SANDBOX_LIMITS}
+        im, size, decoded, cpu = decode_in_sandbox(data, label, max_side, limits)
     else:
         cpu = 0.0  # (in-process decodes are not metered)
         im = _load(source, label, max_side)
@@ -144,6 +146,26 @@ def load_image_sized(source: ImageSource, name: str | None = None, max_side: int
             im = _reduce(im, max_side, owned=not isinstance(source, Image.Image))
     _charge(decoded, cpu)
     return im, size
+
+
+_SANDBOX_LIMITS = ("MAX_PIXELS", "MAX_JPEG_SCANS", "MAX_PNG_CHUNKS", "MAX_FILE_BYTES")  # sent with every file
+
+
+def _sandbox_job(request: dict, data: bytes) -> tuple[np.ndarray, tuple[int, int], int]:
+    """The sandbox worker's side (``sandbox.serve``): this process's limits set to the parent's,
+    ``data`` decoded and reduced; (RGB uint8 array, full (W, H), pixels decoded)."""
+    global CAPTURE_NATIVE_STDERR, SANDBOX
+    CAPTURE_NATIVE_STDERR = True  # one thread in a worker: libjpeg's lines become our error lines
+    SANDBOX = False
+    for key, value in request["limits"].items():
+        if key in _SANDBOX_LIMITS:
+            globals()[key] = int(value)
+    im = _decode(data, request["label"], request["max_side"])
+    size = im.info.get("har_full_size", im.size)
+    decoded = im.info.get("har_decoded_pixels", im.size[0] * im.size[1])
+    if request["max_side"]:
+        im = _reduce(im, request["max_side"], owned=True)
+    return np.asarray(im.convert("RGB") if im.mode != "RGB" else im, dtype=np.uint8), size, decoded
 
 
 class DecodeBudgetExceeded(DataError):

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -81,18 +82,22 @@ def _rss_now() -> int:
         return 0
 
 
-def serve(read_fd: int, write_fd: int, memory: int) -> None:
-    """The worker loop: (header, bytes) in -> (header, RGB bytes) out, until the parent goes away."""
-    import resource
+def _one_line(text: object, limit: int = 400) -> str:
+    out = " ".join(str(text).split())
+    return out if len(out) <= limit else out[: limit - 3] + "..."
 
-    from . import io as dio
+
+def serve(read_fd: int, write_fd: int, memory: int, job: Callable) -> None:
+    """The worker loop: (header, bytes) in -> (header, RGB bytes) out, until the parent goes away.
+    ``job(request, data)`` -> (RGB uint8 array, full (W, H), pixels decoded) or raises
+    ``ImageLoadError`` / ``MemoryError`` (``io._sandbox_job``; passed in, so this module does
+    not import the decoder it runs)."""
+    import resource
 
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a killed worker writes no core file
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     with contextlib.suppress(OSError):
         os.nice(5)  # a decode never outranks the server's own threads (model runs, HTTP)
-    dio.CAPTURE_NATIVE_STDERR = True  # one thread here: libjpeg's lines become our error lines
-    dio.SANDBOX = False  # never recurse
     rx, tx = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
     while True:
         try:
@@ -100,27 +105,21 @@ def serve(read_fd: int, write_fd: int, memory: int) -> None:
             data = rx.recv_bytes()
         except (EOFError, OSError):
             return
-        for key in ("MAX_PIXELS", "MAX_JPEG_SCANS", "MAX_PNG_CHUNKS", "MAX_FILE_BYTES"):
-            setattr(dio, key, int(request["limits"][key]))  # the parent's (possibly changed) limits
         label = request["label"]
         cpu_start = _set_cpu_limit(int(request["cpu_s"]))
         reply: dict = {}
         arr = None
         try:
-            im = dio._decode(data, label, request["max_side"])
-            size = im.info.get("har_full_size", im.size)
-            decoded = im.info.get("har_decoded_pixels", im.size[0] * im.size[1])
-            if request["max_side"]:
-                im = dio._reduce(im, request["max_side"], owned=True)
-            arr = np.ascontiguousarray(np.asarray(im.convert("RGB") if im.mode != "RGB" else im, dtype=np.uint8))
-            reply = {"ok": True, "shape": list(arr.shape), "size": list(size), "decoded": int(decoded)}
+            arr, size, decoded = job(request, data)
+            arr = np.ascontiguousarray(arr, dtype=np.uint8)
+            reply = {"ok": True, "shape": list(arr.shape), "size": [int(v) for v in size], "decoded": int(decoded)}
         except MemoryError:
             reply = {"ok": False, "error": "memory"}
-        except dio.ImageLoadError as err:
+        except ImageLoadError as err:
             text = str(err)
             reply = {"ok": False, "error": "memory" if "out of memory" in text.lower() else text}
         except Exception as err:  # noqa: BLE001 - any decoder failure is one line for the parent
-            reply = {"ok": False, "error": f"{label}: image is corrupt or truncated ({dio.safe_label(err, 160)})"}
+            reply = {"ok": False, "error": f"{label}: image is corrupt or truncated ({_one_line(err, 160)})"}
         del data
         reply["rss"] = _rss_now()
         reply["cpu"] = _cpu_spent() - cpu_start
@@ -143,7 +142,8 @@ class _Worker:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH", "")) if p)
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = "1"  # one thread (and its buffers) per worker
-        code = "import sys; from har_demo.data.sandbox import serve; serve(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))"
+        code = ("import sys; from har_demo.data.sandbox import serve; from har_demo.data.io import _sandbox_job; "
+                "serve(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), _sandbox_job)")
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", code, str(req_r), str(rep_w), str(memory)],
@@ -208,14 +208,11 @@ class DecodePool:
         for worker in workers:
             worker.kill()
 
-    def decode(self, data: bytes, label: str, max_side: int | None) -> tuple[Image.Image, tuple[int, int], int, float]:
-        """(reduced RGB image, full (W, H), pixels decoded, CPU-s spent), or one-line ``ImageLoadError``."""
-        from . import io as dio
-
-        request = {
-            "label": label, "max_side": max_side, "cpu_s": self.cpu_s,
-            "limits": {k: getattr(dio, k) for k in ("MAX_PIXELS", "MAX_JPEG_SCANS", "MAX_PNG_CHUNKS", "MAX_FILE_BYTES")},
-        }
+    def decode(self, data: bytes, label: str, max_side: int | None, limits: dict | None = None,
+               ) -> tuple[Image.Image, tuple[int, int], int, float]:
+        """(reduced RGB image, full (W, H), pixels decoded, CPU-s spent), or one-line ``ImageLoadError``.
+        ``limits``: the decoder's settings for this file (``io``'s MAX_PIXELS, ...)."""
+        request = {"label": label, "max_side": max_side, "cpu_s": self.cpu_s, "limits": dict(limits or {})}
         with self._slots:
             worker = self._take()
             keep = False
@@ -230,7 +227,7 @@ class DecodePool:
                     f"{label}: refused: decoding it needs more than the {self.memory / 2**30:.1f} GiB memory limit "
                     "(possible decompression bomb)"
                 )
-            raise ImageLoadError(dio.safe_label(reply["error"], 400))
+            raise ImageLoadError(_one_line(reply["error"]))
         size = (int(reply["size"][0]), int(reply["size"][1]))
         return Image.fromarray(arr, "RGB"), size, int(reply["decoded"]), float(reply.get("cpu", 0.0))
 
@@ -249,7 +246,7 @@ class DecodePool:
             arr = None
             if reply.get("ok"):
                 h, w, c = (int(v) for v in reply["shape"])
-                if c != 3 or h < 1 or w < 1 or h * w > dio_max_pixels():
+                if c != 3 or h < 1 or w < 1 or h * w > int(request["limits"].get("MAX_PIXELS", 10**9)):
                     raise ImageLoadError(f"{label}: the decoder answered nonsense (shape {h}x{w}x{c})")
                 remaining = max(0.5, wall - (time.monotonic() - start))
                 if not worker.rx.poll(remaining):
@@ -268,12 +265,6 @@ class DecodePool:
             raise ImageLoadError(f"{label}: refused: the image decoder failed on it (exit {code})") from None
 
 
-def dio_max_pixels() -> int:
-    from . import io as dio
-
-    return dio.MAX_PIXELS
-
-
 _POOL: DecodePool | None = None
 _POOL_LOCK = threading.Lock()
 
@@ -288,13 +279,8 @@ def pool() -> DecodePool:
         return _POOL
 
 
-def decode_in_sandbox(data: bytes, label: str, max_side: int | None) -> tuple[Image.Image, tuple[int, int], int, float]:
+def decode_in_sandbox(data: bytes, label: str, max_side: int | None, limits: dict | None = None,
+                      ) -> tuple[Image.Image, tuple[int, int], int, float]:
     """Decode (and reduce to ``max_side``) ``data`` in the pool: (RGB image, full (W, H), pixels
     decoded, CPU-seconds spent)."""
-    if sys.platform == "win32":  # no rlimits: the in-process decoder with its checks
-        from . import io as dio
-
-        im = dio._decode(data, label, max_side)
-        size, decoded = im.info.pop("har_full_size", im.size), im.info.pop("har_decoded_pixels", im.size[0] * im.size[1])
-        return (dio._reduce(im, max_side, owned=True) if max_side else im), size, decoded, 0.0
-    return pool().decode(data, label, max_side)
+    return pool().decode(data, label, max_side, limits)
