@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -338,30 +339,59 @@ def attack_files(folder: Path) -> dict[str, Path]:
     return out
 
 
+def _flood(url: str, photo: Path, stop: threading.Event, counts: dict) -> None:
+    """Item 4 as the issue ran it: one client POSTs /call/predict 200 times in 7 s, over and over,
+    and never listens for the results (raw HTTP, one uploaded photo)."""
+    import uuid
+
+    base = url.rstrip("/")
+    xff = {"X-Forwarded-For": ATTACKER_IP}
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"p.jpg\"\r\n"
+            "Content-Type: image/jpeg\r\n\r\n").encode() + photo.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    req = urllib.request.Request(f"{base}/gradio_api/upload", data=body, method="POST",
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}", **xff})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        path = json.load(r)[0]
+    payload = json.dumps({"data": [{"path": path, "meta": {"_type": "gradio.FileData"}}, "", "predicted", 0.5]}).encode()
+    while not stop.is_set():
+        t0 = time.monotonic()
+        for i in range(200):
+            if stop.is_set():
+                break
+            counts["sent"] += 1
+            req = urllib.request.Request(f"{base}/gradio_api/call/predict", data=payload, method="POST",
+                                         headers={"Content-Type": "application/json", **xff})
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    r.read()
+                counts["answered"] += 1  # accepted into the queue (its result is never fetched)
+            except urllib.error.HTTPError as err:
+                counts["refused"] += 1
+                counts.setdefault("codes", {}).setdefault(str(err.code), 0)
+                counts["codes"][str(err.code)] += 1
+            except OSError:
+                counts["refused"] += 1
+            stop.wait(max(0.0, t0 + (i + 1) * 7 / 200 - time.monotonic()))  # 200 in 7 s
+        stop.wait(max(0.0, 7 - (time.monotonic() - t0)))
+
+
 def attacker(url: str, kind: str, stop: threading.Event, folder: Path) -> dict:
-    """Runs ``kind`` over and over until ``stop``: 'flood' = item 4 (200 /predict submits in a row,
-    nobody waits for them), 'float_tiff' / 'tile' = items 1 / 2 through /predict, 'rle_zip' =
-    item 5 through /batch. Returns counts of what the app answered."""
+    """Runs ``kind`` over and over until ``stop``: 'flood' = item 4 (200 /call/predict POSTs in
+    7 s, nobody listens), 'float_tiff' / 'tile' = items 1 / 2 through /predict, 'rle_zip' = item 5
+    through /batch, each from one address. Returns counts of what the app answered."""
     from gradio_client import Client, handle_file
 
     check_loopback(url)
     counts = {"sent": 0, "refused": 0, "answered": 0}
-    files = attack_files(folder) if kind != "flood" else {}
+    if kind == "flood":
+        _flood(url, PHOTOS[0], stop, counts)
+        return counts
+    files = attack_files(folder)
     client = Client(url, verbose=False, download_files=str(folder), analytics_enabled=False, headers={"X-Forwarded-For": ATTACKER_IP})
     deadline = time.monotonic() + 600
     while not stop.is_set() and time.monotonic() < deadline:
         try:
-            if kind == "flood":
-                for _ in range(200):
-                    if stop.is_set():
-                        break
-                    counts["sent"] += 1
-                    try:
-                        client.submit(handle_file(str(PHOTOS[0])), "", "predicted", 0.5, api_name="/predict")
-                    except Exception:  # noqa: BLE001 - a refusal is what we count
-                        counts["refused"] += 1
-                stop.wait(1)
-                continue
             counts["sent"] += 1
             if kind == "rle_zip":
                 client.predict([handle_file(str(files[kind]))], "", api_name="/batch")

@@ -124,9 +124,12 @@ def test_queue_push_refuses_a_clients_job_over_its_cap():
     def event(xff: str, alive: bool = True) -> SimpleNamespace:
         return SimpleNamespace(alive=alive, request=_scope("127.0.0.1", xff), session_hash="s")
 
+    async def process(events, batch, begin_time, fn):
+        return None
+
     waiting = [event("10.0.0.1"), event("10.0.0.1"), event("10.0.0.1", alive=False)]
     queue = SimpleNamespace(push=original, event_queue_per_concurrency_id={"models": SimpleNamespace(queue=waiting)},
-                            active_jobs=[[event("10.0.0.1")], None])
+                            active_jobs=[[event("10.0.0.1")], None], process_events=process)
     limits.guard_queue(SimpleNamespace(_queue=queue), max_jobs=3)
     body = SimpleNamespace(session_hash="s")
     with pytest.raises(HTTPException) as err:
@@ -162,3 +165,49 @@ def test_upload_with_too_many_files_is_refused_while_streaming(app_server):
                          {"Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert status == 200  # a normal upload passes
     assert _files_in(app_server.tmp) <= before + 2
+
+
+def test_jobs_nobody_listens_for_are_dropped_before_they_run():
+    ran = []
+
+    async def process(events, batch, begin_time, fn):
+        ran.extend(e._id for e in events if e.alive)
+
+    queue = SimpleNamespace(push=None, event_queue_per_concurrency_id={}, active_jobs=[], process_events=process)
+    limits.guard_queue(SimpleNamespace(_queue=queue), max_jobs=3, grace_s=0.2)
+    now = time.monotonic()
+    listened = SimpleNamespace(_id="e1", session_hash="s1", alive=True, enqueue_time=now)
+    deaf = SimpleNamespace(_id="e2", session_hash="s2", alive=True, enqueue_time=now)
+    late = SimpleNamespace(_id="e3", session_hash="s3", alive=True, enqueue_time=now)
+    limits.LISTENING["session:s1"] += 1
+
+    async def main():
+        async def connect_late():
+            await asyncio.sleep(0.05)
+            limits.LISTENING["event:e3"] += 1  # a client that POSTs, then opens its result stream
+
+        task = asyncio.create_task(connect_late())
+        await queue.process_events([listened, deaf, late], False, now, None)
+        await task
+
+    try:
+        asyncio.run(main())
+    finally:
+        limits.LISTENING.clear()
+    assert ran == ["e1", "e3"] and deaf.alive is False
+
+
+def test_result_streams_are_seen_by_the_middleware():
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append(dict(limits.LISTENING))
+
+    mw = limits.RequestLimits(app)
+
+    async def call(path, query=b""):
+        await mw({"type": "http", "method": "GET", "path": path, "query_string": query, "headers": []}, None, None)
+
+    asyncio.run(call("/gradio_api/queue/data", b"session_hash=abc"))
+    asyncio.run(call("/gradio_api/call/predict/0123456789abcdef"))
+    assert seen == [{"session:abc": 1}, {"event:0123456789abcdef": 1}] and not limits.LISTENING

@@ -12,16 +12,21 @@
   repeat the whole input).
 
 ``guard_queue`` caps the jobs one client may have queued or running (``MAX_JOBS_PER_CLIENT``; the
-client is its address - from a loopback peer the X-Forwarded-For address, else the session) and
+client is its address - from a loopback peer the X-Forwarded-For address, else the session),
+drops jobs nobody listens for before they run, and
 ``guard_choices`` cuts the value Gradio's choice checks echo into replies and logs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
+import time
+from collections import Counter
 from collections.abc import Callable
+from urllib.parse import parse_qs
 
 from ..data.io import safe_label
 
@@ -30,6 +35,11 @@ MAX_UPLOAD_BODY = int(os.environ.get("HAR_MAX_UPLOAD_BODY", str(256 * 2**20)))
 MAX_FILES_PER_REQUEST = int(os.environ.get("HAR_MAX_FILES_PER_REQUEST", "520"))  # a batch: 500 images + zips/CSV
 MAX_JOBS_PER_CLIENT = int(os.environ.get("HAR_MAX_JOBS_PER_CLIENT", "4"))
 ECHO_CHARS = 60
+LISTEN_GRACE_S = float(os.environ.get("HAR_LISTEN_GRACE_S", "3"))  # a job's client must be listening by then
+# Who is listening for results right now: session hashes with an open /queue/data stream and
+# event ids with an open /call/<api>/<event_id> stream (kept by RequestLimits, read by guard_queue).
+LISTENING: Counter = Counter()
+_STREAM = re.compile(r"^/call/(?:v2/)?[^/]+/([0-9a-fA-F]{8,64})$")
 _PREFIX = "/gradio_api"
 _HIDDEN = re.compile(r"^/(call|run|api)(/v2)?/ui_")
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -117,7 +127,16 @@ class RequestLimits:
             return
         raw_send, send = send, self._cut_errors(send)  # our own refusals are short already: sent as they are
         if scope.get("method") not in ("POST", "PUT", "PATCH"):
-            await self.app(scope, receive, send)
+            key = _listener_key(route, scope) if scope.get("method") == "GET" else None
+            if key:
+                LISTENING[key] += 1
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                if key:
+                    LISTENING[key] -= 1
+                    if LISTENING[key] <= 0:
+                        del LISTENING[key]
             return
         upload = route.startswith("/upload")
         limit = self.max_upload if upload else self.max_json
@@ -248,8 +267,24 @@ class RequestLimits:
         return wrapped
 
 
-def guard_queue(demo, max_jobs: int | None = None) -> None:
-    """At most ``max_jobs`` queued or running jobs per client (``client_key``); more -> 429."""
+def _listener_key(route: str, scope) -> str | None:
+    """The session / event a GET streams results for (None for other routes)."""
+    if route == "/queue/data":
+        session = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("session_hash", [""])[0]
+        return f"session:{session}" if session else None
+    match = _STREAM.match(route)
+    return f"event:{match.group(1)}" if match else None
+
+
+def _listened(event) -> bool:
+    return f"session:{event.session_hash}" in LISTENING or f"event:{event._id}" in LISTENING
+
+
+def guard_queue(demo, max_jobs: int | None = None, grace_s: float | None = None) -> None:
+    """At most ``max_jobs`` queued or running jobs per client (``client_key``); more -> 429. A job
+    whose client is not listening for its result when it is due to run (after ``grace_s`` from
+    being queued) is dropped before it runs (needs ``RequestLimits`` in front, which sees the
+    result streams)."""
     from fastapi import HTTPException
 
     queue = demo._queue
@@ -269,7 +304,23 @@ def guard_queue(demo, max_jobs: int | None = None) -> None:
             raise HTTPException(status_code=429, detail=f"too many requests from this client: at most {limit} queued or running")
         return await original(body=body, request=request, username=username)
 
+    grace = LISTEN_GRACE_S if grace_s is None else grace_s
+    original_process = queue.process_events
+
+    async def process_events(events, batch, begin_time, fn):
+        for event in events:
+            if not event.alive or _listened(event):
+                continue
+            wait = event.enqueue_time + grace - time.monotonic()
+            while wait > 0 and not _listened(event):  # a client that posts, then opens its stream
+                await asyncio.sleep(min(0.05, wait))
+                wait = event.enqueue_time + grace - time.monotonic()
+            if not _listened(event):
+                event.alive = False  # nobody will read it: the slot goes to the next job
+        return await original_process(events, batch, begin_time, fn)
+
     queue.push = push
+    queue.process_events = process_events
     queue.har_guarded = True
 
 
