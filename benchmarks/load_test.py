@@ -375,7 +375,7 @@ def _flood(url: str, photo: Path, stop: threading.Event, counts: dict) -> None:
         stop.wait(max(0.0, 7 - (time.monotonic() - t0)))
 
 
-def attacker(url: str, kind: str, stop: threading.Event, folder: Path) -> dict:
+def attacker(url: str, kind: str, stop: threading.Event, folder: Path, files: dict[str, Path] | None = None) -> dict:
     """Runs ``kind`` over and over until ``stop``: 'flood' = item 4 (200 /call/predict POSTs in
     7 s, nobody listens), 'float_tiff' / 'tile' = items 1 / 2 through /predict, 'rle_zip' = item 5
     through /batch, each from one address. Returns counts of what the app answered."""
@@ -386,7 +386,7 @@ def attacker(url: str, kind: str, stop: threading.Event, folder: Path) -> dict:
     if kind == "flood":
         _flood(url, PHOTOS[0], stop, counts)
         return counts
-    files = attack_files(folder)
+    files = files or attack_files(folder)
     client = Client(url, verbose=False, download_files=str(folder), analytics_enabled=False, headers={"X-Forwarded-For": ATTACKER_IP})
     deadline = time.monotonic() + 600
     while not stop.is_set() and time.monotonic() < deadline:
@@ -426,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
             stop = threading.Event()
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="har_attack_")))
             pool = stack.enter_context(ThreadPoolExecutor(1))
-            attack = pool.submit(attacker, url, args.attack, stop, folder)
+            files = attack_files(folder) if args.attack != "flood" else None  # written before the clock starts
+            attack = pool.submit(attacker, url, args.attack, stop, folder, files)
             time.sleep(5)  # the attack is under way before the visitors come
         try:
             report = run_load(url, args.clients, args.requests, pid, limit)
