@@ -1,6 +1,7 @@
 """Before/after figures for issue 22 (hardening, round 3): the decoder cases, one subprocess each.
 
     python benchmarks/hardening_round3.py [--code DIR] [--only item1_flood,...] [--json]
+    python benchmarks/hardening_round3.py --overhead     # the sandbox's cost per image
 
 ``--code`` is the source tree whose ``load_image`` is measured (default: this one); for "before"
 export the base commit (``git archive e2fc695 | tar -x -C /tmp/before``) and pass ``--code
@@ -105,12 +106,46 @@ def measure(path: Path, code: Path) -> dict:
     return json.loads(lines[-1])
 
 
+def overhead() -> dict:
+    """The sandbox's cost: first call (a worker starts) and ms per image, in-process vs sandbox."""
+    import io
+    import time
+
+    import numpy as np
+    from PIL import Image
+
+    from har_demo.data import io as dio
+
+    rng = np.random.default_rng(0)
+
+    def enc(w, h, fmt):
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(buf, fmt)
+        return buf.getvalue()
+
+    small, photo = enc(48, 32, "PNG"), enc(1600, 1200, "JPEG")
+    t = time.perf_counter()
+    dio.load_image(small)
+    out = {"first_call_s": round(time.perf_counter() - t, 2)}
+    for name, data, side, n in (("png_48x32", small, None, 200), ("jpeg_1600x1200_to_640", photo, 640, 40)):
+        for sandbox in (False, True):
+            t = time.perf_counter()
+            for _ in range(n):
+                dio.load_image(data, max_side=side, sandbox=sandbox)
+            out[f"{name}_{'sandbox' if sandbox else 'in_process'}_ms"] = round((time.perf_counter() - t) / n * 1000, 1)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--code", type=Path, default=ROOT, help="source tree to measure (default: this one)")
     p.add_argument("--only", default="", help="comma-separated case names (default: all)")
+    p.add_argument("--overhead", action="store_true", help="only the sandbox's per-image overhead (this tree)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    if args.overhead:
+        print(json.dumps(overhead(), indent=2 if args.json else None))
+        return 0
     wanted = [w for w in args.only.split(",") if w]
     results = {}
     with tempfile.TemporaryDirectory(prefix="har_round3_") as work:
