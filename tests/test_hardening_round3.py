@@ -315,3 +315,37 @@ def test_random_malformed_headers_stay_inside_the_sandbox_limits(fmt, edits, big
         assert im.mode == "RGB" and max(im.size) <= 64
     assert time.perf_counter() - start < sb.SANDBOX_WALL_S + 5
     assert _rss() - before < 64 * 2**20  # whatever was decoded stayed in the worker
+
+
+# ---- item 10: CLI inputs ----------------------------------------------------------------------------------
+def test_deeply_nested_json_is_one_line_not_a_traceback(tmp_path, capsys):
+    from har_demo.cli import main as cli_main
+    from har_demo.errors import CheckpointError
+    from har_demo.models.checkpoint import read_card
+
+    nested = tmp_path / "nested.json"
+    nested.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(DataError, match=r"nested\.json: not a usable JSON file \(nested too deeply\)"):
+        dio.read_json_file(nested, "splits")
+    card_dir = tmp_path / "ck"
+    card_dir.mkdir()
+    (card_dir / "card.json").write_text("{\"a\":" * 100_000 + "1" + "}" * 100_000)
+    with pytest.raises(CheckpointError, match=r"card\.json is not usable JSON \(nested too deeply\)"):
+        read_card(card_dir)
+    for cls in ("sitting", "standing", "walking_running"):
+        (tmp_path / "data" / cls).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "data" / cls / "p.png")
+    rc = cli_main(["evaluate", "--data", str(tmp_path / "data"), "--model", "cnn_base", "--splits", str(nested), "--split", "test"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "nested too deeply" in err and "Traceback" not in err, err[-500:]
+
+
+@pytest.mark.parametrize("value", ["nan", "-0.5", "2"])
+def test_explain_threshold_must_be_a_number_from_0_to_1(tmp_path, capsys, value):
+    from har_demo.cli import main as cli_main
+
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (8, 8)).save(photo)
+    rc = cli_main(["explain", str(photo), "--model", "cnn_base", "--threshold", value])
+    err = capsys.readouterr().err
+    assert rc != 0 and "--threshold must be a number from 0 to 1" in err and len(err.strip().splitlines()) == 1, err

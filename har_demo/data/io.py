@@ -589,3 +589,5 @@ def read_json_file(path: str | Path, what: str, error: type[HarError] = DataErro
         return json.loads(p.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise error(f"{name}: not a valid JSON file ({err})") from None
+    except RecursionError:  # e.g. 100,000 nested [[[...: Python's parser gives up, we say why
+        raise error(f"{name}: not a usable JSON file (nested too deeply)") from None
