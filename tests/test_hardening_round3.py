@@ -349,3 +349,32 @@ def test_explain_threshold_must_be_a_number_from_0_to_1(tmp_path, capsys, value)
     rc = cli_main(["explain", str(photo), "--model", "cnn_base", "--threshold", value])
     err = capsys.readouterr().err
     assert rc != 0 and "--threshold must be a number from 0 to 1" in err and len(err.strip().splitlines()) == 1, err
+
+
+def _zip_bytes(entries: dict[str, bytes]) -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_zip_names_with_a_nul_or_a_lookalike_slash_are_refused_by_name(tmp_path):
+    from har_demo.data.zipdata import extract_zip_dataset
+
+    jpg = _encoded(Image.fromarray(_rgb()), "JPEG")
+    ok = {"sitting/a.jpg": jpg, "standing/b.jpg": jpg}
+    nul = tmp_path / "nul.zip"
+    nul.write_bytes(_zip_bytes({**ok, "sitting/c.jpgX.txt": jpg}).replace(b"c.jpgX.txt", b"c.jpg\x00.txt"))
+    with pytest.raises(DataError, match=r"nul\.zip: unsafe entry 'sitting/c\.jpg\\\\x00\.txt' \(a NUL byte in its name\)"):
+        extract_zip_dataset(nul, tmp_path / "out1")
+    slash = tmp_path / "slash.zip"
+    slash.write_bytes(_zip_bytes({**ok, "sitting/..\u2215..\u2215x.jpg": jpg}))
+    with pytest.raises(DataError, match=r"slash\.zip: unsafe entry .* \(a look-alike slash in its name\)"):
+        extract_zip_dataset(slash, tmp_path / "out2")
+    assert not (tmp_path / "out1").exists() and not (tmp_path / "out2").exists()
+    fine = tmp_path / "fine.zip"
+    fine.write_bytes(_zip_bytes(ok))
+    assert len(extract_zip_dataset(fine, tmp_path / "out3")) == 2
