@@ -378,3 +378,20 @@ def test_zip_names_with_a_nul_or_a_lookalike_slash_are_refused_by_name(tmp_path)
     fine = tmp_path / "fine.zip"
     fine.write_bytes(_zip_bytes(ok))
     assert len(extract_zip_dataset(fine, tmp_path / "out3")) == 2
+
+
+def test_cli_predict_with_nan_weights_is_an_error_not_a_label(tmp_path, capsys, monkeypatch):
+    from har_demo.cli import main as cli_main
+    from har_demo.models import fuse, loading
+
+    class NanModel:
+        def predict_proba(self, images):
+            return np.full((len(images), 3), np.nan, np.float32)
+
+    monkeypatch.setattr(loading, "load_model", lambda *a, **k: NanModel())
+    monkeypatch.setattr(fuse, "prepare_for_serving", lambda m: m)
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (8, 8)).save(photo)
+    rc = cli_main(["predict", str(photo), "--model", "cnn_base", "--json"])
+    out, err = capsys.readouterr()
+    assert rc != 0 and "NaN" not in out and "gives non-finite probabilities" in err and len(err.strip().splitlines()) == 1, (out, err)
