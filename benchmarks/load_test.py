@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -281,18 +282,22 @@ class BurstReport:
 
 def burst(url: str, n: int, photo: str | Path | None = None, models: str = "", settle: Callable[[list], None] | None = None) -> BurstReport:
     """Submit ``n`` /predict requests (of ``photo``, default the example photos; ``models``, default
-    all) at once from one client: with a queue limit below ``n`` the overflow must be refused ('queue is full'),
-    everything accepted must be answered. ``settle(jobs)``, when given, runs after the submissions and
-    before any answer is awaited (a test holds the server's workers busy until every job is queued
-    or refused, then lets them go)."""
+    all) at once, each client at most its per-client job cap (``ui.limits.MAX_JOBS_PER_CLIENT``):
+    with a queue limit below ``n`` the overflow must be refused ('queue is full'), everything
+    accepted must be answered. ``settle(jobs)``, when given, runs after the submissions and before
+    any answer is awaited (a test holds the server's workers busy until every job is queued or
+    refused, then lets them go)."""
     from gradio_client import handle_file
+
+    from har_demo.ui.limits import MAX_JOBS_PER_CLIENT
 
     check_loopback(url)
     report = BurstReport(n)
     with tempfile.TemporaryDirectory(prefix="har_load_dl_") as dl:
-        client = _client(url, dl)
+        clients = [_client(url, dl) for _ in range(-(-n // MAX_JOBS_PER_CLIENT))]
         photos = [Path(photo)] if photo else PHOTOS
-        jobs = [client.submit(handle_file(str(photos[k % len(photos)])), models, "predicted", 0.5, api_name="/predict") for k in range(n)]
+        jobs = [clients[k // MAX_JOBS_PER_CLIENT].submit(handle_file(str(photos[k % len(photos)])), models, "predicted", 0.5,
+                                                         api_name="/predict") for k in range(n)]
         if settle is not None:
             settle(jobs)
         for job in jobs:
@@ -309,9 +314,99 @@ def burst(url: str, n: int, photo: str | Path | None = None, models: str = "", s
                 report.ok += 1
             else:
                 report.other.append(problem)
-        with contextlib.suppress(Exception):
-            client.close()
+        for client in clients:
+            with contextlib.suppress(Exception):
+                client.close()
     return report
+
+
+# ---- one attacker during the load (issue 22) -----------------------------------------------------
+ATTACKS = ("flood", "float_tiff", "tile", "rle_zip")
+ATTACKER_IP = "10.66.66.66"  # told to the app in X-Forwarded-For (trusted from loopback only)
+
+
+def attack_files(folder: Path) -> dict[str, Path]:
+    """The attacker's files (issue 22 items 1, 2, 5), written into ``folder``."""
+    import io
+    import zipfile
+
+    from tests.test_hardening_round3 import giant_tile_tiff, rle8_bmp, strip_flood_float_tiff
+
+    out = {"float_tiff": folder / "flood.tif", "tile": folder / "tile.tif", "rle_zip": folder / "rle.zip"}
+    out["float_tiff"].write_bytes(strip_flood_float_tiff(6324, 6324, 3, strips=6324))
+    out["tile"].write_bytes(giant_tile_tiff())
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(5):  # random run colours: not refused as a zip bomb; ~4 sandbox CPU-s each
+            zf.writestr(f"sitting/{i}.bmp", rle8_bmp(seed=i))
+    out["rle_zip"].write_bytes(buf.getvalue())
+    return out
+
+
+def _flood(url: str, photo: Path, stop: threading.Event, counts: dict) -> None:
+    """Item 4 as the issue ran it: one client POSTs /call/predict 200 times in 7 s, over and over,
+    and never listens for the results (raw HTTP, one uploaded photo)."""
+    import uuid
+
+    base = url.rstrip("/")
+    xff = {"X-Forwarded-For": ATTACKER_IP}
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"p.jpg\"\r\n"
+            "Content-Type: image/jpeg\r\n\r\n").encode() + photo.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    req = urllib.request.Request(f"{base}/gradio_api/upload", data=body, method="POST",
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}", **xff})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        path = json.load(r)[0]
+    payload = json.dumps({"data": [{"path": path, "meta": {"_type": "gradio.FileData"}}, "", "predicted", 0.5]}).encode()
+    while not stop.is_set():
+        t0 = time.monotonic()
+        for i in range(200):
+            if stop.is_set():
+                break
+            counts["sent"] += 1
+            req = urllib.request.Request(f"{base}/gradio_api/call/predict", data=payload, method="POST",
+                                         headers={"Content-Type": "application/json", **xff})
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    r.read()
+                counts["answered"] += 1  # accepted into the queue (its result is never fetched)
+            except urllib.error.HTTPError as err:
+                counts["refused"] += 1
+                counts.setdefault("codes", {}).setdefault(str(err.code), 0)
+                counts["codes"][str(err.code)] += 1
+            except OSError:
+                counts["refused"] += 1
+            stop.wait(max(0.0, t0 + (i + 1) * 7 / 200 - time.monotonic()))  # 200 in 7 s
+        stop.wait(max(0.0, 7 - (time.monotonic() - t0)))
+
+
+def attacker(url: str, kind: str, stop: threading.Event, folder: Path, files: dict[str, Path] | None = None) -> dict:
+    """Runs ``kind`` over and over until ``stop``: 'flood' = item 4 (200 /call/predict POSTs in
+    7 s, nobody listens), 'float_tiff' / 'tile' = items 1 / 2 through /predict, 'rle_zip' = item 5
+    through /batch, each from one address. Returns counts of what the app answered."""
+    from gradio_client import Client, handle_file
+
+    check_loopback(url)
+    counts = {"sent": 0, "refused": 0, "answered": 0}
+    if kind == "flood":
+        _flood(url, PHOTOS[0], stop, counts)
+        return counts
+    files = files or attack_files(folder)
+    client = Client(url, verbose=False, download_files=str(folder), analytics_enabled=False, headers={"X-Forwarded-For": ATTACKER_IP})
+    deadline = time.monotonic() + 600
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            counts["sent"] += 1
+            if kind == "rle_zip":
+                client.predict([handle_file(str(files[kind]))], "", api_name="/batch")
+            else:
+                client.predict(handle_file(str(files[kind])), "", "predicted", 0.5, api_name="/predict")
+            counts["answered"] += 1
+        except Exception:  # noqa: BLE001 - refused with a message: counted, the attacker goes on
+            counts["refused"] += 1
+    with contextlib.suppress(Exception):
+        client.close()
+    return counts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -321,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--url", help="a running app on a loopback address (default: start one here)")
     p.add_argument("--pid", type=int, help="the running app's process id (for its RSS)")
     p.add_argument("--burst", type=int, default=0, help="also submit N requests at once from one client")
+    p.add_argument("--attack", choices=ATTACKS, help="one attacker (issue 22 items 1, 2, 4, 5) during the load")
     p.add_argument("--json", action="store_true", help="print JSON")
     args = p.parse_args(argv)
     if not 1 <= args.clients <= 200 or not 1 <= args.requests <= 100:
@@ -330,13 +426,29 @@ def main(argv: list[str] | None = None) -> int:
         if not url:
             app = stack.enter_context(running_app())
             url, pid, limit = app.url, app.pid, queue_limit(app.env)
-        report = run_load(url, args.clients, args.requests, pid, limit)
+        attack = None
+        if args.attack:
+            stop = threading.Event()
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="har_attack_")))
+            pool = stack.enter_context(ThreadPoolExecutor(1))
+            files = attack_files(folder) if args.attack != "flood" else None  # written before the clock starts
+            attack = pool.submit(attacker, url, args.attack, stop, folder, files)
+            time.sleep(5)  # the attack is under way before the visitors come
+        try:
+            report = run_load(url, args.clients, args.requests, pid, limit)
+        finally:
+            if attack is not None:
+                stop.set()
         extra = asdict(burst(url, args.burst)) if args.burst else None
+        if attack is not None:
+            extra = {**(extra or {}), "attack": args.attack, "attacker": attack.result(timeout=REQUEST_TIMEOUT_S)}
     if args.json:
         print(json.dumps({"load": asdict(report), "burst": extra}, indent=2))
     else:
         print("\n".join(report.lines()))
-        if extra:
+        if extra and "attack" in extra:
+            print(f"attacker           : {extra['attack']}: {extra['attacker']}")
+        if extra and "submitted" in extra:
             print(f"burst              : {extra['submitted']} at once -> {extra['ok']} answered, "
                   f"{extra['queue_full']} refused (queue full), {len(extra['other'])} other failures")
             print("\n".join(f"burst failure      : {f}" for f in extra["other"][:5]))

@@ -88,7 +88,12 @@ def cmd_predict(args) -> int:
     # pretrained ones: each squashes or letterboxes its view - the photo, or a person_crop model's person box)
     images = [load_image(path, max_side=PREDICT_MAX_SIDE) for path in args.images]
     model = prepare_for_serving(load_model(args.model, args.checkpoint))  # inference only: BN folded into convs
-    preds = predictions_from_probs(model.predict_proba(images))
+    probs = model.predict_proba(images)
+    import numpy as np
+
+    if not np.isfinite(probs).all():  # e.g. NaN weights in a checkpoint: no label, no "NaN" in the JSON
+        raise HarError(f"model {args.model} gives non-finite probabilities (NaN or infinite weights?); check its checkpoint")
+    preds = predictions_from_probs(probs)
     if args.json:
         print(json.dumps([p.to_json(path=path) for path, p in zip(args.images, preds)], indent=2))
     else:

@@ -22,7 +22,7 @@ from PIL import Image
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from .data.datasets import Sample
-from .data.io import load_image
+from .data.io import DecodeBudgetExceeded, load_image
 from .errors import DataError, HarError, ImageLoadError
 from .explain.base import explain_full
 from .explain.metrics import DEFAULT_STEPS, drift_score, faithfulness
@@ -99,6 +99,8 @@ def predict_dataset(
             try:
                 images.append(load_image(s.path, name=display_name(s) if display_name else None, max_side=max_side))
                 part.append(s)
+            except DecodeBudgetExceeded:
+                raise  # the request's budget, not this image: stop
             except HarError as err:
                 if not skip_unreadable:
                     raise

@@ -32,12 +32,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 @dataclass(frozen=True)
 class Setting:
     name: str
-    kind: type  # int | str | Path
+    kind: type  # int | float | str | Path
     default: Any  # the value when unset; None: the reader's fallback, which ``shown`` describes
     meaning: str  # one line
     shown: str = ""  # the default as the README shows it (default: str(default))
-    minimum: int | None = None  # ints
-    maximum: int | None = None
+    minimum: float | None = None  # ints and floats
+    maximum: float | None = None
     pattern: str | None = None  # strs: a full match is required (any case) ...
     expect: str = ""  # ... described so: "cpu, cuda, cuda:N or mps"
 
@@ -48,11 +48,12 @@ class Setting:
     def parse(self, raw: str) -> Any:
         """The variable's text -> its typed value (``ConfigError`` naming the variable if bad)."""
         text = raw.strip()
-        if self.kind is int:
+        if self.kind in (int, float):
             try:
-                value = from_text(text, int, self.name)
+                value = from_text(text, self.kind, self.name)
             except ConfigError:
-                raise ConfigError(f"{self.name} must be a whole number, got {raw!r}") from None
+                what = "a whole number" if self.kind is int else "a number"
+                raise ConfigError(f"{self.name} must be {what}, got {raw!r}") from None
             if self.minimum is not None and value < self.minimum:
                 raise ConfigError(f"{self.name} must be at least {self.minimum}, got {value}")
             if self.maximum is not None and value > self.maximum:
@@ -97,6 +98,19 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("HAR_BATCH_MAX_IMAGES", int, 500, "images per Batch request", minimum=1),
     Setting("HAR_BATCH_MAX_BYTES", int, 500 * _MIB, "bytes per Batch request, across its uploads (zips counted extracted)", "524288000 (500 MiB)", minimum=1),
     Setting("HAR_BATCH_MAX_PIXELS", int, 1_000_000_000, "decoded pixels per Batch request (summed from the headers before decoding)", "1000000000", minimum=1),
+    # the decode sandbox (data/sandbox.py, data/io.py; read once at import)
+    Setting("HAR_DECODE_SANDBOX", int, 1, "1: untrusted files are decoded in sandboxed worker processes; 0: in this process", minimum=0, maximum=1),
+    Setting("HAR_SANDBOX_WORKERS", int, None, "sandbox worker processes", "min(2, CPU cores)", minimum=1),
+    Setting("HAR_SANDBOX_MEMORY_GB", float, 1.5, "address-space limit of a sandbox worker, in GiB", minimum=0.25),
+    Setting("HAR_SANDBOX_CPU_S", int, 5, "CPU seconds a sandbox worker may spend on one image", minimum=1),
+    Setting("HAR_SANDBOX_WALL_S", float, 15.0, "wall seconds one sandboxed decode may take before the worker is killed", minimum=0.5),
+    Setting("HAR_MAX_DECODE_CPU_S", float, 30.0, "sandbox CPU seconds per Batch request, across its images", minimum=0.1),
+    # request limits in front of Gradio (ui/limits.py; read once at start-up)
+    Setting("HAR_MAX_JSON_BODY", int, 2 * _MIB, "largest JSON request body, in bytes (refused before parsing)", "2097152 (2 MiB)", minimum=1),
+    Setting("HAR_MAX_UPLOAD_BODY", int, 256 * _MIB, "largest upload request body, in bytes", "268435456 (256 MiB)", minimum=1),
+    Setting("HAR_MAX_FILES_PER_REQUEST", int, 520, "files in one upload request (a batch: 500 images + zips/CSV)", minimum=1),
+    Setting("HAR_MAX_JOBS_PER_CLIENT", int, 4, "queued or running jobs one client (address or session) may have", minimum=1),
+    Setting("HAR_LISTEN_GRACE_S", float, 3.0, "seconds a job's client has to start listening before the job is dropped", minimum=0),
 )}
 
 
@@ -131,11 +145,11 @@ def check_or_exit() -> None:
 def markdown_table() -> str:
     """The README's table of settings."""
     lines = ["| variable | type | default | meaning |", "|---|---|---|---|"]
-    kinds = {int: "integer", str: "text", Path: "path"}
+    kinds = {int: "integer", float: "number", str: "text", Path: "path"}
     for s in SETTINGS.values():
         kind = kinds[s.kind]
         if s.minimum is not None:
-            kind += f" >= {s.minimum}" if s.maximum is None else f" {s.minimum}-{s.maximum}"
+            kind += f" >= {s.minimum:g}" if s.maximum is None else f" {s.minimum:g}-{s.maximum:g}"
         lines.append(f"| `{s.name}` | {kind} | {s.default_text} | {s.meaning} |")
     return "\n".join(lines)
 

@@ -57,6 +57,7 @@ from tests.test_hardening_round2 import (
     png_chunk_flood,
     scan_bomb,
 )
+from tests.test_hardening_round3 import giant_tile_tiff, sos_in_comment_jpeg, sparse_nan_float, strip_flood_float_tiff
 from tests.test_ui_support import example_photo, tiny_bank, tiny_env
 
 API_TIMEOUT_S = 90
@@ -271,6 +272,13 @@ def _cases() -> list[Case]:
         Case("float16_tiff", "half.tif", _bytes(lambda: float_tiff(ramp, 16)), P, reference=lambda: ramp_ref, tol=1),
         Case("float64_tiff", "double.tif", _bytes(lambda: float_tiff(ramp, 64)), P, reference=lambda: ramp_ref, tol=1),
         Case("damaged_mpf_jpeg", "mpf.jpg", _bytes(lambda: damaged_mpf_jpeg(Image.fromarray(base))), P, reference=same(base), tol=3),
+        # round 3: only the strip bytes the image needs are read; NaN not spread by the reduction; FF DA in a comment
+        Case("float64_tiff_strip_flood", "flood.tif", _bytes(strip_flood_float_tiff), P,
+             reference=lambda: np.zeros((1, 1, 3), np.uint8), tol=0.01),
+        Case("sparse_nan_float_tiff", "sparse_nan.tif", _save(Image.fromarray(sparse_nan_float(1200, 900), "F"), "TIFF"), P,
+             reference=lambda: nan_reference(sparse_nan_float(1200, 900)), tol=1.5),
+        Case("jpeg_sos_in_comment", "comment.jpg", _bytes(lambda: sos_in_comment_jpeg(Image.fromarray(base))), P,
+             reference=same(base), tol=3),
         # -- broken / hostile files: one clear line --------------------------------------------------
         Case("empty_file", "empty.jpg", _bytes(b""), M, r"empty \(0 bytes\)"),
         Case("truncated_jpeg", "cut.jpg", _bytes(good_jpeg[: len(good_jpeg) // 2]), M, "corrupt or truncated"),
@@ -293,6 +301,9 @@ def _cases() -> list[Case]:
         Case("png_chunk_flood", "chunks.png", _bytes(png_chunk_flood), M, r"PNG has more than \d+ chunks"),
         Case("all_nan_tiff", "allnan.tif", _save(Image.fromarray(np.full((8, 8), np.nan, np.float32), "F"), "TIFF"), M,
              "no finite pixel values"),
+        Case("float_tiff_declares_40mp", "liar_float.tif", _bytes(lambda: strip_flood_float_tiff(6324, 6324, 3, strips=6324)), M,
+             r"float64 TIFF is truncated"),
+        Case("tiff_giant_tile", "tiles.tif", _bytes(giant_tile_tiff), M, r"TIFF tile is 26752x26752 = 716 megapixels"),
         Case("corrupt_jpeg_in_tiff", "corrupt.tif", _bytes(corrupt_jpeg_tiff), M, r"image is corrupt \(JPEGLib: "),
         Case("float16_tiff_compressed", "half_deflate.tif", _bytes(lambda: _compressed(float_tiff(ramp, 16))), M,
              r"float16 TIFF with compression 8 .* not supported"),
@@ -583,7 +594,9 @@ def test_corpus_covers_the_issue():
               "zip_wrong_classes", "zip_empty",
               # issue 14 (round 2)
               "float_tiff_nan_inf", "float16_tiff", "float64_tiff", "damaged_mpf_jpeg", "jpeg_scan_bomb", "png_chunk_flood",
-              "all_nan_tiff", "float16_tiff_compressed", "corrupt_jpeg_in_tiff", "zip_long_name", "zip_too_deep", "zip_file_and_folder"}
+              "all_nan_tiff", "float16_tiff_compressed", "corrupt_jpeg_in_tiff", "zip_long_name", "zip_too_deep", "zip_file_and_folder",
+              # issue 22 (round 3)
+              "float64_tiff_strip_flood", "float_tiff_declares_40mp", "tiff_giant_tile", "sparse_nan_float_tiff", "jpeg_sos_in_comment"}
     assert wanted <= {c.id for c in CASES}
     print("\nbad-input corpus:", json.dumps(summary))
 

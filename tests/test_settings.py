@@ -48,7 +48,7 @@ def test_every_har_variable_in_the_code_is_in_the_table_and_read_only_by_setting
 
 def test_each_setting_has_a_type_a_default_and_a_one_line_meaning():
     for s in settings.SETTINGS.values():
-        assert s.kind in (int, str, Path) and s.meaning and "\n" not in s.meaning and "|" not in s.meaning
+        assert s.kind in (int, float, str, Path) and s.meaning and "\n" not in s.meaning and "|" not in s.meaning
         assert s.default_text
         if s.kind is int and s.default is not None:
             assert isinstance(s.default, int) and (s.minimum is None or s.default >= s.minimum)
@@ -61,6 +61,9 @@ def test_each_setting_has_a_type_a_default_and_a_one_line_meaning():
     ("HAR_PORT", "70000", "HAR_PORT must be at most 65535, got 70000"),
     ("HAR_DEVICE", "gpu", "HAR_DEVICE must be cpu, cuda, cuda:N or mps, got 'gpu'"),
     ("HAR_MAX_UPLOAD", "lots", "HAR_MAX_UPLOAD must be a whole number with a unit"),
+    ("HAR_SANDBOX_WALL_S", "soon", "HAR_SANDBOX_WALL_S must be a number, got 'soon'"),
+    ("HAR_SANDBOX_MEMORY_GB", "0.1", "HAR_SANDBOX_MEMORY_GB must be at least 0.25, got 0.1"),
+    ("HAR_DECODE_SANDBOX", "2", "HAR_DECODE_SANDBOX must be at most 1, got 2"),
 ])
 def test_a_bad_value_is_one_line_naming_the_variable(monkeypatch, name, raw, message):
     monkeypatch.setenv(name, raw)
@@ -76,6 +79,8 @@ def test_values_are_typed_and_unset_or_empty_is_the_default(monkeypatch, tmp_pat
     monkeypatch.setenv("HAR_CHECKPOINT_DIR", str(tmp_path))
     monkeypatch.setenv("HAR_DEVICE", "CUDA:1")
     monkeypatch.setenv("HAR_QUEUE_SIZE", "")
+    monkeypatch.setenv("HAR_LISTEN_GRACE_S", "2.5")
+    assert settings.get("HAR_LISTEN_GRACE_S") == 2.5
     assert settings.get("HAR_MAX_PIXELS") == 1234
     assert settings.get("HAR_CHECKPOINT_DIR") == tmp_path
     assert settings.get("HAR_DEVICE") == "CUDA:1"

@@ -148,6 +148,8 @@ def cmd_explain(args) -> int:
     from ..data.io import load_image
     from ..models.loading import load_model
 
+    if not 0.0 <= args.threshold <= 1.0:  # NaN fails this too
+        raise HarError(f"--threshold must be a number from 0 to 1, got {args.threshold}")
     image = load_image(args.image)  # fail before loading the model
     box = parse_box(args.box) if args.box else None
     opts = _method_opts(args)

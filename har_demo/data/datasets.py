@@ -225,7 +225,7 @@ class ImageDataset(torch.utils.data.Dataset):
         """The decoded RGB image (from the cache when enabled)."""
         if self.cache and index in self._cache:
             return self._cache[index]
-        im = load_image(self.samples[index].path)
+        im = load_image(self.samples[index].path, sandbox=False)  # training data (DataLoader workers)
         if self.cache:
             self._cache[index] = im
         return im

@@ -23,6 +23,7 @@ import io
 import json
 import os
 import platform
+import re
 import struct
 import sys
 import tempfile
@@ -48,6 +49,11 @@ DECODE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF")
 MAX_JPEG_SCANS = settings.get("HAR_MAX_JPEG_SCANS")
 MAX_PNG_CHUNKS = settings.get("HAR_MAX_PNG_CHUNKS")
 MAX_LABEL_CHARS = 120
+# Decode untrusted files (paths, bytes) in the sandbox (``data.sandbox``: worker processes under hard
+# memory / CPU / wall-time limits); "0" decodes in this process (trusted bulk data: training).
+SANDBOX = bool(settings.get("HAR_DECODE_SANDBOX"))
+# A request's decode budget (``decode_budget``) in sandbox CPU-seconds: ordinary JPEGs cost ~10 ms.
+MAX_DECODE_CPU_S = settings.get("HAR_MAX_DECODE_CPU_S")
 # Set by the CLI: the C libraries' (libtiff, libjpeg) own stderr lines are captured during a decode
 # (process-wide, so only where no other thread writes to stderr) instead of reaching the terminal.
 CAPTURE_NATIVE_STDERR = False
@@ -64,17 +70,27 @@ def safe_label(text: object, limit: int = MAX_LABEL_CHARS) -> str:
 
 
 def _scale_to_uint8(arr: np.ndarray, label: str) -> np.ndarray:
-    """Float / wide-integer pixels -> uint8 by their finite min..max; NaN -> 0, +inf -> 255, -inf -> 0."""
-    arr = np.asarray(arr, dtype=np.float64)
-    finite = np.isfinite(arr)
+    """Float / wide-integer pixels -> uint8 by their finite min..max; NaN -> 0, +inf -> 255, -inf -> 0.
+    Works in place on one float copy (float32 above 4 MP): a 40 MP float image stays well inside
+    the decode sandbox's memory limit."""
+    src = np.asarray(arr)
+    a = src.astype(np.float64 if src.size <= 2**22 else np.float32, copy=True)
+    finite = np.isfinite(a)
     if not finite.any():
         raise ImageLoadError(f"{label}: image has no finite pixel values (all NaN or infinite)")
-    vals = arr[finite]
-    lo, hi = float(vals.min()), float(vals.max())
-    out = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
-    out = np.where(np.isposinf(arr), 255.0, out)
-    out = np.where(np.isnan(arr) | np.isneginf(arr), 0.0, out)
-    return np.clip(out, 0, 255).astype(np.uint8)
+    lo = float(np.min(a, where=finite, initial=np.inf))
+    hi = float(np.max(a, where=finite, initial=-np.inf))
+    posinf = np.isposinf(a)
+    np.copyto(a, lo, where=~finite)  # NaN / -inf -> 0 after scaling
+    if hi > lo:
+        a -= lo
+        a /= hi - lo
+        a *= 255.0
+    else:
+        a[:] = 0.0
+    a[posinf] = 255.0
+    np.clip(a, 0, 255, out=a)
+    return a.astype(np.uint8)
 
 
 def _to_rgb(im: Image.Image, label: str = "image") -> Image.Image:
@@ -101,18 +117,98 @@ def _check_size(w: int, h: int, label: str) -> None:
         )
 
 
-def load_image(source: ImageSource, name: str | None = None, max_side: int | None = None) -> Image.Image:
+def load_image(source: ImageSource, name: str | None = None, max_side: int | None = None,
+               sandbox: bool | None = None) -> Image.Image:
     """Decode ``source`` (path, bytes, PIL image or HxWx{1,3,4} uint8 array) to an RGB PIL image;
-    with ``max_side`` the result's long side is at most that (reduced while/just after decoding)."""
-    return load_image_sized(source, name, max_side)[0]
+    with ``max_side`` the result's long side is at most that (reduced while/just after decoding).
+    Files and bytes are decoded in the sandbox (``sandbox``; default ``SANDBOX``)."""
+    return load_image_sized(source, name, max_side, sandbox)[0]
 
 
-def load_image_sized(source: ImageSource, name: str | None = None, max_side: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
-    """``load_image`` and the image's full (W, H) (after EXIF orientation) before any reduction."""
+def load_image_sized(source: ImageSource, name: str | None = None, max_side: int | None = None,
+                     sandbox: bool | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """``load_image`` and the image's full (W, H) (after EXIF orientation) before any reduction.
+    The pixels actually decoded are charged to the thread's ``decode_budget`` (when one is open)."""
     label = safe_label(name or (str(source) if isinstance(source, (str, Path)) else "image"))
-    im = _load(source, label, max_side)
-    size = im.info.pop("har_full_size", im.size)
-    return (_reduce(im, max_side, owned=not isinstance(source, Image.Image)) if max_side else im), size
+    use = (SANDBOX if sandbox is None else sandbox) and sys.platform != "win32"  # (no rlimits there)
+    if use and isinstance(source, (str, Path, bytes, bytearray)):
+        from .sandbox import decode_in_sandbox
+
+        data = _read_source(source, label)
+        check_decode_work(data, label)  # the fast path: refused here, nothing sent to a worker
+        limits = {key: globals()[key] for key in _SANDBOX_LIMITS}
+        im, size, decoded, cpu = decode_in_sandbox(data, label, max_side, limits)
+    else:
+        cpu = 0.0  # (in-process decodes are not metered)
+        im = _load(source, label, max_side)
+        size = im.info.pop("har_full_size", im.size)
+        decoded = im.info.pop("har_decoded_pixels", im.size[0] * im.size[1])
+        if max_side:
+            im = _reduce(im, max_side, owned=not isinstance(source, Image.Image))
+    _charge(decoded, cpu)
+    return im, size
+
+
+_SANDBOX_LIMITS = ("MAX_PIXELS", "MAX_JPEG_SCANS", "MAX_PNG_CHUNKS", "MAX_FILE_BYTES")  # sent with every file
+
+
+def _sandbox_job(request: dict, data: bytes) -> tuple[np.ndarray, tuple[int, int], int]:
+    """The sandbox worker's side (``sandbox.serve``): this process's limits set to the parent's,
+    ``data`` decoded and reduced; (RGB uint8 array, full (W, H), pixels decoded)."""
+    global CAPTURE_NATIVE_STDERR, SANDBOX
+    CAPTURE_NATIVE_STDERR = True  # one thread in a worker: libjpeg's lines become our error lines
+    SANDBOX = False
+    for key, value in request["limits"].items():
+        if key in _SANDBOX_LIMITS:
+            globals()[key] = int(value)
+    im = _decode(data, request["label"], request["max_side"])
+    size = im.info.get("har_full_size", im.size)
+    decoded = im.info.get("har_decoded_pixels", im.size[0] * im.size[1])
+    if request["max_side"]:
+        im = _reduce(im, request["max_side"], owned=True)
+    return np.asarray(im.convert("RGB") if im.mode != "RGB" else im, dtype=np.uint8), size, decoded
+
+
+class DecodeBudgetExceeded(DataError):
+    """The images of one request decoded more pixels than its budget (stops the request)."""
+
+
+_BUDGET = threading.local()  # .meter: the open decode_budget of this thread
+
+
+class _Meter:
+    def __init__(self, limit: int, cpu_limit: float) -> None:
+        self.limit, self.used, self.cpu_limit, self.cpu = limit, 0, cpu_limit, 0.0
+
+
+@contextlib.contextmanager
+def decode_budget(max_pixels: int, max_cpu_s: float = MAX_DECODE_CPU_S):
+    """Within the block, every ``load_image`` on this thread adds the pixels it actually decoded
+    (not what a header claims: files Pillow cannot open count too) and the sandbox's CPU-seconds
+    for it; over ``max_pixels`` or ``max_cpu_s`` -> ``DecodeBudgetExceeded`` (one line). Yields
+    the meter (``.used``, ``.cpu``)."""
+    saved = getattr(_BUDGET, "meter", None)
+    _BUDGET.meter = meter = _Meter(max_pixels, max_cpu_s)
+    try:
+        yield meter
+    finally:
+        _BUDGET.meter = saved
+
+
+def _charge(pixels: int, cpu: float = 0.0) -> None:
+    meter = getattr(_BUDGET, "meter", None)
+    if meter is None:
+        return
+    meter.used += int(pixels)
+    meter.cpu += cpu
+    if meter.cpu > meter.cpu_limit:
+        raise DecodeBudgetExceeded(
+            f"the batch's images took more than {meter.cpu_limit:g} CPU-seconds to decode; send fewer or ordinary (JPEG, PNG) images"
+        )
+    if meter.used > meter.limit:
+        raise DecodeBudgetExceeded(
+            f"the batch's images add up to more than {meter.limit / 1e6:.0f} megapixels decoded; send fewer or smaller images"
+        )
 
 
 def _reduce(im: Image.Image, max_side: int, owned: bool = False) -> Image.Image:
@@ -151,6 +247,13 @@ def _load(source: ImageSource, label: str, max_side: int | None) -> Image.Image:
             return _to_rgb(ImageOps.exif_transpose(source) or source, label)
         except (OSError, SyntaxError, ValueError, EOFError) as err:
             raise ImageLoadError(f"{label}: image is corrupt or truncated ({err})") from None
+    if isinstance(source, (str, Path, bytes, bytearray)):
+        return _decode(_read_source(source, label), label, max_side)
+    raise ImageLoadError(f"{label}: unsupported input type {type(source).__name__}")
+
+
+def _read_source(source: str | Path | bytes | bytearray, label: str) -> bytes:
+    """The bytes of a file or buffer, after the cheap checks (missing, not a file, empty, too big)."""
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.exists():
@@ -163,27 +266,82 @@ def _load(source: ImageSource, label: str, max_side: int | None) -> Image.Image:
         if size > MAX_FILE_BYTES:
             raise ImageLoadError(f"{label}: file is {size / 2**20:.1f} MiB, over the {MAX_FILE_BYTES / 2**20:.0f} MiB limit")
         try:
-            data = path.read_bytes()
+            return path.read_bytes()
         except OSError as err:
             raise ImageLoadError(f"{label}: cannot read file ({err.strerror or err})") from None
-    elif isinstance(source, (bytes, bytearray)):
-        data = bytes(source)
-        if not data:
-            raise ImageLoadError(f"{label}: file is empty (0 bytes)")
-        if len(data) > MAX_FILE_BYTES:
-            raise ImageLoadError(f"{label}: file is {len(data) / 2**20:.1f} MiB, over the {MAX_FILE_BYTES / 2**20:.0f} MiB limit")
-    else:
-        raise ImageLoadError(f"{label}: unsupported input type {type(source).__name__}")
-    return _decode(data, label, max_side)
+    data = bytes(source)
+    if not data:
+        raise ImageLoadError(f"{label}: file is empty (0 bytes)")
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageLoadError(f"{label}: file is {len(data) / 2**20:.1f} MiB, over the {MAX_FILE_BYTES / 2**20:.0f} MiB limit")
+    return data
 
 
 # ---- work limits on the raw bytes ---------------------------------------------------------------
+# The next marker in entropy-coded data: 0xFF not followed by a stuffed 00, a restart marker or fill.
+_JPEG_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
+def _jpeg_scans(data: bytes) -> int:
+    """Start-of-scan markers of the first image, found by walking the marker segments (bytes inside
+    a COM / APPn segment or an EXIF thumbnail are skipped by length; entropy-coded data is searched
+    for its next marker); linear in the file size."""
+    pos, scans, end = 2, 0, len(data)
+    while pos + 4 <= end:
+        if data[pos] != 0xFF:  # garbage between segments: resynchronise on the next marker
+            m = _JPEG_NEXT_MARKER.search(data, pos)
+            if m is None:
+                break
+            pos = m.start()
+            continue
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xD9:  # EOI: later MPO frames are never decoded
+            break
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        (length,) = struct.unpack_from(">H", data, pos + 2)
+        pos += 2 + max(length, 2)
+        if marker == 0xDA:
+            scans += 1
+            m = _JPEG_NEXT_MARKER.search(data, pos)
+            if m is None:
+                break
+            pos = m.start()
+    return scans
+
+
+def _tiff_ifd(data: bytes):
+    """The first directory of a TIFF (Pillow's tag parser; nothing decoded) or None."""
+    from PIL import TiffImagePlugin
+
+    try:
+        ifd = TiffImagePlugin.ImageFileDirectory_v2(data[:8])
+        fp = io.BytesIO(data)
+        fp.seek(ifd.next)
+        ifd.load(fp)
+        return ifd
+    except Exception:  # noqa: BLE001 - not even a readable TIFF directory
+        return None
+
+
+def _tag(ifd, tag: int, default: int = 0) -> int:
+    value = ifd.get(tag, default)
+    value = value[0] if isinstance(value, tuple) and value else value
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
 def check_decode_work(data: bytes, label: str) -> None:
-    """Refuse, before decoding, files whose decode cost is out of proportion to their size."""
+    """Refuse, before decoding, files whose decode cost is out of proportion to their size. The
+    fast path only: whatever gets through is still bounded by the decode sandbox's limits."""
     if data[:2] == b"\xff\xd8":
-        # In entropy-coded data 0xFF is always stuffed (FF00) or a restart marker, so every FF DA is
-        # a start-of-scan marker (of this image, an embedded thumbnail or an MPO frame).
-        scans = data.count(b"\xff\xda")
+        scans = _jpeg_scans(data)
         if scans > MAX_JPEG_SCANS:
             raise ImageLoadError(
                 f"{label}: JPEG has {scans} scans, over the limit of {MAX_JPEG_SCANS} "
@@ -201,6 +359,16 @@ def check_decode_work(data: bytes, label: str) -> None:
             if data[pos + 4 : pos + 8] == b"IEND":
                 break
             pos += 12 + length
+    elif data[:4] in (b"II*\x00", b"MM\x00*"):
+        ifd = _tiff_ifd(data)
+        if ifd is None:
+            return
+        tw, th = _tag(ifd, 322), _tag(ifd, 323)
+        if tw * th > MAX_PIXELS:  # one tile is decoded whole, whatever the image size
+            raise ImageLoadError(
+                f"{label}: TIFF tile is {tw}x{th} = {tw * th / 1e6:.0f} megapixels, over the {MAX_PIXELS / 1e6:.0f} MP limit "
+                "(possible decompression bomb); re-save it untiled"
+            )
 
 
 _TIFF_STATE = threading.local()  # .errors: the libtiff errors of the decode running on this thread
@@ -324,12 +492,18 @@ def _decode(data: bytes, label: str, max_side: int | None = None) -> Image.Image
             if max_side and im.format == "JPEG" and max(full) > max_side:
                 im.draft(im.mode if im.mode in ("L", "RGB") else None, (max_side, max_side))  # DCT-scaled decode
             im.load()
+            decoded = im.size[0] * im.size[1]  # after a DCT-scaled draft: the pixels really decoded
             swap = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
-            if max_side and im.mode in ("1", "L", "RGB", "RGBA", "LA", "I", "F"):
+            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                # scaled to 8 bits by the finite range *before* any reduction (a resampling filter
+                # spreads NaN over its neighbours); 1 byte per pixel, smaller than the source
+                im = Image.fromarray(_scale_to_uint8(np.asarray(im), label), "L")
+            if max_side and im.mode in ("1", "L", "RGB", "RGBA", "LA"):
                 im = _reduce(im.convert("L") if im.mode == "1" else im, max_side, owned=True)  # before any full-size conversion
             im = ImageOps.exif_transpose(im) or im
             out = _to_rgb(im, label)
             out.info["har_full_size"] = (full[1], full[0]) if swap else full
+            out.info["har_decoded_pixels"] = decoded
             return out
     except ImageLoadError:
         raise
@@ -365,14 +539,8 @@ _TIFF_FLOAT = {16: "e", 32: "f", 64: "d"}
 def _float_tiff(data: bytes, label: str) -> Image.Image | None:
     """A float16 / float64 TIFF (SampleFormat 3) Pillow cannot open, as a mode "F" image; None when
     it is not one; a one-line ``ImageLoadError`` for a variant not read here (compressed, tiled...)."""
-    from PIL import TiffImagePlugin
-
-    try:
-        ifd = TiffImagePlugin.ImageFileDirectory_v2(data[:8])
-        fp = io.BytesIO(data)
-        fp.seek(ifd.next)
-        ifd.load(fp)
-    except Exception:  # noqa: BLE001 - not even a readable TIFF directory
+    ifd = _tiff_ifd(data)
+    if ifd is None:
         return None
     fmt = ifd.get(339, (1,))
     bits = ifd.get(258, (0,))
@@ -391,8 +559,17 @@ def _float_tiff(data: bytes, label: str) -> Image.Image | None:
     _check_size(w, h, label)
     offsets = offsets if isinstance(offsets, tuple) else (offsets,)
     counts = counts if isinstance(counts, tuple) else (counts,)
-    raw = b"".join(data[o : o + c] for o, c in zip(offsets, counts))
     need = w * h * spp * bits // 8
+    if need > len(data):  # uncompressed: the pixels must be in the file (bounds what is read to its size)
+        raise ImageLoadError(f"{label}: {what} is truncated ({len(data)} bytes in the file, {need} pixel bytes declared)")
+    parts, got = [], 0
+    for o, c in zip(offsets, counts):  # only the bytes the image needs: strips may all point at one block
+        if got >= need:
+            break
+        part = data[int(o) : int(o) + min(int(c), need - got)]
+        parts.append(part)
+        got += len(part)
+    raw = b"".join(parts)
     if len(raw) < need:
         raise ImageLoadError(f"{label}: {what} is truncated ({len(raw)} of {need} pixel bytes)")
     order = "<" if data[:2] == b"II" else ">"
@@ -413,3 +590,5 @@ def read_json_file(path: str | Path, what: str, error: type[HarError] = DataErro
         return json.loads(p.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise error(f"{name}: not a valid JSON file ({err})") from None
+    except RecursionError:  # e.g. 100,000 nested [[[...: Python's parser gives up, we say why
+        raise error(f"{name}: not a usable JSON file (nested too deeply)") from None

@@ -44,8 +44,18 @@ class ExtractBudget:
         return DataError(f"the uploads add up to more than {limit} in total; send fewer or smaller zips")
 
 
+# Characters that look like a slash (division slash, fraction slash, fullwidth solidus, big solidus):
+# a name using them is not the folder path it shows.
+_LOOKALIKE_SLASHES = ("\u2215", "\u2044", "\uff0f", "\u29f8")
+
+
 def _entry_parts(info: zipfile.ZipInfo, zip_name: str) -> tuple[str, ...]:
-    """Path components of a zip entry; rejects absolute paths and path traversal."""
+    """Path components of a zip entry; rejects absolute paths, path traversal, names cut at a NUL
+    byte (``zipfile`` silently drops the rest) and names with look-alike slashes."""
+    if "\x00" in getattr(info, "orig_filename", ""):
+        raise DataError(f"{zip_name}: unsafe entry {_shown(info.orig_filename)} (a NUL byte in its name); nothing extracted")
+    if any(ch in info.filename for ch in _LOOKALIKE_SLASHES):
+        raise DataError(f"{zip_name}: unsafe entry {_shown(info.filename)} (a look-alike slash in its name); nothing extracted")
     name = info.filename.replace("\\", "/")
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
         raise DataError(f"{zip_name}: unsafe entry {_shown(info.filename)} (absolute path); nothing extracted")

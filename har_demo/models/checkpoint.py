@@ -38,6 +38,8 @@ def read_card(directory: str | Path) -> dict:
         card = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"checkpoint card {path} is not valid JSON: {err}") from None
+    except RecursionError:
+        raise CheckpointError(f"checkpoint card {path} is not usable JSON (nested too deeply)") from None
     if not isinstance(card, dict) or "model" not in card:
         raise CheckpointError(f"checkpoint card {path} has no 'model' field")
     classes = card.get("classes")

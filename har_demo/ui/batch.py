@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from ..data.datasets import Sample, is_image_file, normalize_class_name
-from ..data.io import DECODE_FORMATS
+from ..data.io import DECODE_FORMATS, decode_budget
 from ..errors import DataError, HarError
 from ..evaluate import classification_report, predict_dataset
 from ..labels import CLASSES
@@ -220,8 +220,9 @@ def predict_all(
             raise BatchCancelled(f"the client went away; batch stopped after {done} of {total} images")
 
     predictors = {e.name: locked(e) for e in entries}
-    return predict_dataset(predictors, samples, CHUNK, skip_unreadable=True, display_name=_display_name, progress=progress,
-                           max_side=BATCH_SIDE, before_chunk=stop_if_cancelled)
+    with decode_budget(BATCH_MAX_PIXELS):  # pixels actually decoded, also of files no header describes
+        return predict_dataset(predictors, samples, CHUNK, skip_unreadable=True, display_name=_display_name, progress=progress,
+                               max_side=BATCH_SIDE, before_chunk=stop_if_cancelled)
 
 
 def evaluate_batch(

@@ -14,6 +14,7 @@ import gradio as gr
 
 from .bank import ModelBank
 from .layout import build_demo
+from .limits import RequestLimits, guard_choices, guard_queue
 from .settings import CONCURRENCY, MAX_UPLOAD, QUEUE_SIZE
 from .text import UI_DIR, examples_dir
 
@@ -77,9 +78,11 @@ def configure_logging(level: int = logging.INFO) -> None:
 def create_app(bank: ModelBank | None = None) -> gr.Blocks:
     """The queued app; loads every available model once when no ``bank`` is given."""
     atomic_image_cache()
+    guard_choices()
     bank = bank if bank is not None else ModelBank.load()
     demo, _ui, _cb = build_demo(bank)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
+    guard_queue(demo)  # at most MAX_JOBS_PER_CLIENT queued or running per client
     return demo
 
 
@@ -101,6 +104,15 @@ def launch_kwargs() -> dict:
     }
 
 
+def limits_middleware(demo: gr.Blocks):
+    """The request limits (``limits.RequestLimits``) in front of ``demo``'s routes."""
+    from starlette.middleware import Middleware
+
+    return Middleware(RequestLimits, valid_fn=lambda index: index in demo.fns)
+
+
 def launch(demo: gr.Blocks, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, share: bool = False, **kwargs):
-    """``demo.launch`` with this app's settings (``kwargs`` override them, e.g. prevent_thread_lock)."""
-    return demo.launch(server_name=host, server_port=port, share=share, **{**launch_kwargs(), **kwargs})
+    """``demo.launch`` with this app's settings (``kwargs`` override them, e.g. prevent_thread_lock);
+    request limits run before Gradio parses any body."""
+    settings = {**launch_kwargs(), "app_kwargs": {"middleware": [limits_middleware(demo)]}, **kwargs}
+    return demo.launch(server_name=host, server_port=port, share=share, **settings)
