@@ -136,7 +136,17 @@ def test_faithfulness_on_a_real_map_runs_on_any_image_size():
     e = explain_full(model, img, "gradcam", 0)
     scores = faithfulness(model, img, e.saliency, e.target, steps=4)
     assert set(scores) == {"deletion_auc", "insertion_auc", "deletion_auc_random", "insertion_auc_random"}
-    assert all(0.0 <= v <= 1.0 for v in scores.values())
+    curves = perturbation_curves(model, img, [e.saliency, random_map(e.saliency.shape, 0)], e.target, steps=4)
+    clean = e.probs[e.target]  # nothing deleted yet / everything inserted: the clean probability
+    np.testing.assert_allclose(curves["deletion"][:, 0], clean, atol=1e-5)
+    np.testing.assert_allclose(curves["insertion"][:, -1], clean, atol=1e-5)
+    with torch.no_grad():  # all deleted: every image pixel at the mean colour (0 after normalising)
+        gone = torch.softmax(model(torch.zeros(1, 3, 32, 32)), -1)[0, e.target].item()
+    np.testing.assert_allclose(curves["deletion"][:, -1], gone, atol=1e-5)
+    trapezoid = lambda y: float(np.sum((y[1:] + y[:-1]) / 2) / (len(y) - 1))
+    for i, kind in enumerate(("", "_random")):
+        assert scores[f"deletion_auc{kind}"] == pytest.approx(trapezoid(curves["deletion"][i]), abs=1e-6)
+        assert scores[f"insertion_auc{kind}"] == pytest.approx(trapezoid(curves["insertion"][i]), abs=1e-6)
 
 
 class _LeftHalfOfPhoto(torch.nn.Module):
