@@ -245,3 +245,13 @@ def test_api_docs_examples_run_as_shown(bank, app, monkeypatch):
     assert "found" in result["person"]
     _overlay, one = api.explain(str(REPO / "examples" / "standing_woods.jpg"), "fnn", "", "predicted", 0.5, "10, 10, 200, 300")
     assert one["share_from"] == "your box" and not math.isnan(one["box_share"])
+
+
+def test_help_states_the_lift_thresholds_the_verdicts_use():
+    from har_demo.explain.metrics import LIFT_BACKGROUND, LIFT_BODY, lift_verdict
+    from har_demo.ui.text import help_markdown
+
+    text = help_markdown()
+    assert f"from {LIFT_BODY}x up" in text and f"below {LIFT_BACKGROUND}x" in text
+    assert [lift_verdict(v) for v in (LIFT_BODY, LIFT_BODY - 1e-9, LIFT_BACKGROUND, LIFT_BACKGROUND - 1e-9, float("nan"))] == [
+        "body", "chance", "chance", "background", None]
