@@ -7,7 +7,7 @@ the UI batch tab and the trainer all call.
   (unreadable images skipped and named, or raised);
 * ``evaluate_model`` - one model over labelled samples;
 * ``evaluate_maps`` / ``evaluate_maps_many`` - explanation quality (deletion/insertion AUC vs a random map,
-  drift, person_share) over samples, for one model or several at once.
+  drift, person_share against chance, pointing) over samples, for one model or several at once.
 """
 
 from __future__ import annotations
@@ -193,9 +193,10 @@ def _person_mask(instances: str | None, path: str):
 def evaluate_maps(model, samples: Sequence, method: str, opts: dict, steps: int = DEFAULT_STEPS, seed: int = 0,
                   coco_instances: str | None = None, explain_class: str = "predicted",
                   progress: Callable[[int], None] | None = None) -> dict:
-    """Mean deletion/insertion AUC (and the random baseline), mean drift (COCO masks) and mean
-    ``person_share`` (share of each map on the person the finder found; ``box_share`` in its box)
-    over ``samples``. ``progress(1)`` is called after each image."""
+    """Mean deletion/insertion AUC (and the random baseline), mean drift (COCO masks) and the means
+    of ``explain.metrics.drift_scores`` (each map's ``person_share`` on the person the finder
+    found, its chance and lift, the same in the person box; ``pointing``: the hit rate) over
+    ``samples``. ``progress(1)`` is called after each image."""
     return evaluate_maps_many([(model, method)], samples, opts, steps, seed, coco_instances, explain_class, progress)[0]
 
 
@@ -225,7 +226,7 @@ def evaluate_maps_many(models: Sequence[tuple], samples: Sequence, opts: dict, s
 
 def _map_row(model, method: str, s, image, mask, opts: dict, steps: int, seed: int, explain_class: str) -> dict:
     """One photo's map scores for one model."""
-    from .explain.metrics import person_share
+    from .explain.metrics import drift_scores
     from .person import find_person_or_none
 
     classes = list(model.classes)
@@ -236,7 +237,7 @@ def _map_row(model, method: str, s, image, mask, opts: dict, steps: int, seed: i
     row["drift"] = drift_score(exp.saliency, mask) if mask is not None else None
     found = exp.person if exp.person is not None else find_person_or_none(image)  # None: n/a (no person / no finder)
     row["person_found"] = found is not None
-    row.update(person_share(exp.saliency, found))
+    row.update(drift_scores(exp.saliency, found, exp.view_box))  # against chance over the model's view
     return row
 
 
@@ -251,7 +252,19 @@ def _map_report(model, method: str, rows: list[dict], skipped: int, steps: int) 
         pairs = [(r[key], r[f"{key}_random"]) for r in rows if r[key] is not None and not math.isnan(r[key])]
         return float(np.mean([better(a, b) for a, b in pairs])) if pairs else None
 
+    def scored(prefix: str) -> list[dict]:  # the rows with a share (a person, a map with energy)
+        return [r for r in rows if r[f"{prefix}_share"] is not None and not math.isnan(r[f"{prefix}_share"])]
+
+    def drift_means(prefix: str) -> dict:
+        got = scored(prefix)
+        out = {}
+        for k in ("share", "chance", "lift"):
+            vals = [r[f"{prefix}_{k}"] for r in got if not math.isnan(r[f"{prefix}_{k}"])]
+            out[f"{prefix}_{k}"] = float(np.mean(vals)) if vals else None
+        return out
+
     drifts = [r["drift"] for r in rows if r["drift"] is not None and not math.isnan(r["drift"])]
+    pointed = [r["pointing"] for r in scored("person")]
     return {
         "model": getattr(model, "name", "?"),
         "method": method,
@@ -267,8 +280,10 @@ def _map_report(model, method: str, rows: list[dict], skipped: int, steps: int) 
         "insertion_beats_random": beats("insertion_auc", lambda a, b: a > b),
         "drift": float(np.mean(drifts)) if drifts else None,
         "drift_images": len(drifts),
-        "person_share": mean("person_share"),
-        "box_share": mean("box_share"),
+        **drift_means("person"),  # person_share / person_chance / person_lift: means over the photos with a person mask
+        **drift_means("box"),
+        "pointing": float(np.mean(pointed)) if pointed else None,  # pointing-game hit rate (the map's peak on the body)
+        "person_images": len(pointed),
         "person_found": float(np.mean([r["person_found"] for r in rows])),
         "rows": rows,
     }
@@ -290,8 +305,12 @@ def format_eval(report: dict) -> str:
             f"insertion AUC {f(report['insertion_auc'])}  (random {f(report['insertion_auc_random'])}; higher is better; beats random on {pct(report['insertion_beats_random'])})",
         ]
     if report.get("person_share") is not None:
-        lines.append(f"looked at the person (person_share, share of the map on the person; high = good) {f(report['person_share'])}"
-                     f" (in the person box {f(report['box_share'])}; person found in {report['person_found']:.0%} of the images)")
+        lift = report["person_lift"]
+        lines.append(f"looked at the person: person_share {f(report['person_share'])} against chance {f(report['person_chance'])}"
+                     f" (a uniform map over what the model sees): lift {f(lift)} (> 1 = prefers the body); the map's peak on"
+                     f" the body in {pct(report['pointing'])} (pointing game), over {report['person_images']} images with a person mask")
+        lines.append(f"in the person box: box_share {f(report['box_share'])}, chance {f(report['box_chance'])}, lift {f(report['box_lift'])}"
+                     f"; person found in {report['person_found']:.0%} of the images")
     else:
         lines.append("person_share: n/a (no person found, or the person finder is not installed)")
     if report["drift_images"]:

@@ -159,3 +159,22 @@ def test_har3_split(shared_file):
     # har3 has groups of up to 18 images: the largest must not be in the small splits
     biggest = Counter(s.group for s in samples).most_common(1)[0][0]
     assert biggest in groups_of(sp["train"])
+
+
+def test_train_with_no_models_writes_the_runs_split_only(tmp_path):
+    """``train.py --models ""`` (the README's way to remake a git-ignored run split without
+    training): the same split as ``split_samples`` with the split seed, and nothing trained."""
+    from har_demo.data.datasets import load_dataset
+    from har_demo.data.splits import load_splits, split_samples
+    from har_demo.training.cli import main
+    from tests.test_training_end_to_end import make_manifest
+
+    tiny_manifest = make_manifest(tmp_path / "data", per_class=10)
+    out = tmp_path / "run"
+    argv = ["--data", str(tiny_manifest), "--models", "", "--out", str(out), "--split", "0.6,0.2,0.2", "--split-seed", "3", "--quiet"]
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["splits.json"]
+    got = load_splits(out / "splits.json")
+    want = split_samples(load_dataset(tiny_manifest), (0.6, 0.2, 0.2), seed=3)
+    for part in ("train", "val", "test"):
+        assert sorted(s.path for s in got[part]) == sorted(s.path for s in want[part])

@@ -136,7 +136,17 @@ def test_faithfulness_on_a_real_map_runs_on_any_image_size():
     e = explain_full(model, img, "gradcam", 0)
     scores = faithfulness(model, img, e.saliency, e.target, steps=4)
     assert set(scores) == {"deletion_auc", "insertion_auc", "deletion_auc_random", "insertion_auc_random"}
-    assert all(0.0 <= v <= 1.0 for v in scores.values())
+    curves = perturbation_curves(model, img, [e.saliency, random_map(e.saliency.shape, 0)], e.target, steps=4)
+    clean = e.probs[e.target]  # nothing deleted yet / everything inserted: the clean probability
+    np.testing.assert_allclose(curves["deletion"][:, 0], clean, atol=1e-5)
+    np.testing.assert_allclose(curves["insertion"][:, -1], clean, atol=1e-5)
+    with torch.no_grad():  # all deleted: every image pixel at the mean colour (0 after normalising)
+        gone = torch.softmax(model(torch.zeros(1, 3, 32, 32)), -1)[0, e.target].item()
+    np.testing.assert_allclose(curves["deletion"][:, -1], gone, atol=1e-5)
+    trapezoid = lambda y: float(np.sum((y[1:] + y[:-1]) / 2) / (len(y) - 1))
+    for i, kind in enumerate(("", "_random")):
+        assert scores[f"deletion_auc{kind}"] == pytest.approx(trapezoid(curves["deletion"][i]), abs=1e-6)
+        assert scores[f"insertion_auc{kind}"] == pytest.approx(trapezoid(curves["insertion"][i]), abs=1e-6)
 
 
 class _LeftHalfOfPhoto(torch.nn.Module):
@@ -169,3 +179,138 @@ def test_deletion_ranks_pixels_inside_the_letterbox_content_only():
     p = lambda logit: np.exp(logit) / (np.exp(logit) + 2)
     # 2 of 8 steps = a quarter of the photo's pixels = half of its left half (no padding removed first)
     np.testing.assert_allclose(curve[[0, 2, 4, 8]], [p(s(0)), p(s(0.5)), p(s(1)), p(s(1))], rtol=1e-4)
+
+
+class _ReadsTheBorder(HarModel):
+    """Toy letterboxed model (a 20x40 photo -> columns 8..24 of a 32 px input) whose class-0 logit
+    reads the letterbox border next to the photo (columns 4..8) and the photo itself."""
+
+    def __init__(self):
+        super().__init__(32, mean=(0.5,) * 3, std=(0.5,) * 3, config={"resize": "pad"})
+
+    def forward(self, x):
+        s = 8 * x[:, :, :, 4:8].mean((1, 2, 3)) + x[:, :, :, 8:24].pow(2).mean((1, 2, 3))
+        return torch.stack([s, torch.zeros_like(s), torch.zeros_like(s)], 1)
+
+
+def test_insertion_ends_and_deletion_starts_at_the_clean_probability_when_letterboxed():
+    """The blurred insertion start must keep the border of the original input: once every photo
+    pixel is inserted, the input is the clean one (a blurred border would leave it changed)."""
+    from PIL import Image
+
+    from har_demo.data.transforms import content_box
+
+    model = _ReadsTheBorder().eval()
+    photo = Image.new("RGB", (20, 40), (255, 255, 255))
+    assert content_box(photo.size, 32, "pad") == (8, 0, 24, 32)
+    x = model.preprocess([photo])
+    with torch.no_grad():
+        logits = model(x)[0].double()
+    clean = float(torch.softmax(logits, 0)[0])  # temperature 1
+    maps = [random_map((40, 20), 3), np.linspace(0, 1, 800, dtype=np.float32).reshape(40, 20)]
+    curves = perturbation_curves(model, photo, maps, target=0, steps=4)
+    np.testing.assert_allclose(curves["insertion"][:, -1], clean, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(curves["deletion"][:, 0], clean, rtol=0, atol=1e-6)
+    assert abs(curves["insertion"][0, 0] - clean) > 1e-3  # the start is perturbed (the photo blurred)
+
+
+# ---- drift against chance: checked against a plain-numpy re-implementation written here --------
+def _person(mask: np.ndarray, box: tuple[int, int, int, int]):
+    from har_demo.person import Person
+
+    kp = np.zeros((33, 3), np.float32)
+    h, w = mask.shape
+    return Person(kp, kp.copy(), box, mask.astype(np.float32), 0.9, (w, h), others=False)
+
+
+def _reference(sal, mask, view, box) -> dict:
+    """Independent of har_demo: energy = the clipped map inside the view; chance = area share."""
+    h, w = sal.shape
+    in_view = np.zeros((h, w), bool)
+    in_view[view[1] : view[3], view[0] : view[2]] = True
+    in_box = np.zeros((h, w), bool)
+    in_box[box[1] : box[3], box[0] : box[2]] = True
+    energy = np.where(in_view, np.maximum(sal, 0.0), 0.0)
+    out = {}
+    for name, region in (("person", mask > 0.5), ("box", in_box)):
+        share = energy[region].sum() / energy.sum()
+        chance = np.logical_and(region, in_view).sum() / in_view.sum()
+        out.update({f"{name}_share": share, f"{name}_chance": chance, f"{name}_lift": share / chance})
+    r, c = np.unravel_index(np.argmax(energy), energy.shape)
+    out["pointing"] = bool(mask[r, c] > 0.5)
+    return out
+
+
+def _scene(h=60, w=80):
+    mask = np.zeros((h, w), np.float32)
+    mask[20:50, 30:45] = 1.0  # the body: 450 px
+    return mask, (25, 15, 50, 55)  # the person box around it, with a margin
+
+
+@pytest.mark.parametrize("view", [None, (25, 15, 50, 55)], ids=["whole_photo", "person_crop"])
+def test_a_uniform_map_over_what_the_model_sees_is_exactly_at_chance(view):
+    from har_demo.explain.metrics import drift_scores
+    from har_demo.person.crop import place_map
+
+    mask, box = _scene()
+    person = _person(mask, box)
+    if view is None:
+        sal = np.ones(mask.shape, np.float32)
+        full = (0, 0, 80, 60)
+    else:  # a crop model's map covers its view only (zero outside, as the explainers place it)
+        sal = place_map(np.ones((view[3] - view[1], view[2] - view[0]), np.float32), view, (80, 60))
+        full = view
+    got = drift_scores(sal, person, view)
+    assert got["person_lift"] == pytest.approx(1.0, abs=1e-9) and got["box_lift"] == pytest.approx(1.0, abs=1e-9)
+    want = _reference(sal, mask, full, box)
+    for key in ("person_share", "person_chance", "box_share", "box_chance"):
+        assert got[key] == pytest.approx(want[key], abs=1e-9), key
+    # the crop sees 1000 px of which 450 are body (45 %); the whole photo 4800 (9.4 %): raw shares differ 4.8x
+    assert got["person_chance"] == pytest.approx(450 / 1000 if view else 450 / 4800)
+
+
+def test_the_mask_itself_as_the_map_scores_share_one_and_points_at_the_body():
+    from har_demo.explain.metrics import drift_scores
+
+    mask, box = _scene()
+    for view in (None, box):
+        got = drift_scores(mask, _person(mask, box), view)
+        assert got["person_share"] == pytest.approx(1.0) and got["pointing"] is True
+        assert got["person_lift"] == pytest.approx(1.0 / got["person_chance"])
+
+
+def test_pointing_is_the_peak_inside_the_view():
+    from har_demo.explain.metrics import drift_scores
+
+    mask, box = _scene()
+    person = _person(mask, box)
+    sal = np.full(mask.shape, 0.1, np.float32)
+    sal[30, 35] = 1.0  # peak on the body
+    assert drift_scores(sal, person)["pointing"] is True
+    sal[5, 5] = 2.0  # a higher peak on the background: the whole photo points there ...
+    assert drift_scores(sal, person)["pointing"] is False
+    assert drift_scores(sal, person, box)["pointing"] is True  # ... outside a crop model's view
+    sal[20:50, 30:45] = 0.0
+    sal[5, 5] = 0.1
+    assert drift_scores(sal, person, box)["pointing"] is False  # the view's peak on the box background
+    empty = drift_scores(np.zeros(mask.shape, np.float32), person, box)
+    assert empty["pointing"] is None and math.isnan(empty["person_share"]) and empty["person_chance"] == pytest.approx(0.45)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("view", [None, (25, 15, 50, 55), (10, 0, 70, 40)])
+def test_drift_scores_match_the_reference_on_random_maps(seed, view):
+    from har_demo.explain.metrics import drift_scores
+
+    rng = np.random.default_rng(seed)
+    mask, box = _scene()
+    sal = rng.random(mask.shape).astype(np.float32) ** 3 - 0.1  # some negative values: clipped away
+    got = drift_scores(sal, _person(mask, box), view)
+    want = _reference(sal.astype(np.float64), mask, view or (0, 0, 80, 60), box)
+    assert set(got) == set(want)
+    for key, value in want.items():
+        assert got[key] == (value if key == "pointing" else pytest.approx(value, rel=1e-9)), key
+    user = (0, 0, 40, 30)  # a user box replaces the person box; no person: person fields None
+    boxed = drift_scores(sal, None, view, user)
+    assert boxed["person_share"] is None and boxed["pointing"] is None
+    assert boxed["box_lift"] == pytest.approx(_reference(sal.astype(np.float64), mask, view or (0, 0, 80, 60), user)["box_lift"], rel=1e-9)

@@ -90,7 +90,17 @@ def test_pixel_deletion_is_not_scored_for_a_pose_only_model():
     assert faithfulness(pose, photo, exp.saliency, exp.target, steps=2) == dict.fromkeys(
         ("deletion_auc", "insertion_auc", "deletion_auc_random", "insertion_auc_random"))
     exp = explain_full(image_model, photo)
-    assert all(0.0 <= v <= 1.0 for v in faithfulness(image_model, photo, exp.saliency, exp.target, steps=2).values())
+    scores = faithfulness(image_model, photo, exp.saliency, exp.target, steps=2)
+    from har_demo.explain.metrics import perturbation_curves, random_map
+
+    curves = perturbation_curves(image_model, photo, [exp.saliency, random_map(exp.saliency.shape, 0)], exp.target, steps=2)
+    clean = exp.probs[exp.target]  # a letterboxed person crop + pose plane: both ends are the clean input
+    np.testing.assert_allclose(curves["deletion"][:, 0], clean, atol=1e-5)
+    np.testing.assert_allclose(curves["insertion"][:, -1], clean, atol=1e-5)
+    for i, kind in enumerate(("", "_random")):  # the AUC of 3 points (trapezoid, dx = 1/2)
+        for curve in ("deletion", "insertion"):
+            y = curves[curve][i]
+            assert scores[f"{curve}_auc{kind}"] == pytest.approx((y[0] + 2 * y[1] + y[2]) / 4, abs=1e-6)
     from har_demo.data.datasets import Sample
     from har_demo.evaluate import evaluate_maps, format_eval
 
@@ -101,7 +111,10 @@ def test_pixel_deletion_is_not_scored_for_a_pose_only_model():
     assert report["deletion_auc"] is None and report["deletion_beats_random"] is None and not report["reads_pixels"]
     assert "deletion / insertion AUC: n/a" in format_eval(report)
     pixels = evaluate_maps(image_model, samples, "gradcam", {}, steps=2)
-    assert pixels["reads_pixels"] and 0.0 <= pixels["deletion_beats_random"] <= 1.0
+    assert pixels["reads_pixels"]
+    rows = pixels["rows"]  # the hit rates are the share of photos where the map beats the random one
+    assert pixels["deletion_beats_random"] == np.mean([r["deletion_auc"] < r["deletion_auc_random"] for r in rows])
+    assert pixels["insertion_beats_random"] == np.mean([r["insertion_auc"] > r["insertion_auc_random"] for r in rows])
     assert "n/a (the model reads the pose vector" not in format_eval(pixels)
 
 

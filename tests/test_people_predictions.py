@@ -94,6 +94,10 @@ def test_maps_and_drift_per_person(models, stands):
         assert row["person_share"] == pytest.approx(inside_mask / total, abs=1e-6)
         assert row["box_share"] == pytest.approx(inside_box / total, abs=1e-6)
         assert row["box_share"] == pytest.approx(1.0)  # the map is all inside the box (see above)
+        # against chance over this person's view (the box): mask area in the box / box area
+        chance = float((person.mask[y0:y1, x0:x1] > 0.5).sum()) / ((y1 - y0) * (x1 - x0))
+        assert row["person_chance"] == pytest.approx(chance, abs=1e-6)
+        assert row["person_lift"] == pytest.approx(inside_mask / total / chance, rel=1e-6)
         np.testing.assert_allclose([row["probs"][c] for c in CLASSES], model.predict_people(im, [person])[0], atol=1e-4)
     boxes = {tuple(r["box"]) for r in rows}
     assert len(boxes) == len(people)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from har_demo.cli import main
-from har_demo.explain.metrics import person_share
+from har_demo.explain.metrics import DRIFT_FIELDS, drift_scores
 from har_demo.person import finder
 from har_demo.person.crop import person_view, place_map
 from har_demo.person.finder import LM, N_LANDMARKS, PersonCache, find_person
@@ -99,12 +99,12 @@ def test_cache_by_content_and_threads_agree(standing):
 def test_person_share_is_one_inside_the_mask_and_zero_outside(standing):
     _im, p = standing
     inside = (p.mask > 0.5).astype(np.float32)
-    assert person_share(inside, p)["person_share"] == pytest.approx(1.0)
+    assert drift_scores(inside, p)["person_share"] == pytest.approx(1.0)
     outside = np.zeros_like(inside)
     outside[:, : max(1, p.box[0] - 5)] = 1.0  # a band left of the person box
-    scores = person_share(outside, p)
+    scores = drift_scores(outside, p)
     assert scores["person_share"] == pytest.approx(0.0, abs=0.01) and scores["box_share"] == pytest.approx(0.0)
-    assert person_share(inside, None) == {"person_share": None, "box_share": None}
+    assert drift_scores(inside, None) == dict.fromkeys(DRIFT_FIELDS)
 
 
 def test_crop_maps_round_trip_to_the_photo(standing):

@@ -13,6 +13,7 @@ import shutil
 import numpy as np
 import pytest
 
+from har_demo.explain.metrics import DRIFT_FIELDS
 from har_demo.labels import CLASSES
 from har_demo.ui import analysis as an
 from har_demo.ui import batch as bt
@@ -101,14 +102,37 @@ def test_person_share_in_plain_words_and_a_user_box_overrides():
     assert an.shares(inside, "m")["person_share"] == pytest.approx(1.0)
     assert an.shares(outside, "m")["person_share"] == pytest.approx(0.0)
     line = render.card_info(inside, inside.cards["m"], None)
-    assert "Looked at the person: **100 %**" in line and "high = good" in line
+    # the mask covers 30x30 of the 60x40 photo (37.5 %): all of the map on it is 1 / 0.375 = 2.7x chance
+    assert "Looked at the person: **100 %** of the map is on the body, which covers 38 % of what this model sees: **2.7x chance**" in line
+    assert "prefers the body" in line
     assert "background decided" in render.card_info(outside, outside.cards["m"], None)
     boxed = an.shares(outside, "m", (40, 20, 80, 60))  # photo pixels (the photo is 120x80, 2x the working image)
     assert boxed["from"] == "your box" and boxed["box_share"] == pytest.approx(1.0)
+    assert boxed["box_chance"] == pytest.approx(400 / 2400) and boxed["box_lift"] == pytest.approx(6.0)
     assert "inside your box" in render.card_info(outside, outside.cards["m"], (40, 20, 80, 60))
-    assert an.shares(_analysis(None), "m") == {"person_share": None, "box_share": None, "from": None}
+    assert an.shares(_analysis(None), "m") == {**dict.fromkeys(DRIFT_FIELDS), "from": None}
     assert "several people" in render.photo_note(inside).lower()
     assert "120 x 80 px" in render.photo_note(inside)
+
+
+def test_a_crop_models_high_share_at_chance_is_not_called_good():
+    """A person-crop model sees only the box: a map spread evenly over it puts most of itself on
+    the body (67 % here) yet is exactly at chance - the sentence must say so, from the lift."""
+    from har_demo.person import Person
+
+    mask = np.zeros((40, 60), np.float32)
+    mask[5:35, 20:40] = 1.0  # 600 px of the 900 px box
+    kp = np.zeros((33, 3), np.float32)
+    person = Person(kp, kp.copy(), (15, 5, 45, 35), mask, 0.9, (60, 40), others=False)
+    sal = np.zeros((40, 60), np.float16)
+    sal[5:35, 15:45] = 1.0  # uniform over the crop model's view, zero outside (as place_map makes it)
+    card = an.CardResult("crop", dict(zip(CLASSES, (0.6, 0.3, 0.1))), "gradcam", "sitting", sal, view_box=(15, 5, 45, 35))
+    analysis = an.Analysis(np.zeros((40, 60, 3), np.uint8), (60, 40), {"crop": card}, person)
+    sh = an.shares(analysis, "crop")
+    assert sh["person_share"] == pytest.approx(2 / 3) and sh["person_chance"] == pytest.approx(2 / 3)
+    assert sh["person_lift"] == pytest.approx(1.0) and sh["box_lift"] == pytest.approx(1.0)
+    line = render.card_info(analysis, card, None)
+    assert "**1.0x chance** (no better than a map spread evenly" in line and "prefers the body" not in line
 
 
 def test_close_call_for_any_pair_carries_the_pose_sentence():
@@ -214,8 +238,20 @@ def test_api_docs_examples_run_as_shown(bank, app, monkeypatch):
         assert out is not None, endpoint
     result, _gallery = api.predict(str(REPO / "examples" / "standing_woods.jpg"), "", "predicted", 0.5)
     for row in result["models"]:
-        assert {"person_share", "box_share", "share_from"} <= set(row)
-        assert row["person_share"] is None or 0.0 <= row["person_share"] <= 1.0
+        assert {*DRIFT_FIELDS, "share_from"} <= set(row)
+        if row.get("method"):  # a map: the person was found on this photo (mediapipe is a requirement)
+            assert row["share_from"] == "person finder" and isinstance(row["pointing"], bool)
+            assert row["person_lift"] == pytest.approx(row["person_share"] / row["person_chance"], rel=2e-3)
     assert "found" in result["person"]
     _overlay, one = api.explain(str(REPO / "examples" / "standing_woods.jpg"), "fnn", "", "predicted", 0.5, "10, 10, 200, 300")
     assert one["share_from"] == "your box" and not math.isnan(one["box_share"])
+
+
+def test_help_states_the_lift_thresholds_the_verdicts_use():
+    from har_demo.explain.metrics import LIFT_BACKGROUND, LIFT_BODY, lift_verdict
+    from har_demo.ui.text import help_markdown
+
+    text = help_markdown()
+    assert f"from {LIFT_BODY}x up" in text and f"below {LIFT_BACKGROUND}x" in text
+    assert [lift_verdict(v) for v in (LIFT_BODY, LIFT_BODY - 1e-9, LIFT_BACKGROUND, LIFT_BACKGROUND - 1e-9, float("nan"))] == [
+        "body", "chance", "chance", "background", None]

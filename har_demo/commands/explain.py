@@ -7,9 +7,11 @@ library calls (``explain``, ``evaluate.evaluate_maps_many``), JSON/text out.
         [--limit N] [--split test --splits runs/RUN/splits.json] [--json] [--quiet]
 
 ``explain`` writes its overlay to ``--out``, by default ``runs/explain/<image>_<model>_<method>.png``
-(``runs/`` is git-ignored). Both report ``person_share``: the share of the map on the person the
-person finder found (high = the model looked at the person; low = at the background, the study's
-drift); a ``--box`` overrides the finder.
+(``runs/`` is git-ignored). Both report ``person_share`` - the share of the map on the person the
+person finder found - next to ``person_chance`` (what a uniform map over the model's view would
+score) and ``person_lift`` (share / chance: > 1 = the map prefers the body; below 1 = the
+background, the study's drift), the same for the box (``box_*``) and ``pointing`` (the map's peak
+on the body); a ``--box`` overrides the finder.
 
 Everything printed is computed by library functions (explain base / overlay / metrics,
 ``evaluate``) that the UI and the tests call too. User errors are ``HarError``s with one line; the CLI prints them.
@@ -125,10 +127,12 @@ def explain_report(model, image, method: str | None, target, opts: dict, steps: 
 
 
 def where_it_looked(image, exp, box=None) -> dict:
-    """``person_share`` / ``box_share`` of the map (``explain.metrics.person_share``) against the
-    person the finder found - or, with a user ``box``, ``box_share`` inside that box (it overrides
-    the finder) - plus the person (``found``, ``box``, ``score``, ``others``) and ``share_from``."""
-    from ..explain.metrics import person_share
+    """Where the map looks against chance (``explain.metrics.drift_scores`` over the model's view,
+    ``exp.view_box``): ``person_share`` / ``person_chance`` / ``person_lift`` against the person the
+    finder found, ``box_share`` / ``box_chance`` / ``box_lift`` in its box - or, with a user
+    ``box``, inside that box (it overrides the finder: person fields None) - and ``pointing``; plus
+    the person (``found``, ``box``, ``score``, ``others``) and ``share_from``."""
+    from ..explain.metrics import DRIFT_FIELDS, drift_scores
     from ..person import find_person_or_none
 
     person = exp.person if exp.person is not None else find_person_or_none(image)
@@ -136,11 +140,11 @@ def where_it_looked(image, exp, box=None) -> dict:
     if person is not None:
         found.update({k: v for k, v in person.to_json().items() if k in ("box", "score", "others", "mask_area")})
     if box is not None:
-        share = {"person_share": None, "box_share": drift_score(exp.saliency, box_mask(exp.saliency.shape, box)), "share_from": "box"}
+        share = {**drift_scores(exp.saliency, None, exp.view_box, box), "share_from": "box"}
     elif person is not None:
-        share = {**person_share(exp.saliency, person), "share_from": "person finder"}
+        share = {**drift_scores(exp.saliency, person, exp.view_box), "share_from": "person finder"}
     else:
-        share = {"person_share": None, "box_share": None, "share_from": None}
+        share = {**dict.fromkeys(DRIFT_FIELDS), "share_from": None}
     return {**share, "person": found}
 
 
@@ -170,12 +174,7 @@ def cmd_explain(args) -> int:
     print(f"{args.image}: {result['prediction']}  ({probs})")
     print(f"map: {result['method']} for '{result['target']}' -> {path} ({image.size[0]}x{image.size[1]})")
     print(f"ambiguity: top-2 {amb['top1']}/{amb['top2']} margin {amb['margin']:.3f}" + (f"  FLAG close call {amb['pair']}" if amb["flag"] else ""))
-    share = result["person_share"] if result["person_share"] is not None else result["box_share"]
-    if share is not None:
-        where = "inside your box" if result["share_from"] == "box" else "on the person" if result["person_share"] is not None else "in the person box"
-        print(f"looked at the person: {'n/a (empty map)' if math.isnan(share) else f'{share:.0%}'} of the map {where} (high = good)")
-    else:
-        print("looked at the person: n/a (no person found)")
+    print(looked_line(result))
     f = result["faithfulness"]
     if f and not model.uses_image:
         print("deletion / insertion AUC: n/a (the model reads the pose vector, not pixels)")
@@ -188,6 +187,26 @@ def cmd_explain(args) -> int:
         d = result["drift"]
         print(f"drift: {'n/a (empty map)' if math.isnan(d) else f'{d:.3f}'} of the map inside the box")
     return 0
+
+
+def looked_line(result: dict) -> str:
+    """Where the map looked, against chance (the lift decides the verdict, never the raw share)."""
+    from ..explain.metrics import lift_verdict
+
+    key = "person" if result["person_share"] is not None else "box" if result["box_share"] is not None else None
+    if key is None:
+        return "looked at the person: n/a (no person found)"
+    share, chance, lift = (result[f"{key}_{k}"] for k in ("share", "chance", "lift"))
+    where = "inside your box" if result["share_from"] == "box" else "on the body" if key == "person" else "in the person box"
+    if share is None or math.isnan(share):
+        return "looked at the person: n/a (empty map)"
+    verdict = {"body": "prefers the body", "chance": "no better than a uniform map",
+               "background": "prefers the background"}.get(lift_verdict(lift), "chance undefined")
+    line = (f"looked at the person: {share:.0%} of the map {where}, which covers {chance:.0%} of what this model sees: "
+            f"{'n/a' if math.isnan(lift) else f'{lift:.1f}x'} chance ({verdict})")
+    if result.get("pointing") is not None:
+        line += f"; the map's peak is {'on' if result['pointing'] else 'off'} the body"
+    return line
 
 
 # ---- explain-eval --------------------------------------------------------------------------------
@@ -266,13 +285,29 @@ def cmd_explain_eval(args) -> int:
         reports = evaluate_maps_many(list(models.values()), samples, opts, args.steps, args.seed, args.coco_instances,
                                      args.explain_class, progress=step)
     if args.json:
-        doc = reports[0] if len(reports) == 1 else {"models": reports, "person_share": {r["model"]: r["person_share"] for r in reports}}
+        doc = reports[0] if len(reports) == 1 else {"models": reports, **{k: {r["model"]: r[k] for r in reports} for k in SUMMARY_KEYS}}
         print(json.dumps(_round(doc, 6), indent=2))
     else:
         print("\n\n".join(format_eval(r) for r in reports))
         if len(reports) > 1:
-            print("\nmean person_share per model (share of each map on the person; high = looks at the person):")
-            for r in reports:
-                v = r["person_share"]
-                print(f"  {r['model']:<16} {'n/a' if v is None else f'{v:.3f}'}  ({r['method']}, {r['images']} images, person found in {r['person_found']:.0%})")
+            print(drift_table(reports))
     return 0
+
+
+SUMMARY_KEYS = ("person_share", "person_chance", "person_lift", "pointing", "box_share", "box_chance", "box_lift")
+
+
+def drift_table(reports: Sequence[dict]) -> str:
+    """Per-model means of the drift scores: share on the body next to its chance and lift (the
+    lift compares a person-crop model with a whole-photo one; the raw share does not)."""
+
+    def f(v) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    lines = ["\nper model, means over the photos with a person mask (lift = share / chance; > 1 = the map prefers the body):",
+             f"  {'model':<16} {'person_share':>12} {'chance':>7} {'lift':>6} {'pointing':>8} {'box_share':>9} {'chance':>7} {'lift':>6}"]
+    for r in reports:
+        lines.append(f"  {r['model']:<16} {f(r['person_share']):>12} {f(r['person_chance']):>7} {f(r['person_lift']):>6} "
+                     f"{f(r['pointing']):>8} {f(r['box_share']):>9} {f(r['box_chance']):>7} {f(r['box_lift']):>6}"
+                     f"  ({r['method']}, {r['images']} images, person found in {r['person_found']:.0%})")
+    return "\n".join(lines)

@@ -198,7 +198,7 @@ class Explainer:
         from .vit_hooks import explain_mode, input_size_override
 
         if not self.applies_to(model):
-            raise HarError(f"method {self.name!r} does not apply to model {model_label(model)!r} (needs {self.requirement()})")
+            raise HarError(f"method {self.name!r} does not apply to model {model_label(model)!r} ({self.why_not(model)})")
         pil = image if isinstance(image, Image.Image) and image.mode == "RGB" else load_image(image)
         with explain_mode(model), input_size_override(model, self.input_size):
             size = model.input_size

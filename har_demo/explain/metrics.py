@@ -7,8 +7,11 @@
   insertion = more faithful. A random map (seeded, smooth 7x7 blobs) is the baseline.
 * Background drift - share of the map's energy (sum of values) inside the person (COCO person
   mask or a user box): near 1 = looks at the person; a model that looks at the bench scores low.
-* Person share - the same share measured inside the person mask the person finder found, on
-  every map automatically (``person_share``).
+* Drift against chance (``drift_scores``, on every map) - the share inside the person mask the
+  person finder found (``person_share``) and inside a box, each next to its *chance* (the share a
+  uniform map over what the model sees would get) and their ratio, the *lift* (> 1 = prefers the
+  body). A person-crop model sees little but the body, a whole photo mostly background: only the
+  lift compares them. Plus the pointing game (is the map's peak on the person?).
 * Ambiguity - margin between the top two class probabilities; flagged for any pair whose margin
   is under a threshold (the UI adds the body evidence from the landmarks).
 """
@@ -32,6 +35,8 @@ from .vit_hooks import explain_mode
 DEFAULT_STEPS = 16
 RANDOM_CELLS = 7
 AMBIGUITY_THRESHOLD = 0.15
+LIFT_BODY = 1.25  # person lift at or above: the map prefers the body (``lift_verdict``)
+LIFT_BACKGROUND = 0.8  # below: it prefers the background around the body (1 / 1.25)
 CONFUSABLE = ("sitting", "standing")
 
 
@@ -98,7 +103,9 @@ def perturbation_curves(
     The maps are photo-aligned (as explainers return them); each is taken over the model's view
     of the photo (the person box for person-crop models) and placed inside the photo's
     ``content_box`` of the model input. Only image channels are perturbed (a pose vector that
-    rides in an extra plane stays)."""
+    rides in an extra plane stays), and only inside the photo's content: the insertion start is
+    blurred there while a letterbox border keeps its original values, so the last insertion step
+    is the clean input (and its probability the clean one), as the first deletion step is."""
     if steps < 1:
         raise HarError("deletion/insertion need steps >= 1")
     pil = load_image(image)
@@ -110,7 +117,9 @@ def perturbation_curves(
         vx0, vy0, vx1, vy1 = view.box
         masks = [_masks(np.asarray(s)[vy0:vy1, vx0:vx1], size, steps, box).to(x.device) for s in saliencies]
         img, aux = x[:, :3], x[:, 3:]
-        blurred = _blur(img)
+        content = torch.zeros((1, 1, size, size), dtype=torch.bool, device=x.device)
+        content[..., box[1] : box[3], box[0] : box[2]] = True
+        blurred = torch.where(content, _blur(img), img)  # a letterbox border stays the original's (it is no evidence)
         zero = torch.zeros_like(img)
         inputs = [torch.where(m, zero, img) for m in masks] + [torch.where(m, img, blurred) for m in masks]
         stacked = torch.cat(inputs)
@@ -193,17 +202,77 @@ def drift_score(saliency: np.ndarray, mask: np.ndarray) -> float:
     return float(sal[m.astype(bool)].sum() / total)
 
 
-def person_share(saliency: np.ndarray, person) -> dict[str, float | None]:
-    """Where the map looks, measured against the person the finder found (``har_demo.person``):
-    ``person_share`` = share of the map's energy inside the person mask (high = the model looked
-    at the person, low = at the background: the study's drift), ``box_share`` = the same inside
-    the person box. ``None`` values when no person was found; NaN for an all-zero map."""
-    if person is None:
-        return {"person_share": None, "box_share": None}
-    sal = np.asarray(saliency)
-    mask = np.asarray(person.mask)
-    share = drift_score(sal, mask > 0.5) if person.has_mask else None
-    return {"person_share": share, "box_share": drift_score(sal, box_mask(sal.shape, person.box))}
+def _view_mask(shape: tuple[int, int], view_box: Sequence[float] | None) -> np.ndarray:
+    """``HxW`` bool: what the model sees of the photo (``view_box``: the person box of a
+    person-crop model, ``Explanation.view_box``), the whole map when None."""
+    if view_box is None:
+        return np.ones((int(shape[0]), int(shape[1])), dtype=bool)
+    return box_mask(shape, view_box)
+
+
+def lift_verdict(lift: float | None) -> str | None:
+    """``"body"`` (lift >= ``LIFT_BODY``: the map prefers the body), ``"background"`` (lift <
+    ``LIFT_BACKGROUND``: it prefers what is around the body) or ``"chance"`` (in between: no
+    clearer preference than a uniform map); None for an undefined lift (empty map, no person)."""
+    if lift is None or not np.isfinite(lift):
+        return None
+    return "body" if lift >= LIFT_BODY else "background" if lift < LIFT_BACKGROUND else "chance"
+
+
+def drift_scores(saliency: np.ndarray, person=None, view_box: Sequence[float] | None = None,
+                 box: Sequence[float] | None = None) -> dict[str, float | bool | None]:
+    """Where the map looks, against chance - the one home of these numbers (CLI, UI, API, evaluate).
+
+    Everything is measured inside the model's *view* (``view_box`` in map pixels: the person box
+    for a person-crop model, whose map is zero outside it by construction; None = the whole
+    photo-aligned map, i.e. the photo's content without any letterbox border):
+
+    * ``person_share`` - share of the map's energy on the person mask (``person.mask > 0.5``);
+    * ``person_chance`` - the share a uniform map over the view would get: mask area inside the
+      view / view area (a crop model's view is mostly body, a whole photo mostly background, so
+      raw shares of the two are not comparable - their lifts are);
+    * ``person_lift`` = share / chance (> 1: the map prefers the body; 1: no better than uniform);
+    * ``box_share`` / ``box_chance`` / ``box_lift`` - the same for ``box`` (a user box, in map
+      pixels) or else the person's box;
+    * ``pointing`` - the pointing game: is the map's peak (first ``argmax`` inside the view) on
+      the person mask (threshold-free).
+
+    Person fields are None without a person mask (no person, a stored person without its mask,
+    or ``person=None`` with a user ``box``); box fields None without any box. Shares and lifts are
+    NaN for a map with no energy in the view (and ``pointing`` None); a lift is NaN when the
+    chance is 0 (nothing of the person inside the view)."""
+    sal = np.clip(np.nan_to_num(np.asarray(saliency, dtype=np.float64)), 0.0, None)
+    view = _view_mask(sal.shape, view_box)
+    sal = np.where(view, sal, 0.0)
+    total = float(sal.sum())
+    n_view = float(view.sum())
+
+    def score(region: np.ndarray | None) -> tuple[float | None, float | None, float | None]:
+        if region is None:
+            return None, None, None
+        share = float(sal[region].sum() / total) if total > 0.0 else float("nan")
+        chance = float((region & view).sum() / n_view) if n_view else float("nan")
+        lift = share / chance if chance > 0.0 and np.isfinite(share) else float("nan")
+        return share, chance, lift
+
+    mask = None
+    if person is not None and getattr(person, "has_mask", False):
+        mask = np.asarray(person.mask) > 0.5
+        if mask.shape != sal.shape:
+            mask = cv2.resize(mask.astype(np.uint8), (sal.shape[1], sal.shape[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
+    if box is None and person is not None:
+        box = person.box
+    region = box_mask(sal.shape, box) if box is not None else None
+    p_share, p_chance, p_lift = score(mask)
+    b_share, b_chance, b_lift = score(region)
+    pointing = None
+    if mask is not None and total > 0.0:
+        pointing = bool(mask.ravel()[int(np.argmax(np.where(view, sal, -1.0)))])
+    return {"person_share": p_share, "person_chance": p_chance, "person_lift": p_lift,
+            "box_share": b_share, "box_chance": b_chance, "box_lift": b_lift, "pointing": pointing}
+
+
+DRIFT_FIELDS = ("person_share", "person_chance", "person_lift", "box_share", "box_chance", "box_lift", "pointing")
 
 
 # ---- pose ambiguity ----------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 Person-centred models (``HarModel.needs_person``: ``effnet_person``, ``pose_mlp``, any
 ``person_crop`` model) look at one person, so they answer once per person found by
 ``person.multi.find_people``; whole-photo models keep one answer per photo (``per_person`` says
-which). The drift numbers come from ``metrics.person_share`` - the same function the photo-level
-explanation uses - applied to each person's own map and mask.
+which). The drift numbers come from ``metrics.drift_scores`` - the same function the photo-level
+explanation uses - applied to each person's own map, mask and the model's view of that person.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ..labels import CLASSES
 from ..models.base import HarModel
 from ..person.geometry import describe_pose
 from .base import make_explainer
-from .metrics import person_share
+from .metrics import drift_scores
 
 
 def per_person(model: HarModel) -> bool:
@@ -47,14 +47,14 @@ def person_rows(model: HarModel, image: Image.Image, people: Sequence[Any], prob
 
 def explain_people(model: HarModel, image: Image.Image, people: Sequence[Any], method: str, **opts: Any) -> list[dict]:
     """``person_rows`` plus, per person, ``"saliency"`` (its map on the photo, (H, W) float32) and
-    the drift fields of ``metrics.person_share`` for that map and that person. The probabilities are
+    the drift fields of ``metrics.drift_scores`` for that map, that person and the model's view of them. The probabilities are
     the explainer's own forward pass (the same view, so the same numbers as ``predict_people``)."""
     explainer = make_explainer(method, model, **opts)
     exps = explainer.explain_people(model, image, people)  # one batched pass where the method has one (Grad-CAM)
     rows = person_rows(model, image, people, np.stack([e.probs for e in exps]) if exps else None)
     for row, person, exp in zip(rows, people, exps):
         row["saliency"] = exp.saliency
-        row.update(person_share(exp.saliency, person))
+        row.update(drift_scores(exp.saliency, person, exp.view_box))
     return rows
 
 

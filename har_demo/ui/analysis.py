@@ -53,6 +53,7 @@ class CardResult:
     saliency: np.ndarray | None = None  # (h, w) float16 in [0, 1], working-image size
     seconds: float = 0.0
     error: str | None = None
+    view_box: tuple[int, int, int, int] | None = None  # what the model saw (person-crop: the person box), working-image pixels; None = all
 
     @property
     def label(self) -> str | None:
@@ -140,7 +141,8 @@ def _run_card(entry: ModelEntry, image: Image.Image, method: str | None, target:
     sal = np.asarray(exp.saliency, dtype=np.float32)
     if sal.shape != (image.height, image.width):
         sal = cv2.resize(sal, image.size, interpolation=cv2.INTER_LINEAR)
-    return CardResult(entry.name, _probs(exp.probs), method, CLASSES[exp.target], sal.astype(np.float16))
+    view = tuple(int(v) for v in exp.view_box) if exp.view_box is not None else None
+    return CardResult(entry.name, _probs(exp.probs), method, CLASSES[exp.target], sal.astype(np.float16), view_box=view)
 
 
 def _probs(values: Sequence[float]) -> dict[str, float]:
@@ -326,22 +328,23 @@ def photo_point(analysis: Analysis, x: float, y: float) -> tuple[int, int]:
 
 
 def shares(analysis: Analysis, name: str, box: tuple[int, int, int, int] | None = None) -> dict:
-    """Where the card's map looks: ``{"person_share", "box_share", "from"}`` - with a user box the
-    share inside that box (``from: "your box"``; it overrides the finder), else the share inside
-    the found person's mask and box (``from: "person finder"``); None values without a map or a
-    person; NaN for an empty map."""
+    """Where the card's map looks, against chance: ``explain.metrics.drift_scores`` over the
+    model's view (``person_share`` / ``person_chance`` / ``person_lift``, ``box_*``, ``pointing``)
+    plus ``from`` - with a user box the box fields are inside that box (``from: "your box"``; it
+    overrides the finder: person fields None), else the found person's mask and box (``from:
+    "person finder"``); None values without a map or a person; NaN shares for an empty map."""
+    from ..explain.metrics import DRIFT_FIELDS, drift_scores
+
     card = analysis.cards.get(name)
-    empty = {"person_share": None, "box_share": None, "from": None}
+    empty = {**dict.fromkeys(DRIFT_FIELDS), "from": None}
     if card is None or card.saliency is None:
         return empty
+    sal = card.saliency.astype(np.float32)
     if box is not None:
-        return {"person_share": None, "box_share": drift(analysis, name, box), "from": "your box"}
+        return {**drift_scores(sal, None, card.view_box, analysis.to_work_box(box)), "from": "your box"}
     if analysis.person is None:
         return empty
-    from ..explain.metrics import person_share
-
-    out = person_share(card.saliency.astype(np.float32), analysis.person)
-    return {**out, "from": "person finder"}
+    return {**drift_scores(sal, analysis.person, card.view_box), "from": "person finder"}
 
 
 def ambiguity(card: CardResult) -> dict | None:
@@ -415,7 +418,7 @@ def people_cards(bank: ModelBank, analysis: Analysis, names: Sequence[str] | Non
     One record per person, most prominent first: ``{"index", "box" (original photo pixels), "score",
     "pose", "models": [{"model", "label", "probs", "method", drift fields..., "saliency"}]}``. With
     ``maps`` each model explains each person with its default method and the drift fields come from
-    ``explain.metrics.person_share`` on that person's map (``saliency``: working-image size, float16).
+    ``explain.metrics.drift_scores`` on that person's map (``saliency``: working-image size, float16).
     Whole-photo models are left out: they have one answer per photo (the cards). A model that fails
     on a person gives ``{"model", "error"}`` (one line)."""
     from ..explain.people import explain_people, per_person, person_rows

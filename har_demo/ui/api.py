@@ -99,9 +99,14 @@ def _num(v: float | None) -> float | None:
 
 def looked_at(shares: dict) -> dict:
     """The API fields of ``analysis.shares``: ``person_share`` (share of the map on the found
-    person's mask: high = looked at the person), ``box_share`` (inside the person box, or inside
-    the given box, which overrides the finder) and ``share_from`` ("person finder" / "your box" / null)."""
-    return {"person_share": _num(shares["person_share"]), "box_share": _num(shares["box_share"]), "share_from": shares["from"]}
+    person's mask), ``person_chance`` (what a uniform map over the model's view would score),
+    ``person_lift`` (share / chance: > 1 = prefers the body), the same for the box (``box_*``:
+    the person box, or the given box, which overrides the finder), ``pointing`` (the map's peak
+    on the body) and ``share_from`` ("person finder" / "your box" / null)."""
+    from ..explain.metrics import DRIFT_FIELDS
+
+    out = {k: shares[k] if k == "pointing" else _num(shares[k]) for k in DRIFT_FIELDS}
+    return {**out, "share_from": shares["from"]}
 
 
 def person_json(analysis: an.Analysis) -> dict:
@@ -154,7 +159,8 @@ class Api:
     def predict(self, image: Any, models: str = "", target: str = "predicted", opacity: float = 0.5):
         """Every chosen model (default all available) with its default map.
         Returns (JSON {"models": [{model, label, probs, method, target, ambiguity, person_share,
-        box_share, share_from}], "image_size", "person"}, gallery)."""
+        person_chance, person_lift, box_share, box_chance, box_lift, pointing, share_from}],
+        "image_size", "person"}, gallery)."""
         opacity = opacity_value(opacity)
         analysis = self._analysis(image, models, _text(target, "target"))
         rows, gallery = [], []

@@ -47,22 +47,27 @@ def label_value(card: CardResult | None) -> dict[str, float] | None:
 
 
 def share_line(sh: Mapping) -> str | None:
-    """Where the map looks, in plain words (a high share is good), or None without a map/person."""
+    """Where the map looks, in plain words, against chance (``analysis.shares``): the share, the
+    chance a uniform map over the model's view would get and the lift; the verdict comes from
+    the lift (``explain.metrics.lift_verdict``), never from the raw share - a person-crop model
+    sees little but the body, so a high share alone says nothing. None without a map/person."""
+    from ..explain.metrics import lift_verdict
+
     if sh.get("from") == "your box":
-        value = sh["box_share"]
-        return msg("share_empty") if value is None or math.isnan(value) else msg("share_box", pct=value * 100)
-    value = sh.get("person_share")
-    if value is None:
-        value = sh.get("box_share")
-        if value is None:
-            return None
-        key = "share_person_box"
+        prefix, key = "box", "share_box"
+    elif sh.get("person_share") is not None:
+        prefix, key = "person", "share_person"
+    elif sh.get("box_share") is not None:
+        prefix, key = "box", "share_person_box"
     else:
-        key = "share_person"
-    if math.isnan(value):
+        return None
+    share, chance, lift = (sh.get(f"{prefix}_{k}") for k in ("share", "chance", "lift"))
+    if share is None or math.isnan(share):
         return msg("share_empty")
-    verdict = msg("share_good") if value >= 0.5 else msg("share_low")
-    return msg(key, pct=value * 100, verdict=verdict)
+    verdict = lift_verdict(lift)
+    if verdict is None:
+        return msg("share_outside")
+    return msg(key, pct=share * 100, chance=chance * 100, lift=lift, verdict=msg(f"share_{verdict}"))
 
 
 def pose_line(analysis: Analysis) -> str:
