@@ -130,10 +130,11 @@ def verdict_markdown(analysis: Analysis | None, lead: str | None, acc: Mapping[s
     lines = [msg("verdict", label=label.replace("_", " / "), pct=card.probs[label] * 100), why]
     if a is not None and a.near_chance:
         lines.append(msg("verdict_chance"))
+    if analysis.person is not None and analysis.person.others:
+        lines.append(msg("verdict_several"))
     others = [c for n, c in analysis.cards.items() if n != lead and not c.error and c.probs]
     if others:
-        agree = sum(1 for c in others if c.label == label)
-        lines.append(msg("verdict_others", agree=agree, total=len(others)))
+        lines.append(agreement_line(label, others, acc))
     for line in (share_line(shares(analysis, lead, box)), ambiguity_line(analysis, card)):
         if line:
             lines.append(line)
@@ -141,6 +142,19 @@ def verdict_markdown(analysis: Analysis | None, lead: str | None, acc: Mapping[s
     if not (lead_amb and lead_amb["flag"]) and any((amb := ambiguity(c)) and amb["flag"] for c in others):
         lines.append(msg("pose_for_cards", pose=pose_line(analysis)))  # the cards' close calls: the body evidence, once
     return "  \n".join(lines)
+
+
+def agreement_line(label: str, others: list[CardResult], acc: Mapping[str, UnseenAccuracy | None]) -> str:
+    """How many of the other models give the same answer - near-chance models are not counted
+    (their agreement says nothing); unmeasured models are."""
+    counted = [c for c in others if not (acc.get(c.name) is not None and acc[c.name].near_chance)]
+    skipped = len(others) - len(counted)
+    if not counted:
+        return msg("verdict_others_none")
+    agree = sum(1 for c in counted if c.label == label)
+    if skipped:
+        return msg("verdict_others_chance", agree=agree, total=len(counted), n=skipped)
+    return msg("verdict_others", agree=agree, total=len(counted))
 
 
 def photo_note(analysis: Analysis | None, box: tuple[int, int, int, int] | None = None) -> str:
