@@ -39,6 +39,19 @@ def unavailable_line(entry: ModelEntry) -> str:
     return line
 
 
+SHORT_REASON = 90  # a reason this short is shown in the folded list (e.g. a missing pip package); longer ones stay in the API
+
+
+def short_unavailable_line(entry: ModelEntry) -> str:
+    """The folded list's line: the model, a short reason when there is one, how to enable it."""
+    reason = redact_paths(entry.source).rstrip(".")
+    line = f"**{entry.name}**"
+    if reason and len(reason) <= SHORT_REASON:
+        line += f" ({reason})"
+    hint = redact_paths(entry.hint) if entry.hint else ""
+    return f"{line}: {hint}." if hint else f"{line}: {reason}."
+
+
 def label_value(card: CardResult | None) -> dict[str, float] | None:
     """``gr.Label`` value: class -> probability (bars), None without a result."""
     if card is None or card.error or not card.probs:
@@ -209,7 +222,7 @@ def unavailable_markdown(entries: Iterable[ModelEntry]) -> str:
         return ""
     needs = sorted({e.family for e in entries if e.family})
     summary = msg("unavailable_summary", n=len(entries), families=", ".join(needs) or "weights")
-    body = "\n".join(f"<li>{_inline_md(unavailable_line(e))}</li>" for e in entries)
+    body = "\n".join(f"<li>{_inline_md(short_unavailable_line(e))}</li>" for e in entries)
     return f'<details id="unavailable-details"><summary>{html.escape(summary)}</summary>\n<ul>\n{body}\n</ul>\n</details>'
 
 
