@@ -63,7 +63,7 @@ class CardResult:
         if self.error:
             out["error"] = self.error
             return out
-        out.update(label=self.label, probs={k: round(v, 6) for k, v in self.probs.items()}, method=self.method, target=self.target)
+        out.update(label=self.label, probs={k: round(v, 4) for k, v in self.probs.items()}, method=self.method, target=self.target)
         return out
 
 

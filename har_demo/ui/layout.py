@@ -332,14 +332,17 @@ def _wire(ui: UI, cb: Callbacks, target_choices: list[str]) -> None:
 
 
 API_EXAMPLE = "examples/standing_woods.jpg"  # relative to the repository root (where the README's commands run)
+# The same photo at its source (examples/LICENSES.md): the JavaScript snippet fetches the example by URL.
+API_EXAMPLE_URL = "http://images.cocodataset.org/train2017/000000442450.jpg"
 
 
 def example_file(**kwargs) -> gr.File:
     """A ``gr.File`` whose "Use via API" example is a photo this repository ships (Gradio's default
-    is a PDF on github.com that fails when copied). Set on the instance: a ``gr.File`` subclass
+    is a PDF on github.com that fails when copied; the JavaScript snippet fetches ``url``, else it
+    would do ``fetch("")``). Set on the instance: a ``gr.File`` subclass
     would make Gradio write a ``.pyi`` stub next to this module."""
     comp = gr.File(**kwargs)
-    item = {"path": API_EXAMPLE, "orig_name": API_EXAMPLE.rsplit("/", 1)[-1], "meta": {"_type": "gradio.FileData"}}
+    item = {"path": API_EXAMPLE, "url": API_EXAMPLE_URL, "orig_name": API_EXAMPLE.rsplit("/", 1)[-1], "meta": {"_type": "gradio.FileData"}}
     single = comp.file_count == "single"
     comp.example_payload = lambda: item if single else [item]
     comp.example_value = lambda: API_EXAMPLE if single else [API_EXAMPLE]
