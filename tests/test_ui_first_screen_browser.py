@@ -306,6 +306,7 @@ def test_batch_of_unlabelled_photos_gives_a_table(browser, tmp_path):
     tab = wait.until(lambda d: next((b for b in d.find_elements(By.CSS_SELECTOR, "button[role=tab]") if "Batch" in b.text), None))
     tab.click()
     upload = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#batch-files input[type=file]"))
+    assert not any(e.is_displayed() for e in driver.find_elements(By.CSS_SELECTOR, "#batch-predictions, #batch-metrics"))  # no empty "1 2 3" table
     upload.send_keys("\n".join(files))
     wait.until(lambda d: "holiday_2" in d.find_element(By.ID, "batch-files").text)  # (name and extension are shown apart)
     driver.find_element(By.ID, "batch-run").click()
@@ -347,6 +348,24 @@ def test_batch_labelled_by_a_csv_shows_readable_matrices_and_gallery(browser, tm
     time.sleep(1.0)
     table = driver.find_element(By.ID, "batch-predictions").text
     assert "standing" in table and "sitting" in table and "no label" not in driver.find_element(By.ID, "batch-status").text
+    shown = driver.find_element(By.ID, "batch-metrics").text.splitlines()  # label, 7 headers, then 7 cells a row
+    assert shown[1:8] == ["model", "images", "accuracy", "macro F1", "F1 sitting", "F1 standing", "F1 walking_running"]
+    cells = [shown[i:i + 7] for i in range(8, len(shown), 7)]
+    assert [row[0] for row in cells] == ORDER  # the cards' order (unseen-source accuracy), not the registry's
+    for row in cells:
+        assert row[2].endswith(" %") and all(len(v.split(".")[1]) == 2 for v in row[3:]), row  # 25 %, 0.13 - not 0.1333
+    cut = driver.execute_script("const t = document.querySelector('#batch-predictions .table-wrap, #batch-predictions table').parentElement;"
+                                "return t.scrollWidth - t.clientWidth")
+    assert cut <= 1  # the per-photo table is not cut on the right
+    driver.execute_script("document.querySelector('#batch-gallery').scrollIntoView()")
+    time.sleep(0.8)
+    tile = driver.execute_script(
+        "const b = document.querySelector('#batch-gallery .thumbnail-item'); const i = b.querySelector('img').getBoundingClientRect();"
+        "const c = b.querySelector('.caption-label').getBoundingClientRect(); const g = document.querySelector('#batch-gallery').getBoundingClientRect();"
+        "const h = [...document.querySelectorAll('h4')].find(e => e.textContent.startsWith('Misclassified')).getBoundingClientRect();"
+        "return {imgBottom: i.bottom, capTop: c.top, headBottom: h.bottom, galleryTop: g.top, label: document.querySelectorAll('#batch-gallery label[data-testid=block-label]:not(.hide)').length}")
+    assert tile["capTop"] >= tile["imgBottom"] - 1, tile  # the caption sits under the photo, not over it
+    assert tile["headBottom"] <= tile["galleryTop"] and tile["label"] == 0, tile  # the heading above, no label over the first tile
     driver.execute_script("document.querySelector('#batch-confusion').scrollIntoView()")
     time.sleep(0.5)
     assert driver.save_screenshot(str(_screens(tmp_path) / "batch_labelled.png"))

@@ -17,6 +17,7 @@ from typing import Any
 import gradio as gr
 
 from ..labels import CLASSES
+from . import batch as bt
 from .api import Api
 from .bank import ModelBank
 from .callbacks import Callbacks
@@ -276,14 +277,17 @@ def _batch_tab(ui: UI, available: list[str]) -> None:
             ui.batch_models = gr.CheckboxGroup(available, value=available, label=c("batch_models"))
             ui.batch_run = gr.Button(c("batch_run"), variant="primary", elem_id="batch-run")
             ui.batch_status = gr.Markdown(elem_id="batch-status")
-            ui.batch_csv = gr.File(label=c("batch_csv"), interactive=False)
-        with gr.Column(scale=2):
-            ui.batch_metrics = gr.Dataframe(label=c("batch_metrics"), interactive=False, visible=False, elem_id="batch-metrics")
-            ui.batch_predictions = gr.Dataframe(label=c("batch_predictions"), interactive=False, max_height=360, elem_id="batch-predictions")
+            ui.batch_csv = gr.File(label=c("batch_csv"), interactive=False, visible=False, elem_id="batch-csv")
+        with gr.Column(scale=2, min_width=320):  # every result stays hidden until the first batch (no empty "1 2 3" table)
+            ui.batch_metrics = gr.Dataframe(label=c("batch_metrics"), headers=bt.metric_columns(), interactive=False, visible=False,
+                                            wrap=True, elem_id="batch-metrics")
+            ui.batch_predictions = gr.Dataframe(label=c("batch_predictions"), headers=bt.prediction_columns(), interactive=False,
+                                                visible=False, max_height=360, wrap=True, elem_id="batch-predictions")
             with gr.Column(visible=False) as ui.batch_labelled:  # shown when the batch has labelled photos
                 gr.Markdown(c("batch_confusion_heading"))
                 ui.batch_confusion = gr.Plot(show_label=False, elem_id="batch-confusion")
-                ui.batch_gallery = gr.Gallery(label=c("batch_gallery"), columns=3, height="auto", object_fit="contain", elem_id="batch-gallery")
+                gr.Markdown(f"#### {c('batch_gallery')}")
+                ui.batch_gallery = gr.Gallery(show_label=False, columns=3, height="auto", object_fit="contain", elem_id="batch-gallery")
 
 
 def _private(name: str) -> dict:
