@@ -359,7 +359,7 @@ class Callbacks:
             ui.batch_labelled: gr.update(visible=bool(result.reports)),
             ui.batch_confusion: bt.confusion_figure(result.reports) if result.reports else None,
             ui.batch_gallery: bt.gallery_images(result),
-            ui.batch_csv: gr.update(value=str(result.csv_path), visible=True),
+            ui.batch_csv: str(result.csv_path),
             ui.batch_status: " ".join(parts),
         }
 

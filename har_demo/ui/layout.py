@@ -277,7 +277,7 @@ def _batch_tab(ui: UI, available: list[str]) -> None:
             ui.batch_models = gr.CheckboxGroup(available, value=available, label=c("batch_models"))
             ui.batch_run = gr.Button(c("batch_run"), variant="primary", elem_id="batch-run")
             ui.batch_status = gr.Markdown(elem_id="batch-status")
-            ui.batch_csv = gr.File(label=c("batch_csv"), interactive=False, visible=False, elem_id="batch-csv")
+            ui.batch_csv = gr.File(label=c("batch_csv"), interactive=False, elem_id="batch-csv")
         with gr.Column(scale=2, min_width=320):  # every result stays hidden until the first batch (no empty "1 2 3" table)
             ui.batch_metrics = gr.Dataframe(label=c("batch_metrics"), headers=bt.metric_columns(), interactive=False, visible=False,
                                             wrap=True, elem_id="batch-metrics")
