@@ -288,6 +288,9 @@ def test_model_cards_tab_shows_readable_cards_first(browser, tmp_path):
     assert "What it is" in cards and "Photos from sources it never saw" in cards and "62 %" in cards
     assert "71 %" in cards and "0.7123456789" not in cards  # sensible rounding, raw fields collapsed
     assert _rect(driver, "#model-cards")["top"] < _rect(driver, "#results-tables")["top"]
+    assert "Trained on**" not in cards and "Trained on: tiny test" in cards  # the card's data, not "flickr8k" for a mixed set
+    folded = [d for d in driver.find_elements(By.CSS_SELECTOR, "#model-cards details") if "cannot run here" in d.text]
+    assert len(folded) == 1 and folded[0].get_attribute("open") is None  # the unavailable models: one closed line
     assert driver.save_screenshot(str(_screens(tmp_path) / "model_cards.png"))
 
 

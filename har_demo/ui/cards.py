@@ -128,7 +128,7 @@ def trained_on(card: dict) -> str | None:
     sizes = card.get("split_sizes") if isinstance(card.get("split_sizes"), dict) else {}
     if not data and not sizes:
         return None
-    where = " + ".join(data_sets(data)) or data.get("kind", "") or "a labelled data set"
+    where = " + ".join(data_sets(data)) or str(data.get("source") or data.get("kind") or "a labelled data set")
     split = " / ".join(f"{sizes[k]} {k}" for k in ("train", "val", "test") if k in sizes)
     line = where + (f", {data['n_total']} photos" if data.get("n_total") else "") + (f" ({split})" if split else "")
     per = photos_per_source(data)
