@@ -141,3 +141,10 @@ def test_batch_callback_fills_every_output(app, zipped, tmp_path, monkeypatch):
     assert "6 image(s), 2 model(s)" in out[ui.batch_status]
     empty = cb.batch([], ["fnn"], progress=lambda *a, **k: None)
     assert list(empty) == [ui.batch_status]
+
+
+def test_metric_display_orders_by_the_cards_and_rounds():
+    rows = [["a", 4, 0.25, 0.13333, 0.0, 0.4, 0.0], ["b", 4, 0.756, 0.77777, 0.66666, 1.0, 0.66666], ["c", 2, 1.0, 1.0, 1.0, 1.0, 1.0]]
+    shown = bt.metric_display(rows, ["b", "a"])
+    assert [r[0] for r in shown] == ["b", "a", "c"]  # c is not in the order: after, as it came
+    assert shown[0] == ["b", 4, "76 %", "0.78", "0.67", "1.00", "0.67"]

@@ -32,7 +32,8 @@ def test_card_sections_are_rendered(tmp_path):
     assert section.index("**metrics**") < section.index("**calibration**") < section.index("**data**")
     assert "**accuracy**: 0.8123" in section and "**ece_after**: 0.03" in section
     assert '["har3", "coco"]' in section
-    assert "### fnn" in md and "not available here" in md.split("### fnn")[1]  # no checkpoint: why
+    folded = md.split("<details id=\"unavailable-details\">")[1]  # unavailable models: one folded line at the end
+    assert "### fnn" not in md and "<b>fnn</b>" in folded and "<b>vit</b>" in folded and "2 more model(s)" in folded
 
 
 def test_long_lists_are_shortened_pipes_escaped_and_extra_sections_collapsed():
@@ -78,3 +79,57 @@ def test_cards_callback(tmp_path):
         out = cb.cards()
     assert "### cnn_base" in out[ui.cards_md] and "**acc**: 0.5" in out[ui.cards_md]
     assert "Results table" in out[ui.results_md]
+
+
+def _entry(name, model=None):
+    from har_demo.models.registry import MODELS
+    from har_demo.ui.bank import ModelEntry
+
+    spec = MODELS[name]
+    return ModelEntry(name, spec.family, spec.summary, model)
+
+
+MIXED = {  # a card of a model trained on har3 + Flickr8k: the joined path and per-source counts per split
+    "data": {"kind": "mixed", "path": "../shared/data/har3/manifest.csv + ../shared/data/flickr8k/captions.txt", "n_total": 30,
+             "splits": {"train": {"n": 24, "per_source": {"inria_person": 10, "flickr8k": 8, "sports100": 6}},
+                        "val": {"n": 3, "per_source": {"inria_person": 2, "flickr8k": 1}},
+                        "test": {"n": 3, "per_source": {"sports100": 1, "flickr8k": 2}}}},
+    "split_sizes": {"train": 24, "val": 3, "test": 3},
+    "config": {"input_size": 16},
+}
+
+
+def test_trained_on_names_every_data_set_and_counts_photos_per_source():
+    line = cards.trained_on(MIXED)
+    assert line.startswith("har3 + flickr8k, 30 photos (24 train / 3 val / 3 test)")  # not "flickr8k" alone
+    # per source over all splits, summed here by hand: inria 10+2, flickr8k 8+1+2, sports100 6+1
+    assert line.endswith("photos per source: inria_person 12, flickr8k 11, sports100 7")
+    assert cards.data_sets({"path": "data/har3/manifest.csv"}) == ["har3"]
+
+
+def test_input_words_per_model_family():
+    from har_demo.models.person import PoseMLP
+
+    pose = cards.input_words(_entry("pose_mlp", PoseMLP(hidden=8)), MIXED)
+    assert "no pixels" in pose and "px" not in pose  # pose_mlp reads the pose vector, not a 16 px image
+    person = cards.input_words(_entry("effnet_person"), {"config": {"input_size": 224, "resize": "pad", "person_crop": True}})
+    assert person.startswith("224 px input, letterboxed") and "person crop" in person and "pose vector" in person
+    assert cards.input_words(_entry("cnn_base"), {"config": {"input_size": 64}}) == "64 px input"
+    readable = cards.readable_card(_entry("pose_mlp", PoseMLP(hidden=8)), MIXED)
+    assert "**Trained on**: har3 + flickr8k" in readable and "16 px" not in readable
+
+
+def test_how_to_enable_hints_are_short_and_name_the_right_variables():
+    from har_demo.models.registry import MODELS
+
+    assert "HAR_SIGLIP_PRETRAINED" in MODELS["siglip_ft"].enable_hint() and "HAR_CLIP" not in MODELS["siglip_ft"].enable_hint()
+    assert "HAR_CLIP_PRETRAINED" in MODELS["clip_cs"].enable_hint() and "HAR_VIT_WEIGHTS" in MODELS["vit"].enable_hint()
+    for spec in MODELS.values():
+        assert len(spec.enable_hint()) <= 210, spec.name
+
+
+def test_calibration_state():
+    assert cards.calibration_state({"calibration": {"temperature": 0.8463244, "test": {"ece_before": 0.155354, "ece_after": 0.119948}}}) == {
+        "temperature": 0.846, "test_ece_before": 0.1554, "test_ece_after": 0.1199, "helped": True}
+    assert cards.calibration_state({"temperature": 1.5})["helped"] is None
+    assert cards.calibration_state({}) is None

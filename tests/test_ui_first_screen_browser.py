@@ -1,7 +1,10 @@
-"""The app as a visitor sees it, in headless Chromium at 1400x1000 (issue 15's "done when"):
-verdict + ranked cards above the fold, unavailable models folded into one line, the map colour
-legend, a person box drawn after two clicks on the photo, the model-cards tab showing readable
-cards before the results tables, and a batch of unlabelled photos giving a table.
+"""The app as a visitor sees it, in headless Chromium at 1400x1000 (issues 15 and 21): verdict,
+a large headline map and the first row of ranked cards above the fold, card maps that enlarge on
+click, unavailable models folded into one line, the map colour legend, a person box drawn after
+two clicks on the photo, the model-cards tab showing readable cards before the results tables, and
+a batch of unlabelled photos giving a table. At 390x844 (a phone): one column in the order photo
+-> Analyse -> verdict -> cards -> examples -> settings, the verdict within 1.5 screens, cards at
+least 300 px wide with whole names, legible labels and uncut menus, every tab in the tab bar.
 
 Screenshots go to ``$HAR_SCREENS_DIR`` when set (e.g. ``runs/screens``, git-ignored), else to the
 test's temp dir. The bank: six tiny checkpoints (the six models that ship: cnn_base, cnn_gen, fnn,
@@ -11,6 +14,7 @@ chance), everything else unavailable: six cards are two rows of three, both abov
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -70,17 +74,29 @@ def served(tmp_path_factory):
         yield url, bank, binary, driver
 
 
-@pytest.fixture
-def browser(served, tmp_path):
+@contextlib.contextmanager
+def _chrome(served, tmp_path, width: int, height: int):
     url, bank, binary, driver_path = served
     driver = start_chrome(binary, driver_path, tmp_path / "chrome-profile", window_size=False)
-    driver.set_window_size(1400, 1000)
+    driver.set_window_size(width, height)
     inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
-    driver.set_window_size(1400 + 1400 - inner[0], 1000 + 1000 - inner[1])  # the *viewport* is 1400x1000
+    driver.set_window_size(2 * width - inner[0], 2 * height - inner[1])  # the *viewport* is width x height
     try:
         yield driver, url, bank
     finally:
         driver.quit()
+
+
+@pytest.fixture
+def browser(served, tmp_path):
+    with _chrome(served, tmp_path, 1400, 1000) as handles:
+        yield handles
+
+
+@pytest.fixture
+def phone(served, tmp_path):
+    with _chrome(served, tmp_path, 390, 844) as handles:
+        yield handles
 
 
 def _rect(driver, css: str) -> dict:
@@ -127,9 +143,13 @@ def test_first_screen_answers_without_scrolling(browser, tmp_path):
     assert any(c.replace("_", " / ") in verdict.lower() for c in ("sitting", "standing", "walking_running"))
     assert "512 x 340 px" in driver.find_element(By.ID, "photo-note").text  # the photo size is shown
     assert sorted(bank.available_names()) == sorted(ORDER)  # the six models that ship, all available
-    for css in ("#verdict", "#photo-view", "#best-map", "#legend", *(f"#card-{n}" for n in bank.available_names())):
+    assert "(1 near-chance model(s) not counted)" in verdict  # fnn's agreement says nothing
+    for css in ("#verdict", "#photo-view", "#best-map", "#legend", *(f"#card-{n}" for n in ORDER[:3])):
         r = _rect(driver, css)
-        assert 0 <= r["top"] and r["bottom"] <= r["h"] and r["right"] <= r["w"], (css, r)
+        assert 0 <= r["top"] and r["bottom"] <= r["h"] and r["right"] <= r["w"], (css, r)  # above the fold
+    shown = _rect(driver, "#best-map img")  # the headline map is large enough to judge drift
+    assert max(shown["right"] - shown["left"], shown["bottom"] - shown["top"]) >= 400, shown
+    assert _no_lone_percent(driver)
     # cards ordered by unseen-source accuracy, each saying it; the near-chance one marked
     order = driver.execute_script("return [...document.querySelectorAll('#cards .har-card')].filter(e => e.offsetParent).map(e => e.id)")
     assert order == [f"card-{n}" for n in ORDER]
@@ -151,6 +171,77 @@ def test_first_screen_answers_without_scrolling(browser, tmp_path):
     driver.find_element(By.CSS_SELECTOR, "#unavailable summary").click()
     time.sleep(0.3)
     assert driver.find_element(By.CSS_SELECTOR, "#unavailable li").is_displayed()
+
+
+def test_card_maps_enlarge_on_click(browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, url, bank = browser
+    wait = WebDriverWait(driver, 120)
+    driver.get(url)
+    _analyse(driver, wait, bank.available_names())
+    small = _rect(driver, "#card-effnet_person .har-map img")
+    assert small["right"] - small["left"] < 200
+    driver.find_element(By.CSS_SELECTOR, "#card-effnet_person .har-map img").click()
+    wait.until(lambda d: _rect(d, "#card-effnet_person .har-map img")["right"] - _rect(d, "#card-effnet_person .har-map img")["left"] > 0.6 * 1400)
+    big = _rect(driver, "#card-effnet_person .har-map img")
+    assert big["top"] >= 0 and big["bottom"] <= big["h"]  # the whole enlarged map is in the window
+    driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+    wait.until(lambda d: _rect(d, "#card-effnet_person .har-map img")["right"] - _rect(d, "#card-effnet_person .har-map img")["left"] < 200)
+
+
+def _no_lone_percent(driver) -> bool:
+    """The verdict heading "label (NN %)" never breaks inside "(NN %)": "(" and "%)" on one line."""
+    return driver.execute_script(
+        "const h = document.querySelector('#verdict h2'); const t = h.firstChild;"
+        "const i = t.textContent.lastIndexOf('('), j = t.textContent.lastIndexOf('%');"
+        "const at = k => { const r = document.createRange(); r.setStart(t, k); r.setEnd(t, k + 1); return r.getBoundingClientRect().top; };"
+        "return i >= 0 && j > i && Math.abs(at(i) - at(j)) < 2;")
+
+
+def test_phone_one_column_verdict_soon_cards_readable(phone, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, url, bank = phone
+    wait = WebDriverWait(driver, 120)
+    driver.get(url)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#analyse"))
+    tabs = driver.execute_script("return [...document.querySelectorAll('[role=tablist] button[role=tab]')].filter(b => b.offsetParent).map(b => b.textContent.trim())")
+    assert tabs == ["Compare models", "Batch evaluation", "Model cards", "Help"]  # none hidden behind "..."
+    _analyse(driver, wait, bank.available_names())
+    driver.execute_script("window.scrollTo(0, 0)")
+    assert driver.save_screenshot(str(_screens(tmp_path) / "phone_first_screen.png"))
+    top = lambda css: driver.execute_script("return document.querySelector(arguments[0]).getBoundingClientRect().top + window.scrollY", css)
+    order = ["#photo", "#analyse", "#verdict", "#photo-view", "#best-map", *(f"#card-{n}" for n in ORDER), "#examples", "#settings"]
+    tops = [top(css) for css in order]
+    assert tops == sorted(tops), dict(zip(order, tops))
+    verdict = driver.execute_script("return document.querySelector('#verdict h2').getBoundingClientRect().bottom + window.scrollY")
+    assert verdict <= 1.5 * 844, verdict  # the answer within the first 1.5 screens
+    assert _no_lone_percent(driver)
+    for name in ORDER:  # (images below the fold load lazily: bring each card into view once)
+        driver.execute_script("document.querySelector(arguments[0]).scrollIntoView()", f"#card-{name}")
+        wait.until(lambda d, n=name: d.execute_script("const i = document.querySelector(arguments[0]); return i && i.complete && i.naturalWidth > 0", f"#card-{n} .har-map img"))
+    cards = driver.execute_script(
+        "return [...document.querySelectorAll('#cards .har-card')].filter(e => e.offsetParent).map(e => {"
+        " const h = e.querySelector('h3'), img = e.querySelector('.har-map img'), m = e.querySelector('.har-method input');"
+        " const labels = [...e.querySelectorAll('.har-probs .label, .har-probs dt')];"
+        " return {id: e.id, w: e.getBoundingClientRect().width, map: img ? img.getBoundingClientRect().width : 0,"
+        "  name: h.textContent, nameLines: h.getBoundingClientRect().height / parseFloat(getComputedStyle(h).lineHeight),"
+        "  labelPx: Math.min(...labels.map(l => parseFloat(getComputedStyle(l).fontSize))),"
+        "  labelsCut: labels.filter(l => l.scrollWidth > l.clientWidth + 1).length,"
+        "  menu: m ? m.value : '', menuCut: m ? m.scrollWidth > m.clientWidth + 1 : false}; })")
+    assert [c["id"] for c in cards] == [f"card-{n}" for n in ORDER]
+    for c in cards:
+        assert c["w"] >= 300 and c["map"] >= 300, c  # one card a row, the map across it
+        assert c["nameLines"] < 1.5, c  # the name on one line, not "effnet_per son"
+        assert c["labelPx"] >= 12 and c["labelsCut"] == 0, c  # probability labels legible and whole
+        assert not c["menuCut"] and c["menu"] in {"gradcam", "landmarks", "integrated_gradients", "occlusion"}, c
+    driver.execute_script("document.querySelector('#card-effnet_person').scrollIntoView()")
+    time.sleep(0.3)
+    assert driver.save_screenshot(str(_screens(tmp_path) / "phone_cards.png"))
 
 
 def test_two_clicks_on_the_photo_draw_the_box(browser, tmp_path):
@@ -197,6 +288,9 @@ def test_model_cards_tab_shows_readable_cards_first(browser, tmp_path):
     assert "What it is" in cards and "Photos from sources it never saw" in cards and "62 %" in cards
     assert "71 %" in cards and "0.7123456789" not in cards  # sensible rounding, raw fields collapsed
     assert _rect(driver, "#model-cards")["top"] < _rect(driver, "#results-tables")["top"]
+    assert "Trained on**" not in cards and "Trained on: tiny test" in cards  # the card's data, not "flickr8k" for a mixed set
+    folded = [d for d in driver.find_elements(By.CSS_SELECTOR, "#model-cards details") if "cannot run here" in d.text]
+    assert len(folded) == 1 and folded[0].get_attribute("open") is None  # the unavailable models: one closed line
     assert driver.save_screenshot(str(_screens(tmp_path) / "model_cards.png"))
 
 
@@ -215,6 +309,7 @@ def test_batch_of_unlabelled_photos_gives_a_table(browser, tmp_path):
     tab = wait.until(lambda d: next((b for b in d.find_elements(By.CSS_SELECTOR, "button[role=tab]") if "Batch" in b.text), None))
     tab.click()
     upload = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#batch-files input[type=file]"))
+    assert not any(e.is_displayed() for e in driver.find_elements(By.CSS_SELECTOR, "#batch-predictions, #batch-metrics"))  # no empty "1 2 3" table
     upload.send_keys("\n".join(files))
     wait.until(lambda d: "holiday_2" in d.find_element(By.ID, "batch-files").text)  # (name and extension are shown apart)
     driver.find_element(By.ID, "batch-run").click()
@@ -256,6 +351,24 @@ def test_batch_labelled_by_a_csv_shows_readable_matrices_and_gallery(browser, tm
     time.sleep(1.0)
     table = driver.find_element(By.ID, "batch-predictions").text
     assert "standing" in table and "sitting" in table and "no label" not in driver.find_element(By.ID, "batch-status").text
+    shown = driver.find_element(By.ID, "batch-metrics").text.splitlines()  # label, 7 headers, then 7 cells a row
+    assert shown[1:8] == ["model", "images", "accuracy", "macro F1", "F1 sitting", "F1 standing", "F1 walking_running"]
+    cells = [shown[i:i + 7] for i in range(8, len(shown), 7)]
+    assert [row[0] for row in cells] == ORDER  # the cards' order (unseen-source accuracy), not the registry's
+    for row in cells:
+        assert row[2].endswith(" %") and all(len(v.split(".")[1]) == 2 for v in row[3:]), row  # 25 %, 0.13 - not 0.1333
+    cut = driver.execute_script("const t = document.querySelector('#batch-predictions .table-wrap, #batch-predictions table').parentElement;"
+                                "return t.scrollWidth - t.clientWidth")
+    assert cut <= 1  # the per-photo table is not cut on the right
+    driver.execute_script("document.querySelector('#batch-gallery').scrollIntoView()")
+    time.sleep(0.8)
+    tile = driver.execute_script(
+        "const b = document.querySelector('#batch-gallery .thumbnail-item'); const i = b.querySelector('img').getBoundingClientRect();"
+        "const c = b.querySelector('.caption-label').getBoundingClientRect(); const g = document.querySelector('#batch-gallery').getBoundingClientRect();"
+        "const h = [...document.querySelectorAll('h4')].find(e => e.textContent.startsWith('Misclassified')).getBoundingClientRect();"
+        "return {imgBottom: i.bottom, capTop: c.top, headBottom: h.bottom, galleryTop: g.top, label: document.querySelectorAll('#batch-gallery label[data-testid=block-label]:not(.hide)').length}")
+    assert tile["capTop"] >= tile["imgBottom"] - 1, tile  # the caption sits under the photo, not over it
+    assert tile["headBottom"] <= tile["galleryTop"] and tile["label"] == 0, tile  # the heading above, no label over the first tile
     driver.execute_script("document.querySelector('#batch-confusion').scrollIntoView()")
     time.sleep(0.5)
     assert driver.save_screenshot(str(_screens(tmp_path) / "batch_labelled.png"))

@@ -152,9 +152,48 @@ def test_verdict_names_the_leading_model_and_why():
     a = _analysis(_person(True))
     acc = {"m": trust.unseen_accuracy({"unseen_source_accuracy": ACC})}
     text = render.verdict_markdown(a, "m", acc)
-    assert text.startswith("## sitting (50 %)") and "**m**" in text and "58 %" in text and "never saw" in text
+    assert text.startswith("## sitting\u00a0(50\u00a0%)") and "**m**" in text and "58 %" in text and "never saw" in text
     assert "no model here has an unseen-source accuracy" in render.verdict_markdown(a, "m", {"m": None})
     assert "Analyse" in render.verdict_markdown(None, None, {})
+
+
+def test_agreement_leaves_out_near_chance_models_and_nothing_breaks_the_percent():
+    def card(name, label):
+        probs = {c: (0.8 if c == label else 0.1) for c in CLASSES}
+        return an.CardResult(name, probs, "gradcam", label, None)
+
+    lead = card("lead", "sitting")
+    others = {"a": card("a", "sitting"), "b": card("b", "standing"), "weak1": card("weak1", "sitting"), "weak2": card("weak2", "sitting"),
+              "new": card("new", "sitting")}
+    analysis = an.Analysis(np.zeros((40, 60, 3), np.uint8), (60, 40), {"lead": lead, **others}, None, "none")
+    acc = {n: trust.UnseenAccuracy(a) for n, a in (("lead", 0.7), ("a", 0.6), ("b", 0.5), ("weak1", 0.40), ("weak2", 0.34))}
+    acc["new"] = None  # not measured: counted (nothing says it is near chance)
+    text = render.verdict_markdown(analysis, "lead", acc)
+    # an independent count: others not below the near-chance line (0.45) -> a, b, new; agreeing: a, new
+    counted = [n for n in others if acc[n] is None or acc[n].accuracy >= 0.45]
+    agree = sum(others[n].label == "sitting" for n in counted)
+    assert f"{agree} of the {len(counted)} other model(s) agree (2 near-chance model(s) not counted)" in text
+    assert agree == 2 and len(counted) == 3
+    only_weak = {k: v for k, v in analysis.cards.items() if k in ("lead", "weak1")}
+    assert "No other model here is measured above chance" in render.verdict_markdown(an.Analysis(analysis.image, (60, 40), only_weak, None, ""), "lead", acc)
+    first = text.splitlines()[0]
+    assert "\u00a0(" in first and "\u00a0%)" in first and " (" not in first and " %" not in first  # "%)" never wraps alone
+
+
+def test_several_people_are_named_in_the_verdict_and_the_judged_one_tagged():
+    import dataclasses
+
+    several = _analysis(_person(True))
+    one = _analysis(dataclasses.replace(several.person, others=False))
+    assert "Several people in this photo" in render.verdict_markdown(several, "m", {"m": None})
+    assert "Several people" not in render.verdict_markdown(one, "m", {"m": None})
+    tagged, plain = an.photo_view(several, skeleton=False), an.photo_view(one, skeleton=False)
+    x0, y0 = several.person.box[:2]  # the tag sits on the judged person's box (top edge, inside the photo)
+    diff = np.abs(tagged.astype(int) - plain.astype(int)).sum(axis=2) > 0
+    ys, xs = np.nonzero(diff)
+    assert ys.size and xs.min() >= x0 - 1 and ys.max() <= y0 + 20
+    boxed = an.photo_view(several, (40, 20, 80, 60), skeleton=False)  # a user box replaces the finder's: no tag
+    assert np.array_equal(boxed, an.photo_view(one, (40, 20, 80, 60), skeleton=False))
 
 
 def test_photo_view_draws_the_box_and_the_first_corner():

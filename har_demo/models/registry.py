@@ -129,18 +129,23 @@ _EFFNET_TRAIN = {
     "augment": ("hflip", "rrc", "color_jitter"), "feature_views": 4,
 }
 _CKPT = "HAR_CHECKPOINT_DIR (default checkpoints/)"
-_HINT_TRAINED = "a trained checkpoint folder {name}/ (model.safetensors + card.json) under " + _CKPT + " enables it"
+# How to enable a model, short (the UI lists them folded; the reason it is unavailable says what is missing).
+_HINT_TRAINED = "train it (`python train.py --models {name} ...`) or put its folder {name}/ (model.safetensors + card.json) under " + _CKPT
 _HINT_CLIP = (
-    "weights can also come from a hub id, e.g. HAR_CLIP_PRETRAINED=hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K "
-    "(cached or online); trained variants also need {name}/ under " + _CKPT
+    "needs the CLIP weights: cache them once online, or set HAR_CLIP_PRETRAINED to a local file or an hf-hub: id; "
+    "trained variants also need {name}/ under " + _CKPT
+)
+_HINT_SIGLIP = (
+    "needs the SigLIP 2 weights: cache them once online, or set HAR_SIGLIP_PRETRAINED to a local file or an hf-hub: id; "
+    "it also needs {name}/ under " + _CKPT
 )
 # The pretrained transformer families look at the person box by default (``person_crop``): on the
 # offline pool it lifted EfficientNet-Lite0 on unseen sources (README "Results"); with no CLIP/ViT
 # weights here it is not measured for them. ``--config MODEL.person_crop=false`` turns it off.
 _CROP = {"person_crop": True}
 _HINT_VIT = (
-    "weights can also come from a timm hub name, e.g. HAR_VIT_WEIGHTS=vit_base_patch32_224.augreg_in21k_ft_in1k "
-    "(cached or online); the trained head lives in {name}/ under " + _CKPT
+    "needs the ViT weights: cache them once online, or set HAR_VIT_WEIGHTS to a local .safetensors file or a timm name; "
+    "the trained head also needs {name}/ under " + _CKPT
 )
 
 # ---- the zoo: one line per model -----------------------------------------------------------------
@@ -165,7 +170,7 @@ _register(ModelSpec("clip_ft", "clip:build_clip_ft", "clip", "CLIP ViT-B/32 full
                     check="clip:check_clip", default_method="legrad", init="text", tiny=_TINY_CLIP, train=_FINE_TUNE, hint=_HINT_CLIP,
                     config=_CROP))
 _register(ModelSpec("siglip_ft", "clip:build_siglip_ft", "clip", "SigLIP2 ViT-B/16 fine-tune, head initialised from prompts",
-                    check="clip:check_siglip", default_method="legrad", init="text", tiny=_TINY_SIGLIP, train=_FINE_TUNE, hint=_HINT_CLIP,
+                    check="clip:check_siglip", default_method="legrad", init="text", tiny=_TINY_SIGLIP, train=_FINE_TUNE, hint=_HINT_SIGLIP,
                     config=_CROP))
 _register(ModelSpec("vit", "vit:build_vit", "vit", "Vision-only ViT-B/32 (timm, ImageNet) with a 3-class head",
                     check="vit:check_vit", default_method="legrad", init="imagenet", tiny=_TINY_VIT,
@@ -178,7 +183,7 @@ _register(ModelSpec("vit", "vit:build_vit", "vit", "Vision-only ViT-B/32 (timm, 
 # cross-validation over the Flickr8k photos (har3 always in training) strong L2 on the raw image
 # features + standardised pose vector beat weaker settings and the early-stopped AdamW head.
 _PERSON_TRAIN = {**_EFFNET_TRAIN, "head_solver": "lbfgs", "head_c": 0.01}
-_HINT_PERSON = "needs the person finder (`pip install mediapipe==0.10.14`) and a trained checkpoint folder {name}/ under " + _CKPT
+_HINT_PERSON = "needs the person finder (`pip install mediapipe==0.10.14`) and a trained folder {name}/ under " + _CKPT
 _register(ModelSpec("effnet_person", "person:build_effnet_person", "person",
                     "Person crop (BlazePose box) through EfficientNet-Lite0 + pose geometry, one fused head",
                     check="person:check_effnet_person", init="imagenet", tiny={"input_size": 32}, train=_PERSON_TRAIN, hint=_HINT_PERSON,

@@ -65,7 +65,7 @@ class CardResult:
         if self.error:
             out["error"] = self.error
             return out
-        out.update(label=self.label, probs={k: round(v, 6) for k, v in self.probs.items()}, method=self.method, target=self.target)
+        out.update(label=self.label, probs={k: round(v, 4) for k, v in self.probs.items()}, method=self.method, target=self.target)
         return out
 
 
@@ -297,11 +297,27 @@ def _rectangle(arr: np.ndarray, box: tuple[int, int, int, int], colour) -> None:
     cv2.rectangle(arr, (x0, y0), (x1 - 1, y1 - 1), colour, thickness)
 
 
+JUDGED_TAG = "judged"
+
+
+def _tag(arr: np.ndarray, box: tuple[int, int, int, int], label: str) -> None:
+    """A small white-on-dark label on the top edge of ``box`` (inside the photo)."""
+    x0, y0 = int(box[0]), int(box[1])
+    scale = max(0.4, max(arr.shape[:2]) / 1000)
+    thick = max(1, round(scale * 2))
+    (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    top = y0 - th - base - 4 if y0 - th - base - 4 >= 0 else y0
+    x0 = min(max(0, x0), max(0, arr.shape[1] - tw - 4))
+    cv2.rectangle(arr, (x0, top), (x0 + tw + 4, top + th + base + 4), (20, 20, 20), -1)
+    cv2.putText(arr, label, (x0 + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+
+
 def photo_view(analysis: Analysis, box: tuple[int, int, int, int] | None = None, corner: tuple[int, int] | None = None,
                skeleton: bool = True, mask_outline: bool = False) -> np.ndarray:
     """The photo as the headline shows it: the person's skeleton (and mask outline), the user's
-    person box (white) or else the finder's box (blue), and a pending first corner (a cross).
-    Several people: each numbered, with its box and skeleton in its own colour."""
+    person box (white) or else the finder's box (blue, tagged "judged" when the finder saw more
+    people), and a pending first corner (a cross). Several people found by the multi-person finder:
+    each numbered, with its box and skeleton in its own colour."""
     if len(analysis.everyone) > 1:
         from ..person.draw import draw_people
 
@@ -310,6 +326,8 @@ def photo_view(analysis: Analysis, box: tuple[int, int, int, int] | None = None,
         out = mark_person(analysis, np.ascontiguousarray(analysis.image.copy()), skeleton, mask_outline, box=box is None)
     if box is not None:
         _rectangle(out, analysis.to_work_box(box), BOX_COLOUR)
+    elif analysis.person is not None and analysis.person.others:
+        _tag(out, analysis.person.box, JUDGED_TAG)  # several people: say which one the maps are checked against
     if corner is not None:
         sx, sy = analysis.scale
         x, y = round(corner[0] * sx), round(corner[1] * sy)

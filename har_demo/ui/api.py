@@ -26,8 +26,11 @@ from ..errors import HarError
 from . import analysis as an
 from .bank import ModelBank
 from .callbacks import _analyse, _evaluate, checked_upload, client_gone, opacity_value, target_value
+from .cards import calibration_state, card_summary
 from .redact import redact_paths
+from .render import pose_line
 from .text import msg
+from .trust import UnseenAccuracy, accuracies, entry_card, headline, ranked, unseen_accuracy
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +137,36 @@ def people_json(bank: ModelBank, analysis: an.Analysis) -> list[dict]:
     return records
 
 
+def accuracy_json(acc: UnseenAccuracy | None) -> dict | None:
+    """A card's unseen-source accuracy for clients: ``{"accuracy", "ci95", "n"}`` (rounded), None if not measured."""
+    if acc is None:
+        return None
+    return {"accuracy": _num(acc.accuracy), "ci95": [_num(v) for v in acc.ci95] if acc.ci95 else None, "n": acc.n}
+
+
+def ambiguity_json(amb: dict | None) -> dict | None:
+    """``analysis.ambiguity`` with its margin rounded like every other number (4 places)."""
+    if amb is None:
+        return None
+    return {k: (_num(v) if isinstance(v, float) else v) for k, v in amb.items()}
+
+
+def headline_json(analysis: an.Analysis, lead: str | None, acc: dict) -> dict | None:
+    """The answer to show first (as the UI's verdict): the chosen model best on photos from sources
+    it never saw, its label and probability, and why it leads."""
+    if lead is None:
+        return None
+    card, a = analysis.cards[lead], acc.get(lead)
+    why = (f"highest accuracy on photos from sources it never saw among the chosen models ({a.accuracy * 100:.0f} %)"
+           + (" - near chance: take the answer as a guess" if a.near_chance else "")) if a else \
+        "no chosen model has an unseen-source accuracy: the first one leads"
+    out = {"model": lead, "label": card.label if card.probs else None,
+           "probability": _num(card.probs[card.label]) if card.probs else None, "why": why}
+    if card.error:
+        out["error"] = card.error
+    return out
+
+
 class Api:
     """The endpoint functions, bound to one model bank."""
 
@@ -157,24 +190,34 @@ class Api:
 
     @api_errors("predicting")
     def predict(self, image: Any, models: str = "", target: str = "predicted", opacity: float = 0.5):
-        """Every chosen model (default all available) with its default map.
-        Returns (JSON {"models": [{model, label, probs, method, target, ambiguity, person_share,
-        person_chance, person_lift, box_share, box_chance, box_lift, pointing, share_from}],
-        "image_size", "person"}, gallery)."""
+        """Every chosen model (default all available) with its default map, ordered as the UI's cards
+        (by accuracy on photos from sources the model never saw). Returns (JSON {"headline",
+        "models": [{model, label, probs, method, target, ambiguity, person_share, person_chance,
+        person_lift, box_share, box_chance, box_lift, pointing, share_from, unseen_source_accuracy,
+        near_chance, pose}], "image_size", "person", "people"}, gallery)."""
         opacity = opacity_value(opacity)
         analysis = self._analysis(image, models, _text(target, "target"))
+        acc = accuracies([self.bank.get(n) for n in analysis.cards])
+        order = ranked(list(analysis.cards), acc)
+        pose = pose_line(analysis)  # the body evidence: one sentence about the photo, the same for every row
         rows, gallery = [], []
-        for name, card in analysis.cards.items():
+        for name in order:
+            card = analysis.cards[name]
             row = card.summary()
             amb = an.ambiguity(card)
             if amb is not None:
-                row["ambiguity"] = amb
+                row["ambiguity"] = ambiguity_json(amb)
             row.update(looked_at(an.shares(analysis, name)))
+            row["unseen_source_accuracy"] = accuracy_json(acc.get(name))
+            row["near_chance"] = bool(acc.get(name) and acc[name].near_chance)
+            row["pose"] = pose
             rows.append(row)
             shown = an.blend(analysis, name, opacity)
             if shown is not None:
                 gallery.append((Image.fromarray(shown), f"{name}: {card.label}"))
-        return {"models": rows, "image_size": list(analysis.size), "person": person_json(analysis), "people": people_json(self.bank, analysis)}, gallery
+        lead = headline(order, acc)
+        return {"headline": headline_json(analysis, lead, acc), "models": rows, "image_size": list(analysis.size),
+                "person": person_json(analysis), "people": people_json(self.bank, analysis)}, gallery
 
     @api_errors("explaining")
     def explain(self, image: Any, model: str, method: str = "", target: str = "predicted", opacity: float = 0.5, box: str = ""):
@@ -195,7 +238,7 @@ class Api:
         found, note = an.locate_person(image_pil)
         analysis = an.Analysis(np.asarray(image_pil, dtype=np.uint8), size, {entry.name: card}, found, note)
         info = card.summary()
-        info["ambiguity"] = an.ambiguity(card)
+        info["ambiguity"] = ambiguity_json(an.ambiguity(card))
         shares = an.shares(analysis, entry.name, person)  # a given box overrides the finder
         info.update(looked_at(shares))
         info["person"] = person_json(analysis)
@@ -219,9 +262,13 @@ class Api:
 
     @api_errors("listing the models")
     def models(self) -> list[dict]:
-        """Every registry model: available or not, why, methods and the default one."""
-        return [
-            {
+        """Every registry model: available or not, why, methods and the default one, its accuracy
+        on photos from sources it never saw (what orders the cards), calibration and a one-line summary."""
+        rows = []
+        for e in self.bank.entries.values():
+            card = entry_card(e)
+            acc = unseen_accuracy(card)
+            rows.append({
                 "name": e.name,
                 "family": e.family,
                 "available": e.available,
@@ -229,6 +276,9 @@ class Api:
                 "how_to_enable": e.hint,
                 "methods": e.methods,
                 "default_method": e.default_method,
-            }
-            for e in self.bank.entries.values()
-        ]
+                "unseen_source_accuracy": accuracy_json(acc),
+                "near_chance": bool(acc and acc.near_chance),
+                "calibration": calibration_state(card),
+                "summary": card_summary(e, card),
+            })
+        return rows

@@ -309,6 +309,14 @@ def metric_rows(reports: dict[str, dict]) -> list[list]:
     return rows
 
 
+def metric_display(rows: list[list], order: Sequence[str] = ()) -> list[list]:
+    """The metrics table as shown: models in ``order`` (the cards' order: unseen-source accuracy),
+    then any others as they came; accuracy as a whole percent, F1 scores with two decimals."""
+    rank = {name: i for i, name in enumerate(order)}
+    ordered = sorted(rows, key=lambda r: rank.get(r[0], len(rank)))  # stable: unknown names keep their order
+    return [[r[0], r[1], f"{r[2] * 100:.0f} %", *(f"{v:.2f}" for v in r[3:])] for r in ordered]
+
+
 def metric_columns() -> list[str]:
     return list(strings()["batch_columns"])
 

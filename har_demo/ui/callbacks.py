@@ -31,7 +31,7 @@ from .gpu import gpu
 from .redact import echo, redact_paths
 from .render import card_info, label_value, photo_note, status_line, verdict_markdown
 from .text import examples, examples_dir, msg, text
-from .trust import headline
+from .trust import headline, ranked
 
 log = logging.getLogger(__name__)
 
@@ -353,8 +353,9 @@ class Callbacks:
         if result.skipped:
             parts.append(f"Skipped {len(result.skipped)} unreadable image(s): " + "; ".join(result.skipped[:3]))
         return {
-            ui.batch_metrics: gr.update(value=result.rows, headers=bt.metric_columns(), visible=bool(result.rows)),
-            ui.batch_predictions: gr.update(value=bt.prediction_table(result), headers=bt.prediction_columns()),
+            ui.batch_metrics: gr.update(value=bt.metric_display(result.rows, ranked([n for n in self.bank.entries if n in names], ui.accuracy)), headers=bt.metric_columns(),
+                                        visible=bool(result.rows)),
+            ui.batch_predictions: gr.update(value=bt.prediction_table(result), headers=bt.prediction_columns(), visible=True),
             ui.batch_labelled: gr.update(visible=bool(result.reports)),
             ui.batch_confusion: bt.confusion_figure(result.reports) if result.reports else None,
             ui.batch_gallery: bt.gallery_images(result),

@@ -18,7 +18,7 @@ from ..errors import HarError
 from ..models.loading import checkpoint_root
 from .bank import ModelBank
 from .redact import redact_paths
-from .render import unavailable_line
+from .render import unavailable_markdown
 from .text import msg, strings
 from .trust import accuracies, accuracy_line, ranked, read_model_card, unseen_accuracy
 
@@ -88,28 +88,95 @@ def _num(v: Any, nd: int = 3) -> str:
     return f"{float(v):.{nd}f}" if isinstance(v, (int, float)) else "n/a"
 
 
+def input_words(entry, card: dict | None) -> str:
+    """What the model looks at, per family: "224 px input, letterboxed, the person crop + the
+    BlazePose pose vector"; a pose-only model (``uses_image = False``) reads no pixels at all."""
+    cfg = card.get("config") if isinstance((card or {}).get("config"), dict) else {}
+    pose = "the BlazePose pose vector (33 landmarks + joint angles)"
+    if entry.model is not None and getattr(entry.model, "uses_image", True) is False:
+        return f"{pose} only - no pixels"
+    size, resize = cfg.get("input_size"), {"pad": "letterboxed (aspect kept)", "squash": "squashed"}.get(cfg.get("resize"), cfg.get("resize"))
+    bits = [f"{size} px input" if size else "", resize or "", "sees the person crop" if cfg.get("person_crop") else ""]
+    if entry.family == "person":
+        bits.append(f"plus {pose}")
+    return ", ".join(b for b in bits if b)
+
+
+def data_sets(data: dict) -> list[str]:
+    """The data sets of a card's ``data.path`` - one path, or several joined by " + " (mixed
+    training data) - each named by its folder: "../data/har3/manifest.csv" -> "har3"."""
+    parts = [p.strip() for p in str(data.get("path") or "").split(" + ") if p.strip()]
+    return [Path(p).parent.name or p for p in parts]
+
+
+def photos_per_source(data: dict) -> dict[str, int]:
+    """Photos per source over every split (train + val + test), most first."""
+    splits = data.get("splits") if isinstance(data.get("splits"), dict) else {}
+    total: dict[str, int] = {}
+    for split in splits.values():
+        per = split.get("per_source") if isinstance(split, dict) else None
+        for source, n in (per or {}).items():
+            if isinstance(n, (int, float)):
+                total[source] = total.get(source, 0) + int(n)
+    return dict(sorted(total.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def trained_on(card: dict) -> str | None:
+    """"har3 + flickr8k, 1025 photos (821 train / 102 val / 102 test); per source: inria_person
+    399, flickr8k 220, ..." - or None when the card says nothing about its data."""
+    data = card.get("data") if isinstance(card.get("data"), dict) else {}
+    sizes = card.get("split_sizes") if isinstance(card.get("split_sizes"), dict) else {}
+    if not data and not sizes:
+        return None
+    where = " + ".join(data_sets(data)) or str(data.get("source") or data.get("kind") or "a labelled data set")
+    split = " / ".join(f"{sizes[k]} {k}" for k in ("train", "val", "test") if k in sizes)
+    line = where + (f", {data['n_total']} photos" if data.get("n_total") else "") + (f" ({split})" if split else "")
+    per = photos_per_source(data)
+    if per:
+        line += "; photos per source: " + ", ".join(f"{k} {v}" for k, v in per.items())
+    return line
+
+
+def calibration_state(card: dict | None) -> dict | None:
+    """The card's temperature scaling: ``{"temperature", "test_ece_before", "test_ece_after",
+    "helped"}`` (ECE on the test split, lower = probabilities mean what they say), None if uncalibrated."""
+    if not isinstance(card, dict):
+        return None
+    cal = card.get("calibration") if isinstance(card.get("calibration"), dict) else {}
+    t = cal.get("temperature", card.get("temperature"))
+    if not isinstance(t, (int, float)):
+        return None
+    test = cal.get("test") if isinstance(cal.get("test"), dict) else {}
+    before, after = test.get("ece_before"), test.get("ece_after")
+    known = isinstance(before, (int, float)) and isinstance(after, (int, float))
+    return {"temperature": round(float(t), 3), "test_ece_before": round(float(before), 4) if known else None,
+            "test_ece_after": round(float(after), 4) if known else None, "helped": bool(after < before) if known else None}
+
+
+def card_summary(entry, card: dict | None) -> str:
+    """One line for API clients: what it is, its input, what it was trained on, unseen-source accuracy."""
+    bits = [entry.summary or entry.family]
+    if card:
+        bits.append(input_words(entry, card))
+        data = card.get("data") if isinstance(card.get("data"), dict) else {}
+        if data:
+            bits.append("trained on " + (" + ".join(data_sets(data)) or "a labelled data set") + (f" ({data['n_total']} photos)" if data.get("n_total") else ""))
+        acc = unseen_accuracy(card)
+        bits.append(f"{acc.accuracy * 100:.0f} % right on photos from sources it never saw" if acc else "not measured on unseen sources")
+    return "; ".join(b for b in bits if b)
+
+
 def readable_card(entry, card: dict | None) -> str:
     """One model as a visitor reads it: what it is, what it learned from, how well it does."""
     lines = [f"### {entry.name}", "", f"**What it is**: {entry.summary or entry.family}."]
     if not card:
         return "\n".join(lines)
-    cfg = card.get("config") if isinstance(card.get("config"), dict) else {}
-    if cfg:
-        size, resize = cfg.get("input_size"), {"pad": "letterboxed (aspect kept)", "squash": "squashed"}.get(cfg.get("resize"), cfg.get("resize"))
-        bits = [f"{size} px input" if size else "", resize or "", "sees the person crop" if cfg.get("person_crop") else ""]
-        if any(bits):
-            lines[-1] += " " + ", ".join(b for b in bits if b) + "."
-    data = card.get("data") if isinstance(card.get("data"), dict) else {}
-    sizes = card.get("split_sizes") if isinstance(card.get("split_sizes"), dict) else {}
-    if data or sizes:
-        where = Path(str(data.get("path", ""))).parent.name or data.get("kind", "")
-        split = " / ".join(f"{sizes[k]} {k}" for k in ("train", "val", "test") if k in sizes)
-        sources = (data.get("splits") or {}).get("train", {}).get("per_source") if isinstance(data.get("splits"), dict) else None
-        line = f"**Trained on**: {where or 'a labelled data set'}" + (f", {data['n_total']} photos" if data.get("n_total") else "")
-        line += f" ({split})" if split else ""
-        if sources:
-            line += f"; {len(sources)} sources ({', '.join(sorted(sources))})"
-        lines += ["", line + "."]
+    looks = input_words(entry, card)
+    if looks:
+        lines += ["", f"**Input**: {looks}."]
+    data = trained_on(card)
+    if data:
+        lines += ["", f"**Trained on**: {data}."]
     test = (card.get("metrics") or {}).get("test") if isinstance(card.get("metrics"), dict) else None
     if isinstance(test, dict):
         per = test.get("per_class") or {}
@@ -138,12 +205,11 @@ def readable_card(entry, card: dict | None) -> str:
 
 
 def model_cards_markdown(bank: ModelBank) -> str:
-    """Every registry model - available ones first, by unseen-source accuracy - its card, or why it
-    has none."""
+    """Every available model by unseen-source accuracy with its card (or why it has none), then the
+    unavailable ones folded into one line that opens to short how-to-enable hints."""
     blocks = []
     available = [e.name for e in bank.entries.values() if e.available]
-    order = ranked(available, accuracies([bank.get(n) for n in available])) + [e.name for e in bank.unavailable()]
-    for entry in (bank.get(n) for n in order):
+    for entry in (bank.get(n) for n in ranked(available, accuracies([bank.get(n) for n in available]))):
         card = getattr(entry.model, "card", None) if entry.model is not None else None
         try:
             card = card or read_model_card(entry.name)
@@ -153,11 +219,10 @@ def model_cards_markdown(bank: ModelBank) -> str:
         if card:
             full = card_markdown(entry.name, card).split("\n", 1)[1]  # without its "### name" line
             blocks.append(readable_card(entry, card) + f"\n\n<details><summary>{msg('card_all_fields')}</summary>\n\n{full}\n\n</details>")
-        elif entry.available:
-            blocks.append(f"{readable_card(entry, None)}\n\n{msg('no_card')} ({redact_paths(entry.source)})")
         else:
-            blocks.append(f"### {entry.name}\n\n{unavailable_line(entry)}")
-    return "\n\n---\n\n".join(blocks)
+            blocks.append(f"{readable_card(entry, None)}\n\n{msg('no_card')} ({redact_paths(entry.source)})")
+    folded = unavailable_markdown(bank.unavailable())
+    return "\n\n---\n\n".join(blocks + ([folded] if folded else []))
 
 
 def runs_root() -> Path:

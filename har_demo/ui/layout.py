@@ -17,6 +17,7 @@ from typing import Any
 import gradio as gr
 
 from ..labels import CLASSES
+from . import batch as bt
 from .api import Api
 from .bank import ModelBank
 from .callbacks import Callbacks
@@ -34,8 +35,9 @@ LIGHT_WORK = {"concurrency_id": "render", "concurrency_limit": 4}
 STATE_TTL_S = 3600  # a session's stored maps are dropped after an hour
 CARD_MIN_WIDTH = 195
 PHOTO_HEIGHT = 300
-HEADLINE_HEIGHT = 145
-CARD_MAP_HEIGHT = 88
+HEADLINE_PHOTO_HEIGHT = 170  # the photo with skeleton and box, under the verdict
+HEADLINE_MAP_HEIGHT = 300  # the leading model's map: >= 400 px on the long side of a landscape photo at 1400 px
+CARD_MAP_HEIGHT = 88  # click a card's map to enlarge it (ui_head.html); on a phone it spans the card (style.css)
 CARD_PART_MIN_WIDTH = 110  # probabilities and map side by side in a card (3 cards a row, two rows fit)
 
 
@@ -109,7 +111,7 @@ def build_demo(bank: ModelBank) -> tuple[gr.Blocks, UI, Callbacks]:
     target_choices = [text("controls", "target_predicted"), *CLASSES]
     with gr.Blocks(title=s["browser_title"], analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"## {s['title']}\n\n{s['intro']}", elem_id="intro")
-        with gr.Tabs():
+        with gr.Tabs(elem_id="tabs"):
             with gr.Tab(s["tabs"]["compare"], id="compare"):
                 _compare_tab(ui, bank, available, target_choices)
             with gr.Tab(s["tabs"]["batch"], id="batch"):
@@ -181,26 +183,18 @@ def _compare_tab(ui: UI, bank: ModelBank, available: list[str], target_choices: 
     ui.accuracy = accuracies([bank.get(n) for n in available])
     order = ranked(available, ui.accuracy)
     lead = headline(available, ui.accuracy)
-    with gr.Row(equal_height=False):
+    # Phone (style.css, <= 480 px): #left and #right dissolve into one column ordered photo -> Analyse
+    # -> verdict (photo, map) -> cards -> examples -> settings; every block below has an elem_id for that.
+    with gr.Row(equal_height=False, elem_id="compare"):
         with gr.Column(scale=1, min_width=300, elem_id="left"):
-            gr.Markdown(f"**{c('image')}**", elem_classes=["har-caption"])
+            gr.Markdown(f"**{c('image')}**", elem_classes=["har-caption"], elem_id="photo-caption")
             ui.image = gr.Image(
                 label=c("image"), show_label=False, type="filepath", sources=["upload", "webcam", "clipboard"], height=PHOTO_HEIGHT,
                 elem_id="photo",
             )
             ui.run = gr.Button(c("run"), variant="primary", elem_id="analyse")
             ui.status = gr.Markdown(msg("ready", available=len(available), total=len(bank.entries)), elem_id="status")
-            found = examples()
-            ui.examples = None
-            if found:
-                ui.examples = gr.Examples(
-                    examples=[[e["path"]] for e in found],
-                    inputs=[ui.image],
-                    label=c("examples"),
-                    example_labels=[e["caption"] for e in found],
-                    cache_examples=False,
-                    examples_per_page=8,
-                )
+            ui.examples = _examples(ui, c("examples"))
             with gr.Accordion(c("settings"), open=False, elem_id="settings"):
                 ui.models = gr.CheckboxGroup(order, value=order, label=c("models"), info=c("models_info"), elem_id="models")
                 ui.target = gr.Radio(target_choices, value=target_choices[0], label=c("target"), info=c("target_info"))
@@ -210,28 +204,44 @@ def _compare_tab(ui: UI, bank: ModelBank, available: list[str], target_choices: 
                 with gr.Row():
                     ui.box = gr.Textbox(label=c("box"), placeholder=c("box_placeholder"), scale=4, elem_id="box")
                     ui.clear_box = gr.Button(c("box_clear"), size="sm", scale=1, min_width=80, elem_id="clear-box")
-        with gr.Column(scale=4):
-            with gr.Row(equal_height=False, elem_id="headline"):
-                with gr.Column(scale=2, min_width=280):
-                    ui.verdict = gr.Markdown(verdict_markdown(None, lead, ui.accuracy), elem_id="verdict")
-                with gr.Column(scale=3, min_width=420):
-                    with gr.Row(equal_height=True):
-                        ui.photo_view = gr.Image(
-                            label=c("photo_view"), show_label=False, interactive=False, format="jpeg", height=HEADLINE_HEIGHT,
-                            elem_id="photo-view", buttons=["fullscreen"],
-                        )
-                        ui.best_map = gr.Image(
-                            label=c("best_map"), show_label=False, interactive=False, format="jpeg", height=HEADLINE_HEIGHT,
-                            elem_id="best-map", buttons=["download", "fullscreen"],
-                        )
-                    ui.photo_note = gr.Markdown(msg("photo_note_empty"), elem_id="photo-note")
-                    gr.HTML(legend_html())
+        with gr.Column(scale=4, elem_id="right"):
+            _headline(ui, lead)
             with gr.Row(equal_height=False, elem_id="cards"):
                 for name in order:
                     ui.cards[name] = _card(bank, name, ui.accuracy.get(name), name == lead)
             ui.unavailable = gr.HTML(unavailable_markdown(bank.unavailable()), elem_id="unavailable")
     ui.state = gr.State(None, time_to_live=STATE_TTL_S)
     ui.corner = gr.State(None, time_to_live=STATE_TTL_S)
+
+
+def _examples(ui: UI, label: str):
+    """The example photos as thumbnails (a click loads and analyses one); credits are in the label."""
+    found = examples()
+    if not found:
+        return None
+    return gr.Examples(examples=[[e["path"]] for e in found], inputs=[ui.image], label=label, cache_examples=False,
+                       examples_per_page=8, elem_id="examples")
+
+
+def _headline(ui: UI, lead: str | None) -> None:
+    """The answer block: verdict with the photo (skeleton, box) under it, the leading model's map
+    beside it with the colour legend. Further answer parts (e.g. one line per person) go into
+    ``#verdict-col`` under the photo note."""
+    c = lambda key: text("controls", key)
+    with gr.Row(equal_height=False, elem_id="headline"):
+        with gr.Column(scale=2, min_width=280, elem_id="verdict-col"):
+            ui.verdict = gr.Markdown(verdict_markdown(None, lead, ui.accuracy), elem_id="verdict")
+            ui.photo_view = gr.Image(
+                label=c("photo_view"), show_label=False, interactive=False, format="jpeg", height=HEADLINE_PHOTO_HEIGHT,
+                elem_id="photo-view", buttons=["fullscreen"],
+            )
+            ui.photo_note = gr.Markdown(msg("photo_note_empty"), elem_id="photo-note")
+        with gr.Column(scale=3, min_width=300, elem_id="map-col"):
+            ui.best_map = gr.Image(
+                label=c("best_map"), show_label=False, interactive=False, format="jpeg", height=HEADLINE_MAP_HEIGHT,
+                elem_id="best-map", buttons=["download", "fullscreen"], elem_classes=["har-zoomable"],
+            )
+            gr.HTML(legend_html())
 
 
 def _card(bank: ModelBank, name: str, acc, lead: bool) -> CardUI:
@@ -243,7 +253,7 @@ def _card(bank: ModelBank, name: str, acc, lead: bool) -> CardUI:
             label = gr.Label(num_top_classes=len(CLASSES), show_label=False, show_heading=False, min_width=CARD_PART_MIN_WIDTH,
                              elem_classes=["har-probs"])
             overlay = gr.Image(show_label=False, interactive=False, format="jpeg", height=CARD_MAP_HEIGHT, min_width=CARD_PART_MIN_WIDTH,
-                               buttons=["download", "fullscreen"], elem_classes=["har-map"])
+                               buttons=["download", "fullscreen"], elem_classes=["har-map", "har-zoomable"])
         method = gr.Dropdown(
             entry.methods,
             value=entry.default_method,
@@ -267,14 +277,17 @@ def _batch_tab(ui: UI, available: list[str]) -> None:
             ui.batch_models = gr.CheckboxGroup(available, value=available, label=c("batch_models"))
             ui.batch_run = gr.Button(c("batch_run"), variant="primary", elem_id="batch-run")
             ui.batch_status = gr.Markdown(elem_id="batch-status")
-            ui.batch_csv = gr.File(label=c("batch_csv"), interactive=False)
-        with gr.Column(scale=2):
-            ui.batch_metrics = gr.Dataframe(label=c("batch_metrics"), interactive=False, visible=False, elem_id="batch-metrics")
-            ui.batch_predictions = gr.Dataframe(label=c("batch_predictions"), interactive=False, max_height=360, elem_id="batch-predictions")
+            ui.batch_csv = gr.File(label=c("batch_csv"), interactive=False, elem_id="batch-csv")
+        with gr.Column(scale=2, min_width=320):  # every result stays hidden until the first batch (no empty "1 2 3" table)
+            ui.batch_metrics = gr.Dataframe(label=c("batch_metrics"), headers=bt.metric_columns(), interactive=False, visible=False,
+                                            wrap=True, elem_id="batch-metrics")
+            ui.batch_predictions = gr.Dataframe(label=c("batch_predictions"), headers=bt.prediction_columns(), interactive=False,
+                                                visible=False, max_height=360, wrap=True, elem_id="batch-predictions")
             with gr.Column(visible=False) as ui.batch_labelled:  # shown when the batch has labelled photos
                 gr.Markdown(c("batch_confusion_heading"))
                 ui.batch_confusion = gr.Plot(show_label=False, elem_id="batch-confusion")
-                ui.batch_gallery = gr.Gallery(label=c("batch_gallery"), columns=3, height="auto", object_fit="contain", elem_id="batch-gallery")
+                gr.Markdown(f"#### {c('batch_gallery')}")
+                ui.batch_gallery = gr.Gallery(show_label=False, columns=3, height="auto", object_fit="contain", elem_id="batch-gallery")
 
 
 def _private(name: str) -> dict:
@@ -323,14 +336,17 @@ def _wire(ui: UI, cb: Callbacks, target_choices: list[str]) -> None:
 
 
 API_EXAMPLE = "examples/standing_woods.jpg"  # relative to the repository root (where the README's commands run)
+# The same photo at its source (examples/LICENSES.md): the JavaScript snippet fetches the example by URL.
+API_EXAMPLE_URL = "http://images.cocodataset.org/train2017/000000442450.jpg"
 
 
 def example_file(**kwargs) -> gr.File:
     """A ``gr.File`` whose "Use via API" example is a photo this repository ships (Gradio's default
-    is a PDF on github.com that fails when copied). Set on the instance: a ``gr.File`` subclass
+    is a PDF on github.com that fails when copied; the JavaScript snippet fetches ``url``, else it
+    would do ``fetch("")``). Set on the instance: a ``gr.File`` subclass
     would make Gradio write a ``.pyi`` stub next to this module."""
     comp = gr.File(**kwargs)
-    item = {"path": API_EXAMPLE, "orig_name": API_EXAMPLE.rsplit("/", 1)[-1], "meta": {"_type": "gradio.FileData"}}
+    item = {"path": API_EXAMPLE, "url": API_EXAMPLE_URL, "orig_name": API_EXAMPLE.rsplit("/", 1)[-1], "meta": {"_type": "gradio.FileData"}}
     single = comp.file_count == "single"
     comp.example_payload = lambda: item if single else [item]
     comp.example_value = lambda: API_EXAMPLE if single else [API_EXAMPLE]

@@ -39,6 +39,19 @@ def unavailable_line(entry: ModelEntry) -> str:
     return line
 
 
+SHORT_REASON = 90  # a reason this short is shown in the folded list (e.g. a missing pip package); longer ones stay in the API
+
+
+def short_unavailable_line(entry: ModelEntry) -> str:
+    """The folded list's line: the model, a short reason when there is one, how to enable it."""
+    reason = redact_paths(entry.source).rstrip(".")
+    line = f"**{entry.name}**"
+    if reason and len(reason) <= SHORT_REASON:
+        line += f" ({reason})"
+    hint = redact_paths(entry.hint) if entry.hint else ""
+    return f"{line}: {hint}." if hint else f"{line}: {reason}."
+
+
 def label_value(card: CardResult | None) -> dict[str, float] | None:
     """``gr.Label`` value: class -> probability (bars), None without a result."""
     if card is None or card.error or not card.probs:
@@ -135,10 +148,11 @@ def verdict_markdown(analysis: Analysis | None, lead: str | None, acc: Mapping[s
     lines = [msg("verdict", label=label.replace("_", " / "), pct=card.probs[label] * 100), why]
     if a is not None and a.near_chance:
         lines.append(msg("verdict_chance"))
+    if analysis.person is not None and analysis.person.others:
+        lines.append(msg("verdict_several"))
     others = [c for n, c in analysis.cards.items() if n != lead and not c.error and c.probs]
     if others:
-        agree = sum(1 for c in others if c.label == label)
-        lines.append(msg("verdict_others", agree=agree, total=len(others)))
+        lines.append(agreement_line(label, others, acc))
     for line in (share_line(shares(analysis, lead, box)), ambiguity_line(analysis, card)):
         if line:
             lines.append(line)
@@ -146,6 +160,19 @@ def verdict_markdown(analysis: Analysis | None, lead: str | None, acc: Mapping[s
     if not (lead_amb and lead_amb["flag"]) and any((amb := ambiguity(c)) and amb["flag"] for c in others):
         lines.append(msg("pose_for_cards", pose=pose_line(analysis)))  # the cards' close calls: the body evidence, once
     return "  \n".join(lines)
+
+
+def agreement_line(label: str, others: list[CardResult], acc: Mapping[str, UnseenAccuracy | None]) -> str:
+    """How many of the other models give the same answer - near-chance models are not counted
+    (their agreement says nothing); unmeasured models are."""
+    counted = [c for c in others if not (acc.get(c.name) is not None and acc[c.name].near_chance)]
+    skipped = len(others) - len(counted)
+    if not counted:
+        return msg("verdict_others_none")
+    agree = sum(1 for c in counted if c.label == label)
+    if skipped:
+        return msg("verdict_others_chance", agree=agree, total=len(counted), n=skipped)
+    return msg("verdict_others", agree=agree, total=len(counted))
 
 
 def photo_note(analysis: Analysis | None, box: tuple[int, int, int, int] | None = None) -> str:
@@ -203,7 +230,7 @@ def unavailable_markdown(entries: Iterable[ModelEntry]) -> str:
         return ""
     needs = sorted({e.family for e in entries if e.family})
     summary = msg("unavailable_summary", n=len(entries), families=", ".join(needs) or "weights")
-    body = "\n".join(f"<li>{_inline_md(unavailable_line(e))}</li>" for e in entries)
+    body = "\n".join(f"<li>{_inline_md(short_unavailable_line(e))}</li>" for e in entries)
     return f'<details id="unavailable-details"><summary>{html.escape(summary)}</summary>\n<ul>\n{body}\n</ul>\n</details>'
 
 

@@ -97,6 +97,7 @@ def launch_kwargs() -> dict:
         "max_file_size": MAX_UPLOAD,
         "theme": theme(),
         "css_paths": [UI_DIR / "style.css"],
+        "head_paths": [UI_DIR / "ui_head.html"],  # click-to-enlarge maps
         "ssr_mode": False,
         "show_error": False,  # exceptions are turned into readable lines by the callbacks
         "footer_links": ["api"],
