@@ -196,6 +196,19 @@ def test_several_people_are_named_in_the_verdict_and_the_judged_one_tagged():
     assert np.array_equal(boxed, an.photo_view(one, (40, 20, 80, 60), skeleton=False))
 
 
+def test_several_people_found_by_the_multi_finder_count_even_when_the_mask_shows_one():
+    """BlazePose's mask often shows one person in a crowd (``others`` False on every bundled
+    example): the multi-person finder's count decides too."""
+    import dataclasses
+
+    one = _analysis(dataclasses.replace(_person(True), others=False))
+    assert "Several people" not in render.verdict_markdown(one, "m", {"m": None})
+    crowd = dataclasses.replace(one, everyone=[one.person, dataclasses.replace(one.person, box=(1, 1, 20, 30))])
+    assert crowd.several_people and not one.several_people
+    assert "Several people in this photo" in render.verdict_markdown(crowd, "m", {"m": None})
+    assert "several people" in render.person_summary(crowd).lower()
+
+
 def test_photo_view_draws_the_box_and_the_first_corner():
     a = _analysis(_person(True))
     plain = an.photo_view(a, None, None, skeleton=False)

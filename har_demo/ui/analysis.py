@@ -82,6 +82,12 @@ class Analysis:
     people: list = field(default_factory=list)  # ``people_cards`` records for ``everyone`` (per-person verdicts)
 
     @property
+    def several_people(self) -> bool:
+        """More than one person in the photo: the finder's mask shows others, or the multi-person
+        finder found several (the mask check misses people it does not segment)."""
+        return self.person is not None and (bool(self.person.others) or len(self.everyone) > 1)
+
+    @property
     def scale(self) -> tuple[float, float]:
         h, w = self.image.shape[:2]
         return w / self.size[0], h / self.size[1]
@@ -326,7 +332,7 @@ def photo_view(analysis: Analysis, box: tuple[int, int, int, int] | None = None,
         out = mark_person(analysis, np.ascontiguousarray(analysis.image.copy()), skeleton, mask_outline, box=box is None)
     if box is not None:
         _rectangle(out, analysis.to_work_box(box), BOX_COLOUR)
-    elif analysis.person is not None and analysis.person.others:
+    elif analysis.several_people:
         _tag(out, analysis.person.box, JUDGED_TAG)  # several people: say which one the maps are checked against
     if corner is not None:
         sx, sy = analysis.scale

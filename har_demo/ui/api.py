@@ -120,7 +120,7 @@ def person_json(analysis: an.Analysis) -> dict:
     sx, sy = analysis.scale
     x0, y0, x1, y1 = p.box
     box = [round(x0 / sx), round(y0 / sy), round(x1 / sx), round(y1 / sy)]
-    return {"found": True, "box": box, "score": round(float(p.score), 4), "others": bool(p.others)}
+    return {"found": True, "box": box, "score": round(float(p.score), 4), "others": analysis.several_people}
 
 
 def people_json(bank: ModelBank, analysis: an.Analysis) -> list[dict]:

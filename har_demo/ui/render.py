@@ -129,7 +129,7 @@ def person_summary(analysis: Analysis) -> str:
     if p is None:
         return analysis.person_note or msg("no_person")
     line = msg("person_found", score=p.score * 100)
-    if p.others:
+    if analysis.several_people:
         line += " " + msg("person_others")
     return line
 
@@ -148,7 +148,7 @@ def verdict_markdown(analysis: Analysis | None, lead: str | None, acc: Mapping[s
     lines = [msg("verdict", label=label.replace("_", " / "), pct=card.probs[label] * 100), why]
     if a is not None and a.near_chance:
         lines.append(msg("verdict_chance"))
-    if analysis.person is not None and analysis.person.others:
+    if analysis.several_people:
         lines.append(msg("verdict_several"))
     others = [c for n, c in analysis.cards.items() if n != lead and not c.error and c.probs]
     if others:
