@@ -107,6 +107,41 @@ def test_coco_people_counts_match_the_annotation_file(shared_file):
 # --- the finder on a real two-person photo -------------------------------------------------------
 
 
+def test_tiles_never_have_a_side_below_the_minimum():
+    """A 1x1 photo's 3x3 grid has zero-width cells: sent to MediaPipe, one breaks its graph for good."""
+    assert multi.tiles(1, 1) == [(0, 0, 1, 1)]  # the whole photo only
+    for w, h in ((1, 1), (2, 300), (40, 40), (47, 640), (640, 480)):
+        for x0, y0, x1, y1 in multi.tiles(w, h):
+            assert (x1 - x0, y1 - y0) == (w, h) or min(x1 - x0, y1 - y0) >= multi.MIN_TILE_SIDE
+
+
+@needs_finder
+def test_tiny_photos_find_nobody_and_leave_the_finder_working():
+    from PIL import Image
+
+    for size in ((1, 1), (2, 300), (20, 20)):
+        assert multi.detect_people(Image.new("RGB", size, (120, 100, 90))) == []
+    assert len(multi.detect_people(person_photo("standing"))) == 2  # the graphs still work afterwards
+
+
+@needs_finder
+def test_a_failed_graph_is_rebuilt_on_next_use(monkeypatch):
+    from PIL import Image
+
+    photo = Image.new("RGB", (64, 64), (120, 100, 90))
+    multi.detect_people(photo)  # graphs built
+    broken = multi._GRAPHS[0]
+
+    def fail(_part):
+        raise RuntimeError("Graph has errors")
+
+    monkeypatch.setattr(broken, "process", fail)
+    with pytest.raises(RuntimeError):
+        multi.detect_people(photo)
+    assert multi._GRAPHS is None  # dropped
+    assert multi.detect_people(photo) == [] and multi._GRAPHS[0] is not broken
+
+
 @pytest.fixture(scope="module")
 def woods():
     """``examples/standing_woods.jpg`` (CC BY-SA 2.0, examples/LICENSES.md): two men standing,

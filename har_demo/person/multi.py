@@ -29,6 +29,8 @@ person is wanted (``find_people``). No network: only files inside the wheel.
 
 from __future__ import annotations
 
+import contextlib
+
 import threading
 from collections import OrderedDict
 
@@ -55,6 +57,8 @@ MAX_CANDIDATES = 16  # detections sent to the landmark model per photo (each cos
 # Detector passes: (rows, cols) grids of overlapping tiles; (1, 1) is the whole photo.
 TILES = ((1, 1), (2, 2), (3, 3))
 TILE_OVERLAP = 0.25  # each tile reaches this fraction of its size into its neighbours
+MIN_TILE_SIDE = 16  # smaller tiles are skipped (tiles find small people in large photos; a zero-width
+# region makes MediaPipe's graph fail for good, so it must never be sent)
 DUPLICATE_IOU = 0.5  # a second landmark set whose box overlaps a kept one this much is the same person
 BOX_MARGIN = 0.05  # the landmark + mask box grown this much per side (the single-person finder: 0.12)
 MIN_BODY_SCORE = 0.3  # mean visibility of the body landmarks below which a detection is dropped
@@ -90,6 +94,15 @@ node { calculator: "FromImageCalculator" input_stream: "IMAGE:mask_image" output
 
 _GRAPHS = None
 _LOCK = threading.Lock()  # mediapipe graphs are not re-entrant; this pair is separate from the single-person graph
+
+
+def _drop_graphs() -> None:
+    """Forget the graphs (call with ``_LOCK`` held): the next ``_graphs()`` builds fresh ones."""
+    global _GRAPHS
+    graphs, _GRAPHS = _GRAPHS, None
+    for graph in graphs or ():
+        with contextlib.suppress(RuntimeError, ValueError):  # a broken graph may fail to close too; dropped either way
+            graph.close()
 
 
 def _graphs():
@@ -129,7 +142,9 @@ def tiles(width: int, height: int, grids=TILES, overlap: float = TILE_OVERLAP) -
                     continue
                 x0, x1 = max(0.0, (c - overlap) * tw), min(float(width), (c + 1 + overlap) * tw)
                 y0, y1 = max(0.0, (r - overlap) * th), min(float(height), (r + 1 + overlap) * th)
-                out.append((int(x0), int(y0), round(x1), round(y1)))
+                tile = (int(x0), int(y0), round(x1), round(y1))
+                if min(tile[2] - tile[0], tile[3] - tile[1]) >= MIN_TILE_SIDE:
+                    out.append(tile)
     return out
 
 
@@ -257,12 +272,16 @@ def detect_people(image: Image.Image, max_people: int = MAX_PEOPLE, grids=TILES)
     people: list[Person] = []
     with _LOCK:
         detector, landmarker = _graphs()
-        for det in _candidates(detector, arr, grids):
-            if _already_found(det, people, sw * scale, sh * scale):
-                continue  # the same body again (another tile's view of it): no landmark run
-            person = _person(landmarker.process({"image": arr, "detection": det}), (sw, sh), scale, image.size)
-            if person is not None and not any(_same_person(person, p) for p in people):
-                people.append(person)
+        try:
+            for det in _candidates(detector, arr, grids):
+                if _already_found(det, people, sw * scale, sh * scale):
+                    continue  # the same body again (another tile's view of it): no landmark run
+                person = _person(landmarker.process({"image": arr, "detection": det}), (sw, sh), scale, image.size)
+                if person is not None and not any(_same_person(person, p) for p in people):
+                    people.append(person)
+        except RuntimeError:
+            _drop_graphs()  # a MediaPipe graph that failed keeps failing ("Graph has errors"): rebuild on next use
+            raise
     people.sort(key=lambda p: -prominence(p))
     people = people[:max_people]
     if len(people) > 1:
