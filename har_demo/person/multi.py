@@ -30,7 +30,6 @@ person is wanted (``find_people``). No network: only files inside the wheel.
 from __future__ import annotations
 
 import contextlib
-
 import threading
 from collections import OrderedDict
 
