@@ -101,3 +101,31 @@ def test_pooled_data_sets_load_once_and_are_summarised_as_parts(tmp_path, images
     assert info["path"] == f"{a} + {b} + {caps}"
     only, pooled = dataprep.load_samples([str(a), str(b)])
     assert len(only) == 12 and pooled["path"] == f"{a} + {b}" and len(pooled["parts"]) == 2
+
+
+def test_several_caption_sets_train_together_each_under_its_own_source(tmp_path, images):
+    """``--captions A --caption-images IA --caption-source a --captions B ... --caption-source b``:
+    both sets pooled, each photo under its own set's source (leave-one-source-out holds them out
+    separately), one manifest per set; mismatched repeats refused in one line."""
+    import shutil
+
+    from har_demo.training import dataprep
+
+    other = tmp_path / "other"
+    shutil.copytree(images, other)
+    caps = tmp_path / "captions.txt"
+    write_flickr8k(caps)
+    samples, info = dataprep.load_samples(captions=[str(caps), str(caps)], caption_images=[str(images), str(other)],
+                                          caption_source=["orig", "squashed"], out_dir=tmp_path / "run")  # fmt: skip
+    assert [(s.source, s.path.split("/")[-2]) for s in samples] == [("orig", "images")] * 2 + [("squashed", "other")] * 2
+    assert len({s.group for s in samples}) == 4  # the same file name in two sets is two photos
+    assert info["kind"] == "mixed" and [p["source"] for p in info["parts"]] == ["orig", "squashed"]
+    assert (tmp_path / "run" / "orig_manifest.csv").is_file() and (tmp_path / "run" / "squashed_manifest.csv").is_file()
+    with pytest.raises(DataError, match="--caption-source"):
+        dataprep.load_samples(captions=[str(caps), str(caps)], caption_images=[str(images), str(other)], caption_source=["orig"])
+    with pytest.raises(DataError, match="must differ"):
+        dataprep.load_samples(captions=[str(caps), str(caps)], caption_images=[str(images), str(other)], caption_source=["a", "a"])
+    with pytest.raises(DataError, match="--caption-images"):
+        dataprep.load_samples(captions=[str(caps), str(caps)], caption_images=[str(images)], caption_source=["a", "b"])
+    single, one = dataprep.load_samples(captions=str(caps), caption_images=str(images))
+    assert {s.source for s in single} == {"captions"} and one["kind"] == "captions"

@@ -55,10 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d = p.add_argument_group("data")
     d.add_argument("--data", action="append", help="class-subfolder directory or manifest CSV (repeat to pool several)")
-    d.add_argument("--captions", help="caption file of a captioned photo set to label from captions: COCO JSON, Flickr8k "
-                   "'image,caption' CSV or Flickr30k 'image|n|caption' (with --caption-images)")
-    d.add_argument("--caption-images", help="image folder of --captions")
-    d.add_argument("--caption-source", default="captions", help="source name of the caption-labelled photos (default captions)")
+    d.add_argument("--captions", action="append", help="caption file of a captioned photo set to label from captions: COCO JSON, "
+                   "Flickr8k 'image,caption' CSV or Flickr30k 'image|n|caption' (with --caption-images; repeat with "
+                   "--caption-images / --caption-source for several sets, matched in order)")
+    d.add_argument("--caption-images", action="append", help="image folder of --captions (one per --captions)")
+    d.add_argument("--caption-source", action="append", help="source name of each caption-labelled set (one per --captions; "
+                   "default 'captions' for a single set)")
     d.add_argument("--caption-min-agree", type=int, default=2, help="captions that must name the activity (default 2; ties dropped)")
     d.add_argument("--caption-person-check", action="store_true", help="keep only caption-labelled photos where the person finder finds someone")
     d.add_argument("--coco-images", help="COCO image folder (with --coco-captions)")

@@ -64,21 +64,23 @@ def load_samples(
     coco_single_person: bool = False,
     coco_seed: int = 0,
     out_dir: str | Path | None = None,
-    captions: str | None = None,
-    caption_images: str | None = None,
-    caption_source: str = "captions",
+    captions: str | Sequence[str] | None = None,
+    caption_images: str | Sequence[str] | None = None,
+    caption_source: str | Sequence[str] | None = None,
     caption_min_agree: int = 2,
     caption_person_check: bool = False,
 ) -> tuple[list[Sample], dict]:
-    """Samples from ``--data`` (one or more), plus a caption-labelled set (``--captions``), or from
-    the COCO options, plus a description of where they came from (the card's training-data summary)."""
+    """Samples from ``--data`` (one or more), plus caption-labelled sets (``--captions``, one or
+    more, each with its images folder and source name), or from the COCO options, plus a
+    description of where they came from (the card's training-data summary)."""
     datas = [data] if isinstance(data, (str, Path)) else list(data or [])
     if captions or caption_images:
         loaded = [load_samples(d) for d in datas]
-        extra, info = caption_samples(captions, caption_images, caption_source, caption_min_agree, caption_person_check, out_dir)
-        if not loaded:
-            return extra, info
-        return _mixed([*loaded, (extra, info)])
+        extras = [caption_samples(c, i, s, caption_min_agree, caption_person_check, out_dir)
+                  for c, i, s in caption_sets(captions, caption_images, caption_source)]  # fmt: skip
+        if not loaded and len(extras) == 1:
+            return extras[0]
+        return _mixed([*loaded, *extras])
     if bool(datas) == bool(coco_images or coco_captions):
         raise DataError("give either --data PATH or --coco-images DIR --coco-captions JSON (not both, not neither)")
     if len(datas) > 1:
@@ -202,6 +204,27 @@ def make_run_data(
         "splits": {k: _counts(v) for k, v in splits.items()},
     }
     return RunData(splits, info)
+
+
+def _listed(value) -> list:
+    return [] if value is None else [value] if isinstance(value, (str, Path)) else list(value)
+
+
+def caption_sets(captions, images, sources) -> list[tuple[str, str, str]]:
+    """``(captions, images, source)`` per caption-labelled set: the repeated ``--captions`` /
+    ``--caption-images`` / ``--caption-source`` matched in order. One set may leave its source
+    unnamed (``captions``); several sets must name each one, and differently (leave-one-source-out
+    holds each out on its own)."""
+    caps, imgs, srcs = _listed(captions), _listed(images), _listed(sources)
+    if len(caps) != len(imgs):
+        raise DataError(f"each --captions needs its --caption-images: got {len(caps)} caption file(s) and {len(imgs)} image folder(s)")
+    if not srcs and len(caps) == 1:
+        srcs = ["captions"]
+    if len(srcs) != len(caps):
+        raise DataError(f"each --captions needs its --caption-source: got {len(caps)} caption file(s) and {len(srcs)} source name(s)")
+    if len(set(srcs)) != len(srcs):
+        raise DataError(f"--caption-source names must differ (one source per set): {srcs}")
+    return list(zip(caps, imgs, srcs))
 
 
 def caption_samples(captions: str | None, images: str | None, source: str = "captions", min_agree: int = 2,
