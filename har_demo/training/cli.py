@@ -39,6 +39,16 @@ TRAIN_FLAGS = {  # CLI flag dest -> TrainConfig field (flags given explicitly ap
 }
 
 
+def _feature_store(args):
+    """One frozen-backbone feature store for the whole command, kept on disk unless ``--feature-cache none``."""
+    from .features import DEFAULT_FEATURE_DIR, FeatureStore
+
+    where = args.feature_cache
+    if where is not None and where.lower() == "none":
+        return FeatureStore()
+    return FeatureStore(where or DEFAULT_FEATURE_DIR)
+
+
 def _floats(text: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",") if x.strip()]
@@ -111,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--precision", choices=("auto", "no", "fp16", "bf16"), help="mixed precision (auto: bf16/fp16 on GPU, fp32 on CPU)")
     t.add_argument("--num-workers", type=int)
     t.add_argument("--cpu", action="store_true", help="force CPU even when a GPU is present")
+    t.add_argument("--feature-cache", default=None, help="folder of the on-disk frozen-backbone feature cache (default "
+                   "~/.cache/har_demo/features or HAR_FEATURE_CACHE; 'none' keeps features in memory only)")
     t.add_argument("--quiet", action="store_true", help="no progress bars or per-run lines")
     return p
 
@@ -189,7 +201,7 @@ def run(args, argv: Sequence[str]) -> int:
         if holdout or args.splits or abl:
             raise ConfigError("--leave-one-source-out makes its own splits: drop --holdout-source / --splits / --augment-ablation")
         doc = run_loso(entries, samples, out, seeds, accelerator, args.split_seed, args.split, args.loso, source_info, command,
-                       argv=list(argv), quiet=args.quiet, resume=args.resume, cache=ImageCache(samples))
+                       argv=list(argv), quiet=args.quiet, resume=args.resume, cache=ImageCache(samples), features=_feature_store(args))
         if accelerator.is_main_process and args.export:  # the checkpoints there learn how they do on unseen sources
             from .loso import attach_unseen_accuracy
 
@@ -205,7 +217,8 @@ def run(args, argv: Sequence[str]) -> int:
     if not accelerator.is_main_process:
         data = make_run_data(*split_args, write=False)
     cache = ImageCache(data.all_samples)
-    common = {"command": command, "argv": list(argv), "quiet": args.quiet, "resume": args.resume, "cache": cache}
+    common = {"command": command, "argv": list(argv), "quiet": args.quiet, "resume": args.resume, "cache": cache,
+              "features": _feature_store(args)}
     if entries:
         results = run_entries(entries, data, out, seeds, accelerator, **common)
         if accelerator.is_main_process:
