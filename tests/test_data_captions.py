@@ -129,3 +129,30 @@ def test_several_caption_sets_train_together_each_under_its_own_source(tmp_path,
         dataprep.load_samples(captions=[str(caps), str(caps)], caption_images=[str(images)], caption_source=["a", "b"])
     single, one = dataprep.load_samples(captions=str(caps), caption_images=str(images))
     assert {s.source for s in single} == {"captions"} and one["kind"] == "captions"
+
+
+def test_caption_fraction_keeps_nested_seeded_subsets_per_class(tmp_path):
+    """``--caption-fraction``: a seeded share of each class; 0.5's photos are inside 1.0's and the
+    smaller share's inside the larger (a learning curve adds photos, never swaps them)."""
+    from har_demo.training import dataprep
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    lines = ["image,caption"]
+    for k in range(8):
+        for kind, cap in (("sit", "A man is sitting on a bench"), ("walk", "A woman walking down the street")):
+            Image.new("RGB", (8, 8), (k, 0, 0)).save(folder / f"{kind}{k}.jpg")
+            lines += [f"{kind}{k}.jpg,{cap}"] * 3
+    caps = tmp_path / "captions.txt"
+    caps.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    full, _ = dataprep.load_samples(captions=str(caps), caption_images=str(folder))
+    half, info = dataprep.load_samples(captions=str(caps), caption_images=str(folder), caption_fraction=0.5)
+    quarter, _ = dataprep.load_samples(captions=str(caps), caption_images=str(folder), caption_fraction=[0.25])
+    by = lambda xs: {c: {s.path for s in xs if s.label == c} for c in ("sitting", "walking_running")}
+    assert {c: len(v) for c, v in by(full).items()} == {"sitting": 8, "walking_running": 8}
+    assert {c: len(v) for c, v in by(half).items()} == {"sitting": 4, "walking_running": 4}
+    assert {c: len(v) for c, v in by(quarter).items()} == {"sitting": 2, "walking_running": 2}
+    assert all(by(quarter)[c] <= by(half)[c] <= by(full)[c] for c in by(full))
+    assert info["fraction"] == 0.5 and info["counts"]["fraction_used"]["sitting"] == 4
+    with pytest.raises(DataError, match="caption-fraction"):
+        dataprep.load_samples(captions=str(caps), caption_images=str(folder), caption_fraction=0.0)

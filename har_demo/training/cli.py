@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--caption-images", action="append", help="image folder of --captions (one per --captions)")
     d.add_argument("--caption-source", action="append", help="source name of each caption-labelled set (one per --captions; "
                    "default 'captions' for a single set)")
+    d.add_argument("--caption-fraction", action="append", type=float, help="use only this seeded fraction of each class of "
+                   "the caption-labelled set (one per --captions; a learning curve: 0.25 is inside 0.5)")
     d.add_argument("--caption-min-agree", type=int, default=2, help="captions that must name the activity (default 2; ties dropped)")
     d.add_argument("--caption-person-check", action="store_true", help="keep only caption-labelled photos where the person finder finds someone")
     d.add_argument("--coco-images", help="COCO image folder (with --coco-captions)")
@@ -193,6 +195,7 @@ def run(args, argv: Sequence[str]) -> int:
         args.coco_per_class, args.coco_single_person, out_dir=out if accelerator.is_main_process else None,
         captions=args.captions, caption_images=args.caption_images, caption_source=args.caption_source,
         caption_min_agree=args.caption_min_agree, caption_person_check=args.caption_person_check,
+        caption_fraction=args.caption_fraction,
     )
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     if args.loso is not None:
