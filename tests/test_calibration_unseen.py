@@ -148,3 +148,14 @@ def test_reliability_diagram_and_card_sentence_from_a_card():
     assert "calibrated on photos from sources the model never saw" in calibration_line(card)
     assert "uncalibrated" in calibration_line({"temperature": 0.64})
     assert "uncalibrated" in calibration_line({"calibration_unseen": {**rec, "shipped": False, "temperature": 1.0}})
+
+
+def test_val_fit_policy_scores_each_photo_with_its_folds_temperature():
+    from har_demo.training.calibration import val_fit_policy
+
+    rng = np.random.default_rng(5)
+    z, y = _draw(rng, 200, 3.0, 1.0)
+    t = np.where(np.arange(200) < 100, 0.5, 2.0)
+    rec = val_fit_policy(z, y, t)
+    by_hand = (_nll(z[:100], y[:100], 0.5) + _nll(z[100:], y[100:], 2.0)) / 2
+    assert rec["nll"] == pytest.approx(by_hand, abs=1e-9) and rec["temperature_mean"] == pytest.approx(1.25)

@@ -25,7 +25,7 @@ from ..data.datasets import Sample
 from ..errors import DataError
 from ..evaluate import classification_report
 from ..labels import CLASSES
-from .calibration import unseen_calibration
+from .calibration import unseen_calibration, val_fit_policy
 from .dataprep import make_run_data
 from .features import FeatureStore
 from .results import write_results
@@ -106,6 +106,7 @@ def summarise_loso(per_fold: dict[str, list[EntryResult]], fold_sizes: dict[str,
         held_logits: list = []
         held_true: list[int] = []
         held_source: list[str] = []
+        held_val_t: list[float] = []
         no_logits = False
         for src, results in per_fold.items():
             r = results[i]
@@ -124,6 +125,7 @@ def summarise_loso(per_fold: dict[str, list[EntryResult]], fold_sizes: dict[str,
                     held_logits.extend(p["logits"])
                     held_true.extend(p["y_true"])
                     held_source.extend([src] * len(p["y_true"]))
+                    held_val_t.extend([float(m.get("temperature", 1.0))] * len(p["y_true"]))
                 else:
                     held_logits.clear()
                     no_logits = True
@@ -142,6 +144,7 @@ def summarise_loso(per_fold: dict[str, list[EntryResult]], fold_sizes: dict[str,
             row["macro_over_sources"] = dict(zip(("mean", "std"), mean_std(macro)))
             if held_logits and not no_logits:
                 row["calibration_unseen"] = unseen_calibration(held_logits, held_true, held_source)
+                row["calibration_unseen"]["val_fit_policy"] = val_fit_policy(held_logits, held_true, held_val_t)
         rows.append(row)
     return {"command": command, "seeds": seeds, "folds": list(per_fold), "min_images": min_images, "rows": rows}
 
@@ -185,12 +188,13 @@ def render_loso(doc: dict) -> str:
         lines += ["", ("Calibration on unseen sources (temperature fitted on the held-out logits above; before -> after is the "
                        "cross-check: each half of the sources scored with the temperature fitted on the other half; shipped only "
                        "if that lowered the NLL both ways):"), "",
-                  "| model | fitted T | cross-check T (half A / half B) | NLL before -> after | ECE before -> after | shipped |",
-                  "|---|---|---|---|---|---|"]  # fmt: skip
+                  "| model | fitted T | cross-check T (half A / half B) | NLL before -> after | ECE before -> after | shipped | old policy (val-fit T per fold): NLL / ECE |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
         for r in cal_rows:
             c = r["calibration_unseen"]
             u = c["unseen"]
             lines.append(f"| {r['label']} | {c['fitted_temperature']:.2f} | {c['cross_check'][0]['temperature']:.2f} / "
                          f"{c['cross_check'][1]['temperature']:.2f} | {u['nll_before']:.3f} -> {u['nll_after']:.3f} | "
-                         f"{u['ece_before']:.3f} -> {u['ece_after']:.3f} | {'yes, T = ' + format(c['temperature'], '.2f') if c['shipped'] else 'no (T = 1)'} |")  # fmt: skip
+                         f"{u['ece_before']:.3f} -> {u['ece_after']:.3f} | {'yes, T = ' + format(c['temperature'], '.2f') if c['shipped'] else 'no (T = 1)'} | "
+                         + (f"{c['val_fit_policy']['nll']:.3f} / {c['val_fit_policy']['ece']:.3f} |" if "val_fit_policy" in c else "- |"))  # fmt: skip
     return "\n".join(lines) + "\n"
