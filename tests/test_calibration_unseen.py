@@ -159,3 +159,18 @@ def test_val_fit_policy_scores_each_photo_with_its_folds_temperature():
     rec = val_fit_policy(z, y, t)
     by_hand = (_nll(z[:100], y[:100], 0.5) + _nll(z[100:], y[100:], 2.0)) / 2
     assert rec["nll"] == pytest.approx(by_hand, abs=1e-9) and rec["temperature_mean"] == pytest.approx(1.25)
+
+
+def test_cards_tab_reliability_plot_reads_the_models_card():
+    from types import SimpleNamespace
+
+    from har_demo.ui.cards import reliability_plot
+
+    rng = np.random.default_rng(6)
+    z, y = _draw(rng, 400, 4.0, 2.5)
+    card = {"calibration_unseen": unseen_calibration(z, y, ["a"] * 200 + ["b"] * 200)}
+    bank = SimpleNamespace(entries={"m": SimpleNamespace(name="m", model=SimpleNamespace(card=card)),
+                                    "bare": SimpleNamespace(name="bare", model=SimpleNamespace(card={"temperature": 0.64}))})  # fmt: skip
+    fig = reliability_plot(bank, "m")
+    assert fig is not None and "shipped T = " in fig.axes[0].get_title()
+    assert reliability_plot(bank, "bare") is None and reliability_plot(bank, None) is None and reliability_plot(bank, "nope") is None
