@@ -101,3 +101,58 @@ def test_pooled_data_sets_load_once_and_are_summarised_as_parts(tmp_path, images
     assert info["path"] == f"{a} + {b} + {caps}"
     only, pooled = dataprep.load_samples([str(a), str(b)])
     assert len(only) == 12 and pooled["path"] == f"{a} + {b}" and len(pooled["parts"]) == 2
+
+
+def test_several_caption_sets_train_together_each_under_its_own_source(tmp_path, images):
+    """``--captions A --caption-images IA --caption-source a --captions B ... --caption-source b``:
+    both sets pooled, each photo under its own set's source (leave-one-source-out holds them out
+    separately), one manifest per set; mismatched repeats refused in one line."""
+    import shutil
+
+    from har_demo.training import dataprep
+
+    other = tmp_path / "other"
+    shutil.copytree(images, other)
+    caps = tmp_path / "captions.txt"
+    write_flickr8k(caps)
+    samples, info = dataprep.load_samples(captions=[str(caps), str(caps)], caption_images=[str(images), str(other)],
+                                          caption_source=["orig", "squashed"], out_dir=tmp_path / "run")  # fmt: skip
+    assert [(s.source, s.path.split("/")[-2]) for s in samples] == [("orig", "images")] * 2 + [("squashed", "other")] * 2
+    assert len({s.group for s in samples}) == 4  # the same file name in two sets is two photos
+    assert info["kind"] == "mixed" and [p["source"] for p in info["parts"]] == ["orig", "squashed"]
+    assert (tmp_path / "run" / "orig_manifest.csv").is_file() and (tmp_path / "run" / "squashed_manifest.csv").is_file()
+    with pytest.raises(DataError, match="--caption-source"):
+        dataprep.load_samples(captions=[str(caps), str(caps)], caption_images=[str(images), str(other)], caption_source=["orig"])
+    with pytest.raises(DataError, match="must differ"):
+        dataprep.load_samples(captions=[str(caps), str(caps)], caption_images=[str(images), str(other)], caption_source=["a", "a"])
+    with pytest.raises(DataError, match="--caption-images"):
+        dataprep.load_samples(captions=[str(caps), str(caps)], caption_images=[str(images)], caption_source=["a", "b"])
+    single, one = dataprep.load_samples(captions=str(caps), caption_images=str(images))
+    assert {s.source for s in single} == {"captions"} and one["kind"] == "captions"
+
+
+def test_caption_fraction_keeps_nested_seeded_subsets_per_class(tmp_path):
+    """``--caption-fraction``: a seeded share of each class; 0.5's photos are inside 1.0's and the
+    smaller share's inside the larger (a learning curve adds photos, never swaps them)."""
+    from har_demo.training import dataprep
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    lines = ["image,caption"]
+    for k in range(8):
+        for kind, cap in (("sit", "A man is sitting on a bench"), ("walk", "A woman walking down the street")):
+            Image.new("RGB", (8, 8), (k, 0, 0)).save(folder / f"{kind}{k}.jpg")
+            lines += [f"{kind}{k}.jpg,{cap}"] * 3
+    caps = tmp_path / "captions.txt"
+    caps.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    full, _ = dataprep.load_samples(captions=str(caps), caption_images=str(folder))
+    half, info = dataprep.load_samples(captions=str(caps), caption_images=str(folder), caption_fraction=0.5)
+    quarter, _ = dataprep.load_samples(captions=str(caps), caption_images=str(folder), caption_fraction=[0.25])
+    by = lambda xs: {c: {s.path for s in xs if s.label == c} for c in ("sitting", "walking_running")}
+    assert {c: len(v) for c, v in by(full).items()} == {"sitting": 8, "walking_running": 8}
+    assert {c: len(v) for c, v in by(half).items()} == {"sitting": 4, "walking_running": 4}
+    assert {c: len(v) for c, v in by(quarter).items()} == {"sitting": 2, "walking_running": 2}
+    assert all(by(quarter)[c] <= by(half)[c] <= by(full)[c] for c in by(full))
+    assert info["fraction"] == 0.5 and info["counts"]["fraction_used"]["sitting"] == 4
+    with pytest.raises(DataError, match="caption-fraction"):
+        dataprep.load_samples(captions=str(caps), caption_images=str(folder), caption_fraction=0.0)

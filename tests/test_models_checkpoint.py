@@ -16,7 +16,9 @@ def saved(tmp_path):
     torch.manual_seed(0)
     model = build_model("cnn_gen", **TINY).eval()
     model.temperature.fill_(1.7)
-    save_checkpoint(model, tmp_path / "ck", card={"seed": 3, "metrics": {"accuracy": 0.5}})
+    # a temperature reaches the app only as one shipped by the unseen-source calibration
+    save_checkpoint(model, tmp_path / "ck", card={"seed": 3, "metrics": {"accuracy": 0.5},
+                                                  "calibration_unseen": {"shipped": True, "temperature": 1.7}})  # fmt: skip
     return model, tmp_path / "ck"
 
 

@@ -230,8 +230,8 @@ def test_checkpoint_round_trip_identical_logits(name, tmp_path):
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.01 * torch.randn_like(p))  # differ from the seeded init
-    model.temperature.fill_(1.3)
-    save_checkpoint(model, tmp_path / name)
+    model.temperature.fill_(1.3)  # applied on load only as a shipped unseen-source calibration
+    save_checkpoint(model, tmp_path / name, card={"calibration_unseen": {"shipped": True, "temperature": 1.3}})
     loaded = load_checkpoint(tmp_path / name, expected_name=name)
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():

@@ -47,8 +47,8 @@ def check_contract(name: str, tmp_path) -> HarModel:
     probs = model.predict_proba([photo])
     assert probs.shape == (1, len(CLASSES)) and abs(float(probs.sum()) - 1) < 1e-5
     # checkpoint round trip: same outputs after reload
-    model.temperature.fill_(1.5)
-    save_checkpoint(model, tmp_path / name, card={"data": {"source": "contract test"}})
+    model.temperature.fill_(1.5)  # applied on load only as a shipped unseen-source calibration
+    save_checkpoint(model, tmp_path / name, card={"data": {"source": "contract test"}, "calibration_unseen": {"shipped": True, "temperature": 1.5}})
     loaded = load_checkpoint(tmp_path / name, expected_name=name)
     with torch.no_grad():
         assert torch.allclose(loaded(loaded.preprocess([photo])), logits, atol=1e-5)

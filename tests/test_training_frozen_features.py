@@ -155,3 +155,35 @@ def test_lbfgs_head_solves_the_l2_logistic_regression():
         assert head.weight.grad.abs().max() < 1e-4  # balanced classes: the weighted objective is this one
         norms.append(float(head.weight.norm()))
     assert norms[1] < norms[0]
+
+
+def test_disk_cache_reuses_every_view_across_runs_and_subsets(tiny_run, tmp_path):
+    """``FeatureStore(cache_dir)``: a second run (a new store on the same folder) computes nothing and
+    gets the same vectors; an augmented view of a photo is the same whichever other photos are in
+    the set (a fold, a learning-curve subset), so it hits too; a changed input is a miss."""
+    from har_demo.training.data import CachedDataset, make_datasets
+
+    _, data, cache = tiny_run
+    ds = make_datasets(cache, {"train": data.splits["train"], "val": data.splits["val"]}, 32, (0.5,) * 3, (0.5,) * 3, CFG.augment, "pad")
+    train = ds["train"]
+    views = view_transforms(train, ds["val"], CFG)
+    torch.manual_seed(0)
+    model = build_model("effnet_lite0", pretrained=False, input_size=32)
+    key = backbone_fingerprint(model)
+    first = FeatureStore(tmp_path)
+    a = first.views(key, model, train, views, "cpu")
+    n = len(train)
+    assert first.computed == 3 * n and first.loaded == 0
+    second = FeatureStore(tmp_path)
+    b = second.views(key, model, train, views, "cpu")
+    assert second.computed == 0 and second.loaded == 3 * n
+    assert torch.equal(a, b)
+    # the last two photos alone (another set): their augmented view 2 is the one drawn in the full set
+    sub = CachedDataset(train.images, train.samples[-2:], train.transform, train.indices[-2:], train.aux, train.flip)
+    third = FeatureStore(tmp_path)
+    c = third.views(key, model, sub, views, "cpu")
+    assert third.computed == 0 and torch.equal(c, a[:, -2:])
+    changed = FeatureStore(tmp_path)
+    other_tf = make_datasets(cache, {"train": data.splits["train"], "val": data.splits["val"]}, 32, (0.4,) * 3, (0.5,) * 3, CFG.augment, "pad")
+    changed.views(key, model, CachedDataset(train.images, train.samples[-2:], other_tf["val"].transform, train.indices[-2:]), [(other_tf["val"].transform, 0.0)], "cpu")
+    assert changed.computed == 2  # other normalisation = other input tensors: computed, not a stale hit

@@ -132,12 +132,18 @@ def pose_features(person: Person | None, mirror: bool = False) -> np.ndarray:
     return out
 
 
+def _mirror_name(name: str) -> str:
+    """The landmark's name on the other side of the body: every ``left``/``right`` token swapped,
+    wherever it stands (BlazePose writes ``left_knee`` but ``mouth_left``); a name without a side
+    (``nose``) is its own mirror."""
+    swap = {"left": "right", "right": "left"}
+    return "_".join(swap.get(tok, tok) for tok in name.split("_"))
+
+
 def _mirror_order() -> np.ndarray:
-    order = np.arange(N_LANDMARKS)
-    for name, i in LM.items():
-        if name.startswith("left_"):
-            j = LM["right_" + name[5:]]
-            order[i], order[j] = j, i
+    """Index ``i`` of the mirrored landmark array holds landmark ``order[i]`` of the original."""
+    order = np.array([LM[_mirror_name(name)] for name in LM])
+    assert sorted(order) == list(range(N_LANDMARKS)), "every sided landmark needs its partner"
     return order
 
 

@@ -40,6 +40,16 @@ TRAIN_FLAGS = {  # CLI flag dest -> TrainConfig field (flags given explicitly ap
 }
 
 
+def _feature_store(args):
+    """One frozen-backbone feature store for the whole command, kept on disk unless ``--feature-cache none``."""
+    from .features import DEFAULT_FEATURE_DIR, FeatureStore
+
+    where = args.feature_cache
+    if where is not None and where.lower() == "none":
+        return FeatureStore()
+    return FeatureStore(where or DEFAULT_FEATURE_DIR)
+
+
 def _floats(text: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",") if x.strip()]
@@ -56,10 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d = p.add_argument_group("data")
     d.add_argument("--data", action="append", help="class-subfolder directory or manifest CSV (repeat to pool several)")
-    d.add_argument("--captions", help="caption file of a captioned photo set to label from captions: COCO JSON, Flickr8k "
-                   "'image,caption' CSV or Flickr30k 'image|n|caption' (with --caption-images)")
-    d.add_argument("--caption-images", help="image folder of --captions")
-    d.add_argument("--caption-source", default="captions", help="source name of the caption-labelled photos (default captions)")
+    d.add_argument("--captions", action="append", help="caption file of a captioned photo set to label from captions: COCO JSON, "
+                   "Flickr8k 'image,caption' CSV or Flickr30k 'image|n|caption' (with --caption-images; repeat with "
+                   "--caption-images / --caption-source for several sets, matched in order)")
+    d.add_argument("--caption-images", action="append", help="image folder of --captions (one per --captions)")
+    d.add_argument("--caption-source", action="append", help="source name of each caption-labelled set (one per --captions; "
+                   "default 'captions' for a single set)")
+    d.add_argument("--caption-fraction", action="append", type=float, help="use only this seeded fraction of each class of "
+                   "the caption-labelled set (one per --captions; a learning curve: 0.25 is inside 0.5)")
     d.add_argument("--caption-min-agree", type=int, default=2, help="captions that must name the activity (default 2; ties dropped)")
     d.add_argument("--caption-person-check", action="store_true", help="keep only caption-labelled photos where the person finder finds someone")
     d.add_argument("--coco-images", help="COCO image folder (with --coco-captions)")
@@ -110,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--precision", choices=("auto", "no", "fp16", "bf16"), help="mixed precision (auto: bf16/fp16 on GPU, fp32 on CPU)")
     t.add_argument("--num-workers", type=int)
     t.add_argument("--cpu", action="store_true", help="force CPU even when a GPU is present")
+    t.add_argument("--feature-cache", default=None, help="folder of the on-disk frozen-backbone feature cache (default "
+                   "~/.cache/har_demo/features or HAR_FEATURE_CACHE; 'none' keeps features in memory only)")
     t.add_argument("--quiet", action="store_true", help="no progress bars or per-run lines")
     return p
 
@@ -178,6 +194,7 @@ def run(args, argv: Sequence[str]) -> int:
         args.coco_per_class, args.coco_single_person, out_dir=out if accelerator.is_main_process else None,
         captions=args.captions, caption_images=args.caption_images, caption_source=args.caption_source,
         caption_min_agree=args.caption_min_agree, caption_person_check=args.caption_person_check,
+        caption_fraction=args.caption_fraction,
     )
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     if args.loso is not None:
@@ -186,7 +203,7 @@ def run(args, argv: Sequence[str]) -> int:
         if holdout or args.splits or abl:
             raise ConfigError("--leave-one-source-out makes its own splits: drop --holdout-source / --splits / --augment-ablation")
         doc = run_loso(entries, samples, out, seeds, accelerator, args.split_seed, args.split, args.loso, source_info, command,
-                       argv=list(argv), quiet=args.quiet, resume=args.resume, cache=ImageCache(samples))
+                       argv=list(argv), quiet=args.quiet, resume=args.resume, cache=ImageCache(samples), features=_feature_store(args))
         if accelerator.is_main_process and args.export:  # the checkpoints there learn how they do on unseen sources
             from .loso import attach_unseen_accuracy
 
@@ -202,7 +219,8 @@ def run(args, argv: Sequence[str]) -> int:
     if not accelerator.is_main_process:
         data = make_run_data(*split_args, write=False)
     cache = ImageCache(data.all_samples)
-    common = {"command": command, "argv": list(argv), "quiet": args.quiet, "resume": args.resume, "cache": cache}
+    common = {"command": command, "argv": list(argv), "quiet": args.quiet, "resume": args.resume, "cache": cache,
+              "features": _feature_store(args)}
     if entries:
         results = run_entries(entries, data, out, seeds, accelerator, **common)
         if accelerator.is_main_process:

@@ -64,21 +64,28 @@ def load_samples(
     coco_single_person: bool = False,
     coco_seed: int = 0,
     out_dir: str | Path | None = None,
-    captions: str | None = None,
-    caption_images: str | None = None,
-    caption_source: str = "captions",
+    captions: str | Sequence[str] | None = None,
+    caption_images: str | Sequence[str] | None = None,
+    caption_source: str | Sequence[str] | None = None,
     caption_min_agree: int = 2,
     caption_person_check: bool = False,
+    caption_fraction: float | Sequence[float] | None = None,
 ) -> tuple[list[Sample], dict]:
-    """Samples from ``--data`` (one or more), plus a caption-labelled set (``--captions``), or from
-    the COCO options, plus a description of where they came from (the card's training-data summary)."""
+    """Samples from ``--data`` (one or more), plus caption-labelled sets (``--captions``, one or
+    more, each with its images folder and source name), or from the COCO options, plus a
+    description of where they came from (the card's training-data summary)."""
     datas = [data] if isinstance(data, (str, Path)) else list(data or [])
     if captions or caption_images:
         loaded = [load_samples(d) for d in datas]
-        extra, info = caption_samples(captions, caption_images, caption_source, caption_min_agree, caption_person_check, out_dir)
-        if not loaded:
-            return extra, info
-        return _mixed([*loaded, (extra, info)])
+        sets = caption_sets(captions, caption_images, caption_source)
+        fractions = _listed(caption_fraction) or [1.0] * len(sets)
+        if len(fractions) != len(sets):
+            raise DataError(f"--caption-fraction: give one per --captions ({len(sets)}), got {len(fractions)}")
+        extras = [caption_samples(c, i, s, caption_min_agree, caption_person_check, out_dir, f)
+                  for (c, i, s), f in zip(sets, fractions)]  # fmt: skip
+        if not loaded and len(extras) == 1:
+            return extras[0]
+        return _mixed([*loaded, *extras])
     if bool(datas) == bool(coco_images or coco_captions):
         raise DataError("give either --data PATH or --coco-images DIR --coco-captions JSON (not both, not neither)")
     if len(datas) > 1:
@@ -204,11 +211,48 @@ def make_run_data(
     return RunData(splits, info)
 
 
+def _listed(value) -> list:
+    return [] if value is None else [value] if isinstance(value, (str, Path, int, float)) else list(value)
+
+
+def caption_sets(captions, images, sources) -> list[tuple[str, str, str]]:
+    """``(captions, images, source)`` per caption-labelled set: the repeated ``--captions`` /
+    ``--caption-images`` / ``--caption-source`` matched in order. One set may leave its source
+    unnamed (``captions``); several sets must name each one, and differently (leave-one-source-out
+    holds each out on its own)."""
+    caps, imgs, srcs = _listed(captions), _listed(images), _listed(sources)
+    if len(caps) != len(imgs):
+        raise DataError(f"each --captions needs its --caption-images: got {len(caps)} caption file(s) and {len(imgs)} image folder(s)")
+    if not srcs and len(caps) == 1:
+        srcs = ["captions"]
+    if len(srcs) != len(caps):
+        raise DataError(f"each --captions needs its --caption-source: got {len(caps)} caption file(s) and {len(srcs)} source name(s)")
+    if len(set(srcs)) != len(srcs):
+        raise DataError(f"--caption-source names must differ (one source per set): {srcs}")
+    return list(zip(caps, imgs, srcs))
+
+
+def _fraction_per_class(samples, fraction: float) -> list[Sample]:
+    """The first ``round(fraction * n)`` photos of each class in a fixed seeded order (so a smaller
+    fraction's photos are inside a larger one's), in the original order."""
+    import random
+
+    keep: set[str] = set()
+    for c in CLASSES:
+        paths = sorted(s.path for s in samples if s.label == c)
+        random.Random(f"fraction:{c}").shuffle(paths)
+        keep.update(paths[: round(fraction * len(paths))])
+    return [s for s in samples if s.path in keep]
+
+
 def caption_samples(captions: str | None, images: str | None, source: str = "captions", min_agree: int = 2,
-                    person_check: bool = False, out_dir: str | Path | None = None) -> tuple[list[Sample], dict]:
+                    person_check: bool = False, out_dir: str | Path | None = None, fraction: float = 1.0) -> tuple[list[Sample], dict]:
     """A caption-labelled set (``data.captions``: COCO JSON, Flickr8k CSV or Flickr30k captions),
-    optionally keeping only photos in which the person finder finds someone; its manifest is
-    written to ``out_dir/<source>_manifest.csv`` for reuse."""
+    optionally keeping only photos in which the person finder finds someone, optionally only a
+    seeded ``fraction`` of each class (a learning curve: the same photos at 0.25 are inside those at
+    0.5); its manifest is written to ``out_dir/<source>_manifest.csv`` for reuse."""
+    if not 0.0 < float(fraction) <= 1.0:
+        raise DataError(f"--caption-fraction {fraction}: expected a number in (0, 1] (leave the set out for 0)")
     if not (captions and images):
         raise DataError("a caption-labelled set needs both --captions FILE and --caption-images DIR")
     from ..data.captions import build_captioned_subset
@@ -225,6 +269,14 @@ def caption_samples(captions: str | None, images: str | None, source: str = "cap
         manifest.parent.mkdir(parents=True, exist_ok=True)
     samples = build_captioned_subset(images, captions, source, license=f"{source}: see the data set's terms",
                                      min_agree=min_agree, keep=keep, out_manifest=manifest)  # fmt: skip
-    info = {"kind": "captions", "path": str(captions), "source": source, "captions": str(captions), "images": str(images), "min_agree": min_agree,
-            "person_check": person_check, "counts": samples.info, "manifest": str(manifest) if manifest else None}  # fmt: skip
+    counts = dict(samples.info)
+    if fraction < 1.0:
+        samples = _fraction_per_class(samples, float(fraction))
+        counts["fraction_used"] = {c: sum(s.label == c for s in samples) for c in CLASSES}
+        if manifest is not None:
+            from ..data.datasets import write_manifest
+
+            write_manifest(samples, manifest)
+    info = {"kind": "captions", "path": str(captions), "source": source, "fraction": float(fraction), "captions": str(captions), "images": str(images), "min_agree": min_agree,
+            "person_check": person_check, "counts": counts, "manifest": str(manifest) if manifest else None}  # fmt: skip
     return list(samples), info

@@ -10,7 +10,7 @@ Views of a training image (``TrainConfig.feature_views`` of them):
 
 * view 0 - the eval preprocessing (what inference sees);
 * view 1 - its horizontal mirror, when ``hflip`` is one of the augmentations;
-* further views - draws of the full training augmentation, seeded by the view index (not by the
+* further views - draws of the full training augmentation, seeded by the view index and the photo (not by the
   model seed), so every seed and fold of a run shares them.
 
 Each epoch every training image contributes one view chosen at random (seeded by the model seed).
@@ -26,8 +26,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
@@ -38,7 +41,7 @@ from .config import TrainConfig
 from .data import CachedDataset
 from .loop import FitResult, fit, split_metrics
 
-VIEW_SEED = 1_000_003  # view k's augmentation draws use torch seed VIEW_SEED + k
+VIEW_SEED = 1_000_003  # view k of photo p is drawn under a torch seed hashed from (VIEW_SEED + k, p): _item_seed
 
 
 def uses_frozen_features(model: HarModel, cfg: TrainConfig) -> bool:
@@ -65,12 +68,31 @@ def backbone_fingerprint(model: HarModel) -> str:
     return h.hexdigest()[:16]
 
 
-class FeatureStore:
-    """Backbone features per (backbone fingerprint, view, image path), kept for a whole run."""
+DEFAULT_FEATURE_DIR = Path(os.environ.get("HAR_FEATURE_CACHE", Path.home() / ".cache" / "har_demo" / "features"))
 
-    def __init__(self) -> None:
+
+def _item_seed(view: int, path: str) -> int:
+    """The torch seed of one image's draw for view ``view``: fixed per (view, photo), so an augmented
+    view is the same whichever other photos are in the set (a fold, a learning-curve subset, another
+    run) and a cached vector of it can be reused."""
+    digest = hashlib.blake2b(f"{VIEW_SEED + view}:{path}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+class FeatureStore:
+    """Backbone features per (backbone fingerprint, view, image path), kept for a whole run.
+
+    With ``cache_dir`` (``train.py`` uses ``~/.cache/har_demo/features``, ``HAR_FEATURE_CACHE``)
+    every vector is also kept on disk under ``<dir>/<fingerprint>/<hash of the backbone's input
+    tensor>.npy``: the key is the exact input (pixels, crop, packed pose vector), so a later run - a
+    learning-curve point, an ablation, the export run after leave-one-source-out - pays only for
+    inputs never seen, and a changed photo, crop, transform or pose vector is a miss, never a stale hit."""
+
+    def __init__(self, cache_dir: str | Path | None = None) -> None:
         self._feats: dict[tuple[str, int, str], torch.Tensor] = {}
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.computed = 0  # image-views pushed through a backbone (tests check reuse)
+        self.loaded = 0  # image-views read from the disk cache
 
     def __len__(self) -> int:
         return len(self._feats)
@@ -85,28 +107,52 @@ class FeatureStore:
             todo = [i for i, p in enumerate(paths) if (key, v, p) not in self._feats]
             if todo:
                 view = CachedDataset(dataset.images, [dataset.samples[i] for i in todo], tf, dataset.indices[todo], dataset.aux, flip)
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(VIEW_SEED + v)
-                    feats = _extract(features, model, view, device, batch_size)
+                feats = self._extract(key, features, model, view, [_item_seed(v, paths[i]) for i in todo], device, batch_size)
                 for i, f in zip(todo, feats):
                     self._feats[(key, v, paths[i])] = f
-                self.computed += len(todo)
             out.append(torch.stack([self._feats[(key, v, p)] for p in paths]) if paths else torch.zeros((0, 0)))
         return torch.stack(out)
 
-
-@torch.no_grad()
-def _extract(features: Callable, model: HarModel, dataset: Dataset, device, batch_size: int) -> torch.Tensor:
-    was_training = model.training
-    model.eval()
-    chunks = []
-    for i in range(0, len(dataset), batch_size):
-        x = torch.stack([dataset[j][0] for j in range(i, min(len(dataset), i + batch_size))]).to(device)
-        if getattr(model, "channels_last", False):
-            x = x.contiguous(memory_format=torch.channels_last)
-        chunks.append(features(x).float().cpu())
-    model.train(was_training)
-    return torch.cat(chunks) if chunks else torch.zeros((0, 0))
+    @torch.no_grad()
+    def _extract(self, key: str, features: Callable, model: HarModel, dataset: Dataset, seeds: Sequence[int], device,
+                 batch_size: int) -> list[torch.Tensor]:
+        """One vector per item of ``dataset`` (item j drawn under torch seed ``seeds[j]``)."""
+        was_training = model.training
+        model.eval()
+        folder = self.cache_dir / key if self.cache_dir is not None else None
+        result: list = [None] * len(dataset)
+        with torch.random.fork_rng(devices=[]):
+            for start in range(0, len(dataset), batch_size):
+                todo, names = [], []
+                for j in range(start, min(len(dataset), start + batch_size)):
+                    torch.manual_seed(seeds[j])
+                    x = dataset[j][0]
+                    name = hashlib.blake2b(x.contiguous().numpy().tobytes(), digest_size=16).hexdigest() if folder else ""
+                    if folder is not None and (folder / f"{name}.npy").is_file():
+                        try:
+                            result[j] = torch.from_numpy(np.load(folder / f"{name}.npy"))
+                            self.loaded += 1
+                            continue
+                        except (OSError, ValueError):
+                            (folder / f"{name}.npy").unlink(missing_ok=True)  # a torn write: compute again
+                    todo.append((j, x))
+                    names.append(name)
+                if not todo:
+                    continue
+                x = torch.stack([t for _, t in todo]).to(device)
+                if getattr(model, "channels_last", False):
+                    x = x.contiguous(memory_format=torch.channels_last)
+                f = features(x).float().cpu()
+                self.computed += len(todo)
+                for (j, _), name, row in zip(todo, names, f):
+                    result[j] = row
+                    if folder is not None:
+                        folder.mkdir(parents=True, exist_ok=True)
+                        tmp = folder / f"{name}.tmp.npy"
+                        np.save(tmp, row.numpy())
+                        os.replace(tmp, folder / f"{name}.npy")
+        model.train(was_training)
+        return result
 
 
 def view_transforms(train: CachedDataset, evaluation: CachedDataset, cfg: TrainConfig) -> list[tuple[Callable, float]]:

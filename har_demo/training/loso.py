@@ -25,6 +25,7 @@ from ..data.datasets import Sample
 from ..errors import DataError
 from ..evaluate import classification_report
 from ..labels import CLASSES
+from .calibration import unseen_calibration, val_fit_policy
 from .dataprep import make_run_data
 from .features import FeatureStore
 from .results import write_results
@@ -84,6 +85,10 @@ def attach_unseen_accuracy(doc: dict, export_dir: str | Path) -> list[str]:
             continue
         card = read_card(card_path.parent)
         card["unseen_source_accuracy"] = unseen_source_record(row, doc["folds"], doc["seeds"], doc["command"])
+        # the probability the app shows: calibrated on unseen sources only where the cross-check shipped it
+        cal = row.get("calibration_unseen") or {"shipped": False, "temperature": 1.0, "reason": "no out-of-source logits"}
+        card["calibration_unseen"] = cal
+        card["temperature"] = float(cal["temperature"]) if cal.get("shipped") else 1.0
         write_card(card_path.parent, card)
         written.append(row["label"])
     return written
@@ -98,6 +103,11 @@ def summarise_loso(per_fold: dict[str, list[EntryResult]], fold_sizes: dict[str,
         row: dict = {"label": label, "sources": {}, "status": "ok"}
         pooled_true: dict[int, list[int]] = {}
         pooled_pred: dict[int, list[int]] = {}
+        held_logits: list = []
+        held_true: list[int] = []
+        held_source: list[str] = []
+        held_val_t: list[float] = []
+        no_logits = False
         for src, results in per_fold.items():
             r = results[i]
             if r.skipped or not r.runs:
@@ -111,6 +121,14 @@ def summarise_loso(per_fold: dict[str, list[EntryResult]], fold_sizes: dict[str,
                 p = m["predictions"][SPLIT]
                 pooled_true.setdefault(m["seed"], []).extend(p["y_true"])
                 pooled_pred.setdefault(m["seed"], []).extend(int(np.argmax(q)) for q in p["probs"])
+                if "logits" in p:  # runs from before logits were kept cannot be calibrated afterwards
+                    held_logits.extend(p["logits"])
+                    held_true.extend(p["y_true"])
+                    held_source.extend([src] * len(p["y_true"]))
+                    held_val_t.extend([float(m.get("temperature", 1.0))] * len(p["y_true"]))
+                else:
+                    held_logits.clear()
+                    no_logits = True
         if row["status"] == "ok":
             seeds_done = sorted(pooled_true)
             reports = [classification_report(np.array(pooled_true[s]), np.array(pooled_pred[s])) for s in seeds_done]
@@ -124,6 +142,9 @@ def summarise_loso(per_fold: dict[str, list[EntryResult]], fold_sizes: dict[str,
                 "per_class_recall": {c: float(np.mean([r["per_class"][c]["recall"] for r in reports])) for c in CLASSES},
             }
             row["macro_over_sources"] = dict(zip(("mean", "std"), mean_std(macro)))
+            if held_logits and not no_logits:
+                row["calibration_unseen"] = unseen_calibration(held_logits, held_true, held_source)
+                row["calibration_unseen"]["val_fit_policy"] = val_fit_policy(held_logits, held_true, held_val_t)
         rows.append(row)
     return {"command": command, "seeds": seeds, "folds": list(per_fold), "min_images": min_images, "rows": rows}
 
@@ -162,4 +183,18 @@ def render_loso(doc: dict) -> str:
             f"| {r['label']} | " + " | ".join(cells)
             + f" | {_pm(r['pooled']['accuracy'])} | [{ci[0]:.3f}, {ci[1]:.3f}] | {_pm(r['pooled']['macro_f1'])} | {_pm(r['macro_over_sources'])} |"
         )
+    cal_rows = [r for r in doc["rows"] if r.get("calibration_unseen", {}).get("unseen")]
+    if cal_rows:
+        lines += ["", ("Calibration on unseen sources (temperature fitted on the held-out logits above; before -> after is the "
+                       "cross-check: each half of the sources scored with the temperature fitted on the other half; shipped only "
+                       "if that lowered the NLL both ways):"), "",
+                  "| model | fitted T | cross-check T (half A / half B) | NLL before -> after | ECE before -> after | shipped | old policy (val-fit T per fold): NLL / ECE |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for r in cal_rows:
+            c = r["calibration_unseen"]
+            u = c["unseen"]
+            lines.append(f"| {r['label']} | {c['fitted_temperature']:.2f} | {c['cross_check'][0]['temperature']:.2f} / "
+                         f"{c['cross_check'][1]['temperature']:.2f} | {u['nll_before']:.3f} -> {u['nll_after']:.3f} | "
+                         f"{u['ece_before']:.3f} -> {u['ece_after']:.3f} | {'yes, T = ' + format(c['temperature'], '.2f') if c['shipped'] else 'no (T = 1)'} | "
+                         + (f"{c['val_fit_policy']['nll']:.3f} / {c['val_fit_policy']['ece']:.3f} |" if "val_fit_policy" in c else "- |"))  # fmt: skip
     return "\n".join(lines) + "\n"

@@ -26,7 +26,7 @@ from ..labels import CLASSES
 from . import analysis as an
 from . import batch as bt
 from .bank import ModelBank
-from .cards import model_cards_markdown, results_markdown
+from .cards import model_cards_markdown, reliability_plot, results_markdown
 from .gpu import gpu
 from .redact import echo, redact_paths
 from .render import card_info, label_value, photo_note, status_line, verdict_markdown
@@ -170,7 +170,7 @@ class Callbacks:
 
     def status_for(self, callback: str) -> Any:
         """The Markdown a failed callback writes its one line to."""
-        return {"batch": self.ui.batch_status, "cards": self.ui.cards_md}.get(callback, self.ui.status)
+        return {"batch": self.ui.batch_status, "cards": self.ui.cards_md, "reliability": self.ui.cards_md}.get(callback, self.ui.status)
 
     # --- compare tab ---------------------------------------------------------------------------
     def _card_updates(self, analysis: an.Analysis, view: View, names=None, labels=True) -> dict:
@@ -367,3 +367,7 @@ class Callbacks:
     @guarded("reading the model cards")
     def cards(self) -> dict:
         return {self.ui.cards_md: model_cards_markdown(self.bank), self.ui.results_md: results_markdown()}
+
+    @guarded("drawing the reliability diagram")
+    def reliability(self, name: str | None) -> dict:
+        return {self.ui.cards_reliability: reliability_plot(self.bank, name)}

@@ -15,6 +15,7 @@ from typing import Any
 
 from .. import settings
 from ..errors import HarError
+from ..models.checkpoint import applied_temperature, is_calibrated
 from ..models.loading import checkpoint_root
 from .bank import ModelBank
 from .redact import redact_paths
@@ -189,12 +190,7 @@ def readable_card(entry, card: dict | None) -> str:
     if acc is not None and acc.per_source:
         per = ", ".join(f"{s} {_pct(v.get('accuracy'))} (n={v.get('n', '?')})" for s, v in acc.per_source.items() if isinstance(v, dict))
         lines.append(f"<small>per held-out source: {per}{'; ' + acc.how if acc.how else ''}</small>")
-    cal = card.get("calibration") if isinstance(card.get("calibration"), dict) else None
-    if cal:
-        t = cal.get("temperature", card.get("temperature"))
-        test_cal = cal.get("test") if isinstance(cal.get("test"), dict) else {}
-        ece = f"; test ECE {_num(test_cal.get('ece_before'), 3)} -> {_num(test_cal.get('ece_after'), 3)} (lower = probabilities mean what they say)" if test_cal else ""
-        lines += ["", f"**Calibration**: temperature {_num(t, 2)}{ece}."]
+    lines += ["", calibration_line(card)]
     made = " · ".join(x for x in (str(card.get("created", ""))[:10], f"seed {card['seed']}" if "seed" in card else "",
                                   (card.get("selected") or {}).get("rule", "") if isinstance(card.get("selected"), dict) else "") if x)
     if made:
@@ -202,6 +198,37 @@ def readable_card(entry, card: dict | None) -> str:
     if card.get("command"):
         lines += ["", "<details><summary>How to reproduce</summary>", "", "```bash", redact_paths(str(card["command"])), "```", "", "</details>"]
     return "\n".join(lines)
+
+
+def calibration_line(card: dict) -> str:
+    """What the bars' probability means for this model: calibrated on photos from sources it never
+    saw (the temperature the app applies, ``checkpoint.applied_temperature``), or uncalibrated."""
+    cal = card.get("calibration_unseen") if isinstance(card.get("calibration_unseen"), dict) else {}
+    unseen = cal.get("unseen") if isinstance(cal.get("unseen"), dict) else {}
+    scores = (f"; on photos from unseen sources ECE {_num(unseen.get('ece_before'), 3)} -> {_num(unseen.get('ece_after'), 3)}, "
+              f"NLL {_num(unseen.get('nll_before'), 3)} -> {_num(unseen.get('nll_after'), 3)} (cross-checked; lower = the "
+              "probabilities mean what they say)") if unseen else ""  # fmt: skip
+    if is_calibrated(card):
+        return f"**Probabilities**: calibrated on photos from sources the model never saw (temperature {_num(applied_temperature(card), 2)}{scores})."
+    if unseen:
+        return f"**Probabilities**: uncalibrated - a temperature fitted on unseen sources did not help in the cross-check, so none is applied{scores}."
+    return "**Probabilities**: uncalibrated (no calibration on photos from unseen sources for this checkpoint)."
+
+
+def reliability_plot(bank: ModelBank, name: str | None):
+    """The reliability diagram of model ``name``'s card on unseen sources (matplotlib Figure), or
+    None when it has no card or no such data."""
+    from ..training.plots import reliability_figure
+
+    entry = bank.entries.get(name) if name else None
+    if entry is None:
+        return None
+    card = getattr(entry.model, "card", None) if entry.model is not None else None
+    try:
+        card = card or read_model_card(entry.name)
+    except HarError:
+        return None
+    return reliability_figure(card, entry.name) if card else None
 
 
 def model_cards_markdown(bank: ModelBank) -> str:

@@ -88,6 +88,8 @@ class UI:
     cards_md: Any = None
     results_md: Any = None
     cards_refresh: Any = None
+    cards_reliability_model: Any = None
+    cards_reliability: Any = None
 
     def card_outputs(self) -> list:
         return [c for card in self.cards.values() for c in (card.column, card.label, card.overlay, card.info)]
@@ -119,6 +121,9 @@ def build_demo(bank: ModelBank) -> tuple[gr.Blocks, UI, Callbacks]:
             with gr.Tab(s["tabs"]["cards"], id="cards"):
                 ui.cards_refresh = gr.Button(text("controls", "cards_refresh"), size="sm")
                 ui.cards_md = gr.Markdown(model_cards_markdown(bank), elem_id="model-cards")
+                with gr.Row():  # reliability diagram on unseen sources, one model at a time
+                    ui.cards_reliability_model = gr.Dropdown(available, value=None, label=text("controls", "cards_reliability"))
+                    ui.cards_reliability = gr.Plot(label=text("controls", "cards_reliability_plot"))
                 with gr.Accordion(text("controls", "cards_results_heading"), open=False, elem_id="results-tables"):
                     ui.results_md = gr.Markdown(results_markdown())
             with gr.Tab(s["tabs"]["help"], id="help"):
@@ -333,6 +338,7 @@ def _wire(ui: UI, cb: Callbacks, target_choices: list[str]) -> None:
     batch_outputs = [ui.batch_metrics, ui.batch_predictions, ui.batch_labelled, ui.batch_confusion, ui.batch_gallery, ui.batch_csv, ui.batch_status]
     ui.batch_run.click(cb.batch, [ui.batch_files, ui.batch_models], batch_outputs, **_private("batch"), **MODEL_WORK)
     ui.cards_refresh.click(cb.cards, None, [ui.cards_md, ui.results_md], **_private("cards"), **LIGHT_WORK)
+    ui.cards_reliability_model.change(cb.reliability, [ui.cards_reliability_model], [ui.cards_reliability, ui.cards_md], **_private("reliability"), **LIGHT_WORK)
 
 
 API_EXAMPLE = "examples/standing_woods.jpg"  # relative to the repository root (where the README's commands run)
