@@ -75,6 +75,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("HAR_RUNS_DIR", Path, REPO_ROOT / "runs", "run folders the app's Model cards tab reads (training writes to `--out`)", "runs/ in the repository"),
     Setting("HAR_EXAMPLES_DIR", Path, None, "folder of the app's example photos", "the folder `har_demo/ui/examples.json` names"),
     Setting("HAR_PERSON_CACHE", Path, Path.home() / ".cache" / "har_demo" / "person", "on-disk cache of person-finder results for data sets", "~/.cache/har_demo/person"),
+    Setting("HAR_FEATURE_CACHE", Path, Path.home() / ".cache" / "har_demo" / "features", "on-disk cache of frozen-backbone features for training (`train.py --feature-cache` wins)", "~/.cache/har_demo/features"),
     # pretrained weights (models/sources.py: a model's own config wins over these)
     Setting("HAR_CLIP_MODEL", str, None, "open_clip architecture of the clip_* models", "ViT-B-32"),
     Setting("HAR_CLIP_PRETRAINED", str, None, "their weights: an open_clip tag, a local weights file or an `hf-hub:org/repo` id", "openai"),

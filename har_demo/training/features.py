@@ -35,6 +35,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from .. import settings
 from ..labels import CLASSES
 from ..models.base import HarModel
 from .config import TrainConfig
@@ -68,7 +69,7 @@ def backbone_fingerprint(model: HarModel) -> str:
     return h.hexdigest()[:16]
 
 
-DEFAULT_FEATURE_DIR = Path(os.environ.get("HAR_FEATURE_CACHE", Path.home() / ".cache" / "har_demo" / "features"))
+DEFAULT_FEATURE_DIR = settings.get("HAR_FEATURE_CACHE")
 
 
 def _item_seed(view: int, path: str) -> int:
