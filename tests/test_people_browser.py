@@ -58,8 +58,8 @@ def test_numbered_people_and_their_verdicts_in_the_page(people_app, tmp_path):
         upload.send_keys(photo)
         wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#photo img")))
         driver.find_element(By.CSS_SELECTOR, "#analyse").click()
-        wait.until(lambda d: "1: " in d.find_element(By.ID, "photo-note").text)
-        note = driver.find_element(By.ID, "photo-note").text
+        wait.until(lambda d: "1: " in d.find_element(By.ID, "verdict").text)
+        note = driver.find_element(By.ID, "verdict").text  # the per-person list sits in the headline
         assert line in note, note
         driver.execute_script("window.scrollTo(0, 0)")
         time.sleep(0.5)

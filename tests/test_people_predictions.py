@@ -198,7 +198,7 @@ def test_app_numbers_the_people_and_lists_their_verdicts(people_bank):
 
     from har_demo.person.draw import person_colour
     from har_demo.ui import analysis as an
-    from har_demo.ui.render import photo_note
+    from har_demo.ui.render import verdict_markdown
 
     analysis = an.analyse(people_bank, str(STANDS))
     image = Image.fromarray(analysis.image)
@@ -206,7 +206,7 @@ def test_app_numbers_the_people_and_lists_their_verdicts(people_bank):
     assert len(analysis.everyone) == len(people) >= 3
     probs = people_bank.require("pose_mlp").model.predict_people(image, people)
     expected = ", ".join(f"{i}: {CLASSES[int(np.argmax(p))].replace('_', '/')} {100 * p.max():.0f} %" for i, p in enumerate(probs, 1))
-    assert expected in photo_note(analysis)
+    assert f"pose_mlp: {expected}." in verdict_markdown(analysis, "cnn_base", {})  # the only person-centred model
     assert analysis.cards["cnn_base"].label in CLASSES  # the photo-level cards are still there
     view = an.photo_view(analysis)
     for i, person in enumerate(people):  # each box drawn in its own colour along its top edge

@@ -35,7 +35,7 @@ LIGHT_WORK = {"concurrency_id": "render", "concurrency_limit": 4}
 STATE_TTL_S = 3600  # a session's stored maps are dropped after an hour
 CARD_MIN_WIDTH = 195
 PHOTO_HEIGHT = 300
-HEADLINE_PHOTO_HEIGHT = 170  # the photo with skeleton and box, under the verdict
+HEADLINE_PHOTO_HEIGHT = 150  # the photo with skeleton and box, under the verdict
 HEADLINE_MAP_HEIGHT = 300  # the leading model's map: >= 400 px on the long side of a landscape photo at 1400 px
 CARD_MAP_HEIGHT = 88  # click a card's map to enlarge it (ui_head.html); on a phone it spans the card (style.css)
 CARD_PART_MIN_WIDTH = 110  # probabilities and map side by side in a card (3 cards a row, two rows fit)
@@ -230,8 +230,10 @@ def _examples(ui: UI, label: str):
 
 def _headline(ui: UI, lead: str | None) -> None:
     """The answer block: verdict with the photo (skeleton, box) under it, the leading model's map
-    beside it with the colour legend. Further answer parts (e.g. one line per person) go into
-    ``#verdict-col`` under the photo note."""
+    beside it with the colour legend and the photo note (size, person, how to set a box) under
+    that - the map column has room to spare, the verdict column does not (the first card row must
+    stay above the fold at 1400x1000). Further answer parts (e.g. one line per person) go into the
+    verdict."""
     c = lambda key: text("controls", key)
     with gr.Row(equal_height=False, elem_id="headline"):
         with gr.Column(scale=2, min_width=280, elem_id="verdict-col"):
@@ -240,13 +242,13 @@ def _headline(ui: UI, lead: str | None) -> None:
                 label=c("photo_view"), show_label=False, interactive=False, format="jpeg", height=HEADLINE_PHOTO_HEIGHT,
                 elem_id="photo-view", buttons=["fullscreen"],
             )
-            ui.photo_note = gr.Markdown(msg("photo_note_empty"), elem_id="photo-note")
         with gr.Column(scale=3, min_width=300, elem_id="map-col"):
             ui.best_map = gr.Image(
                 label=c("best_map"), show_label=False, interactive=False, format="jpeg", height=HEADLINE_MAP_HEIGHT,
                 elem_id="best-map", buttons=["download", "fullscreen"], elem_classes=["har-zoomable"],
             )
             gr.HTML(legend_html())
+            ui.photo_note = gr.Markdown(msg("photo_note_empty"), elem_id="photo-note")
 
 
 def _card(bank: ModelBank, name: str, acc, lead: bool) -> CardUI:

@@ -149,7 +149,7 @@ def verdict_markdown(analysis: Analysis | None, lead: str | None, acc: Mapping[s
     if a is not None and a.near_chance:
         lines.append(msg("verdict_chance"))
     if analysis.several_people:
-        lines.append(msg("verdict_several"))
+        lines.append(several_people_line(analysis, lead))
     others = [c for n, c in analysis.cards.items() if n != lead and not c.error and c.probs]
     if others:
         lines.append(agreement_line(label, others, acc))
@@ -175,6 +175,16 @@ def agreement_line(label: str, others: list[CardResult], acc: Mapping[str, Unsee
     return msg("verdict_others", agree=agree, total=len(counted))
 
 
+def several_people_line(analysis: Analysis, lead: str) -> str:
+    """The headline's line for a photo with several people: which one the answer is about and,
+    when a person-centred model judged each person, the compact per-person list ("1: sitting
+    94 %, 2: standing 81 %") - the lead model's verdicts when it is person-centred."""
+    answered = {m["model"] for rec in analysis.people for m in rec["models"] if "label" in m}
+    model = lead if lead in answered else next((m["model"] for rec in analysis.people for m in rec["models"] if "label" in m), None)
+    line = people_line(analysis.people, model) if model else ""
+    return msg("verdict_people", model=model, line=line) if line else msg("verdict_several")
+
+
 def photo_note(analysis: Analysis | None, box: tuple[int, int, int, int] | None = None) -> str:
     """Under the photo view: its size (box coordinates are in these pixels), the person, the box."""
     if analysis is None:
@@ -182,9 +192,6 @@ def photo_note(analysis: Analysis | None, box: tuple[int, int, int, int] | None 
     parts = [msg("photo_size", w=analysis.size[0], h=analysis.size[1]), person_summary(analysis)]
     hint = "photo_box_hint_people" if len(analysis.everyone) > 1 else "photo_box_hint" if analysis.person is not None else "photo_box_hint_none"
     parts.append(msg("photo_box", box=", ".join(map(str, box))) if box else msg(hint))
-    line = people_line(analysis.people)
-    if line:
-        parts.append(msg("people_line", line=line))
     return " ".join(parts)
 
 
