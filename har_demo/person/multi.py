@@ -46,7 +46,7 @@ from .finder import (
     _quiet_native_logs,
     _reduce,
     available,
-    person_box,
+    local_box,
 )
 
 MIN_SCORE = MIN_DETECTION  # detector confidence
@@ -206,12 +206,8 @@ def _person(result, arr_size, scale, image_size) -> Person | None:
 
 
 def _box(kp: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """The person box: the landmark model's mask covers its whole region, neighbours included, so
-    only the mask near this person's landmarks (their box grown by a quarter) counts."""
-    near = person_box(kp, None, size, margin=0.25)
-    local = np.zeros_like(mask)
-    local[near[1] : near[3], near[0] : near[2]] = mask[near[1] : near[3], near[0] : near[2]]
-    return person_box(kp, local, size, margin=BOX_MARGIN)
+    """The person box: only the mask near this person's landmarks counts (``local_box``)."""
+    return local_box(kp, mask, size, margin=BOX_MARGIN)
 
 
 def _same_person(a: Person, b: Person) -> bool:
