@@ -177,6 +177,28 @@ def test_the_most_prominent_person_is_the_single_person_finders(woods):
 
 
 @needs_finder
+def test_reusing_the_single_finders_person_changes_nothing_and_saves_a_landmark_run(woods, monkeypatch):
+    """With the single finder's result cached, ``detect_people`` gives the same people (keypoints,
+    boxes, masks) with one landmark run fewer than when it runs every landmark itself."""
+    im, _ = woods
+    finder.find_person(im)  # cached now, as in the app
+    assert finder.cached_person(im)[0]
+    _, landmarker = multi._graphs()
+    calls = []
+    real = landmarker.process
+    monkeypatch.setattr(landmarker, "process", lambda inputs: calls.append(1) or real(inputs))
+    plain = multi.detect_people(im, reuse=False)
+    n_plain = len(calls)
+    calls.clear()
+    reused = multi.detect_people(im)
+    assert len(calls) == n_plain - 1
+    assert len(reused) == len(plain) == 2
+    for a, b in zip(plain, reused):
+        assert a.box == b.box
+        np.testing.assert_array_equal(a.keypoints, b.keypoints)
+        np.testing.assert_array_equal(a.mask, b.mask)
+
+
 def test_people_cache_hits_on_the_same_pixels(woods):
     im, people = woods
     hits = multi._CACHE.hits

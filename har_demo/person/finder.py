@@ -284,6 +284,12 @@ class PersonCache:
                 self._items.popitem(last=False)
         return person
 
+    def peek(self, image: Image.Image) -> tuple[bool, Person | None]:
+        """``(cached, result)`` for ``image`` without running the finder on a miss."""
+        key = self.key(image)
+        with self._lock:
+            return (True, self._items[key]) if key in self._items else (False, None)
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
@@ -304,6 +310,12 @@ def find_person(image: Image.Image) -> Person | None:
     if not isinstance(image, Image.Image):
         raise TypeError("find_person expects a PIL image (use data.io.load_image first)")
     return _CACHE.get(image if image.mode == "RGB" else image.convert("RGB"))
+
+
+def cached_person(image: Image.Image) -> tuple[bool, Person | None]:
+    """``(cached, person)``: ``find_person``'s result when it already ran on these pixels, without
+    running it (``person.multi`` reuses it for the same detection)."""
+    return _CACHE.peek(image if image.mode == "RGB" else image.convert("RGB"))
 
 
 def find_person_or_none(image: Image.Image) -> Person | None:
