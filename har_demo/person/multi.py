@@ -46,6 +46,7 @@ from .finder import (
     _quiet_native_logs,
     _reduce,
     available,
+    cached_person,
     local_box,
 )
 
@@ -271,8 +272,6 @@ def detect_people(image: Image.Image, max_people: int = MAX_PEOPLE, grids=None, 
     runs it first), its landmarks and mask stand in for the landmark run on the whole photo's first
     detection: its graph ran the same detector on the same array and the same landmark model on
     that detection, so the result is the same (tested), one landmark run (~19 ms CPU) cheaper."""
-    from .finder import cached_person
-
     grids = TILES if grids is None else grids
     arr, scale = _reduce(image)
     sh, sw = arr.shape[:2]
