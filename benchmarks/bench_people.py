@@ -14,6 +14,9 @@
    and with the multi-person step switched off (what the app did before): median wall times,
    interleaved run by run. The ratio of (1) to the app's analysis without the people step is
    printed too: it holds when other jobs slow both alike.
+3. ``find_people`` alone on both photos with today's settings and the previous ones (``PREVIOUS``:
+   detector threshold 0.3, 2 x 2 and 3 x 3 tiles, no reuse of the single finder's landmark run),
+   CPU time, interleaved; the single finder's result is cached first, as in the app.
 """
 
 from __future__ import annotations
@@ -74,20 +77,55 @@ def bench_single(runs: int) -> dict:
     from har_demo.ui.bank import ModelBank
 
     bank = ModelBank.load()
-    before, after = [], []
+    wall = {"after": [], "before": []}
+    cpu = {"after": [], "before": []}
     original = an.with_people
     an.analyse(bank, str(SINGLE))  # warm
     for _ in range(runs):
-        for label, times in (("after", after), ("before", before)):
+        for label in ("after", "before"):
             finder.clear_cache()
             multi.clear_cache()
             an.with_people = original if label == "after" else (lambda _bank, analysis, maps=True: analysis)
-            t = time.perf_counter()
+            c, t = time.process_time(), time.perf_counter()
             analysis = an.analyse(bank, str(SINGLE))
-            times.append(time.perf_counter() - t)
+            wall[label].append(time.perf_counter() - t)
+            cpu[label].append(time.process_time() - c)
     an.with_people = original
     return {"photo": SINGLE.name, "models": list(analysis.cards), "people_found": len(multi.find_people(load_image(SINGLE))),
-            "runs": runs, "analyse_now_s": _median(after), "analyse_without_people_s": _median(before)}  # fmt: skip
+            "runs": runs, "analyse_now_s": _median(wall["after"]), "analyse_without_people_s": _median(wall["before"]),
+            "analyse_now_cpu_s": _median(cpu["after"]), "analyse_without_people_cpu_s": _median(cpu["before"])}  # fmt: skip
+
+
+# the multi-person finder's settings before the box / tile / threshold follow-up (README "The person finder")
+PREVIOUS = {"MIN_SCORE": 0.3, "TILES": ((1, 1), (2, 2), (3, 3))}
+
+
+def bench_settings(runs: int, photos: list[Path]) -> dict:
+    """``detect_people`` CPU time per photo with today's settings and with ``PREVIOUS``, interleaved
+    run by run (the detector's threshold is fixed when its graph is built: one graph pair each)."""
+    now = {k: getattr(multi, k) for k in PREVIOUS}
+    graphs = {}
+    for label, settings in (("previous", PREVIOUS), ("now", now)):
+        for k, v in settings.items():
+            setattr(multi, k, v)
+        multi._GRAPHS = None
+        with multi._LOCK:
+            graphs[label] = (settings, multi._graphs())
+    images = [load_image(p) for p in photos]
+    for image in images:
+        finder.find_person(image)  # the app runs the single finder first: "now" reuses its landmark run
+    cpu = {label: {p.name: [] for p in photos} for label in graphs}
+    count = {label: {} for label in graphs}
+    for _ in range(runs):
+        for label, (settings, pair) in graphs.items():
+            for k, v in settings.items():
+                setattr(multi, k, v)
+            multi._GRAPHS = pair
+            for path, image in zip(photos, images):
+                c = time.process_time()
+                count[label][path.name] = len(multi.detect_people(image, reuse=label == "now"))
+                cpu[label][path.name].append(time.process_time() - c)
+    return {label: {name: {"people": count[label][name], "cpu_s": _median(v)} for name, v in per.items()} for label, per in cpu.items()}
 
 
 def main() -> int:
@@ -97,7 +135,7 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     photo = Path(args.photo) if args.photo else (CROWD if CROWD.is_file() else ROOT / "examples" / "sitting_stands.jpg")
-    result = {"crowd": bench_crowd(photo, args.runs), "single": bench_single(args.runs)}
+    result = {"crowd": bench_crowd(photo, args.runs), "single": bench_single(args.runs), "settings": bench_settings(args.runs, [SINGLE, photo])}
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
@@ -108,7 +146,9 @@ def main() -> int:
     ratio = c["total_s"] / s["analyse_without_people_s"]
     print(f"crowd / one-photo app analysis (same conditions): {ratio:.2f}")
     print(f"{s['photo']} ({s['people_found']} person), app analysis with {len(s['models'])} models: now {s['analyse_now_s']:.2f} s, "
-          f"without the people step {s['analyse_without_people_s']:.2f} s (median of {s['runs']})")
+          f"without the people step {s['analyse_without_people_s']:.2f} s (median of {s['runs']}); CPU {s['analyse_now_cpu_s']:.2f} s vs {s['analyse_without_people_cpu_s']:.2f} s")
+    for label, per in result["settings"].items():
+        print(f"find_people with the {label} settings: " + ", ".join(f"{n} {v['people']} people {v['cpu_s']:.3f} s CPU" for n, v in per.items()))
     return 0
 
 

@@ -87,6 +87,43 @@ def test_score_photo_and_summary_against_hand_counts():
     assert s["pck_found"] == pytest.approx(1.0)
 
 
+def _body_with_neighbour():
+    """A 200 x 100 photo: a person's 33 landmarks (4 visible, the rest hidden far off) and a mask
+    covering the body plus a neighbour's blob further right."""
+    kp = np.zeros((33, 3), np.float32)
+    kp[:, :2] = (190, 95)  # hidden landmarks (visibility 0): left out of the box
+    kp[:4] = [[40, 20, 0.9], [60, 20, 0.9], [40, 80, 0.9], [60, 80, 0.9]]
+    mask = np.zeros((100, 200), np.float32)
+    mask[10:90, 38:63] = 1.0  # the body: head top at y=10, feet at y=89, x 38..62
+    mask[10:90, 150:180] = 1.0  # a neighbour the landmark model's region also covered
+    return kp, mask
+
+
+def test_body_box_is_tight_and_ignores_a_neighbours_mask():
+    kp, mask = _body_with_neighbour()
+    p = finder.Person(kp, np.zeros((33, 3), np.float32), (0, 0, 200, 100), mask, 0.9, (200, 100))
+    # by hand: visible landmarks span x 40..60, y 20..80; grown by a quarter -> x 35..65, y 5..95;
+    # the mask inside that: x 38..62, y 10..89 (not the neighbour); union with the landmarks, no margin
+    assert p.body_box == (38, 10, 62, 89)
+    # the model's box keeps a margin: 12 % of the 24 x 79 span on each side
+    assert finder.local_box(kp, mask, (200, 100)) == (int(np.floor(38 - 0.12 * 24)), int(np.floor(10 - 0.12 * 79)),
+                                                       int(np.ceil(62 + 0.12 * 24)), int(np.ceil(89 + 0.12 * 79)))  # fmt: skip
+    # a person read back without a mask (1 x 1 stand-in): the visible landmarks only
+    q = finder.Person(kp, p.world, p.box, np.zeros((1, 1), np.float32), 0.9, (200, 100))
+    assert q.body_box == (40, 20, 60, 80)
+
+
+def test_score_photo_judges_the_body_box_not_the_margin():
+    """A found person whose margin box misses IoU 0.5 but whose body box matches is a hit."""
+    kp, mask = _body_with_neighbour()
+    gt = (38, 10, 62, 89)
+    loose = (0, 0, 120, 100)  # IoU with gt: 24 * 79 / 12000 < 0.5
+    assert accuracy.iou(loose, gt) < 0.5
+    p = finder.Person(kp, np.zeros((33, 3), np.float32), loose, mask, 0.9, (200, 100))
+    c = accuracy.score_photo([p], {"path": "x", "evaluated": [(gt, _gt_keypoints())], "ignored": []})
+    assert (c["tp"], c["fp"]) == (1, 0)
+
+
 def test_tiles_cover_the_array_with_overlap():
     t = multi.tiles(300, 200, grids=((1, 1), (2, 2)), overlap=0.25)
     assert t[0] == (0, 0, 300, 200)
@@ -175,6 +212,28 @@ def test_the_most_prominent_person_is_the_single_person_finders(woods):
 
 
 @needs_finder
+def test_reusing_the_single_finders_person_changes_nothing_and_saves_a_landmark_run(woods, monkeypatch):
+    """With the single finder's result cached, ``detect_people`` gives the same people (keypoints,
+    boxes, masks) with one landmark run fewer than when it runs every landmark itself."""
+    im, _ = woods
+    finder.find_person(im)  # cached now, as in the app
+    assert finder.cached_person(im)[0]
+    _, landmarker = multi._graphs()
+    calls = []
+    real = landmarker.process
+    monkeypatch.setattr(landmarker, "process", lambda inputs: calls.append(1) or real(inputs))
+    plain = multi.detect_people(im, reuse=False)
+    n_plain = len(calls)
+    calls.clear()
+    reused = multi.detect_people(im)
+    assert len(calls) == n_plain - 1
+    assert len(reused) == len(plain) == 2
+    for a, b in zip(plain, reused):
+        assert a.box == b.box
+        np.testing.assert_array_equal(a.keypoints, b.keypoints)
+        np.testing.assert_array_equal(a.mask, b.mask)
+
+
 def test_people_cache_hits_on_the_same_pixels(woods):
     im, people = woods
     hits = multi._CACHE.hits

@@ -272,8 +272,9 @@ def bench_maps(models: dict, photo: Image.Image, prof: Profile, methods: Iterabl
 def bench_photo(models: dict, photo: Image.Image, prof: Profile) -> dict:
     """One photo through every model with its default map, as the app's compare tab runs it: the
     person finder (its cache cleared: each run is a new photo), every card, and each map's
-    person_share (``ui.analysis.shares``, as the cards show it)."""
-    from ..person import finder
+    person_share (``ui.analysis.shares``, as the cards show it). Both finders' caches are cleared
+    (the multi-person one too: the app's people step runs on every photo with a person)."""
+    from ..person import finder, multi
     from ..ui.analysis import analyse, shares
     from ..ui.bank import ModelBank
 
@@ -283,6 +284,7 @@ def bench_photo(models: dict, photo: Image.Image, prof: Profile) -> dict:
 
     def once():
         finder.clear_cache()
+        multi.clear_cache()
         res = analyse(bank, photo)
         for n in res.cards:
             shares(res, n)

@@ -1,7 +1,8 @@
 """How well the person finder does against COCO's person boxes and keypoints.
 
 Detection: a ground-truth person counts (is *evaluated*) when it is not a crowd region and has
-``>= MIN_KEYPOINTS`` labelled keypoints; found people are matched one-to-one to ground-truth boxes,
+``>= MIN_KEYPOINTS`` labelled keypoints; found people (their tight ``body_box``: COCO's boxes
+outline the visible body, no margin) are matched one-to-one to ground-truth boxes,
 greedily by IoU (highest first), at ``IOU >= 0.5``. Recall = evaluated people matched / evaluated
 people. Precision = found people matched to an evaluated person / found people that are not matched
 to an ignored person (a crowd region or a person with few labelled keypoints: finding them is
@@ -101,7 +102,7 @@ def coco_people(annotations_dir: str | Path, splits=("val2017", "train2017")) ->
 def score_photo(people: list, rec: dict) -> dict:
     """Counts for one photo: ``people`` found (objects with .box and .keypoints), ``rec`` from ``coco_people``."""
     gt_boxes = [b for b, _ in rec["evaluated"]]
-    pred_boxes = [p.box for p in people]
+    pred_boxes = [getattr(p, "body_box", p.box) for p in people]  # tight, as COCO draws its boxes
     pairs = match(pred_boxes, gt_boxes)
     matched_pred = {i for i, _ in pairs}
     # unmatched found people that cover an ignored person are neither right nor wrong

@@ -70,7 +70,8 @@ class Person:
 
     keypoints: (33, 3) float32 - x, y in pixels and visibility in [0, 1] (BlazePose order);
     world:     (33, 3) float32 - metres, origin between the hips (orientation-free body geometry);
-    box:       (x0, y0, x1, y1) ints, from the visible landmarks and the mask, with a margin;
+    box:       (x0, y0, x1, y1) ints, from the visible landmarks and the mask, with a margin (the
+               region a person-crop model sees, as it was trained); ``body_box`` is the tight one;
     mask:      (H, W) float32 in [0, 1] at photo size (soft person segmentation);
     score:     mean visibility of the body landmarks (how sure the landmarks are);
     others:    True when the mask shows more people outside this one's box.
@@ -83,6 +84,13 @@ class Person:
     score: float
     image_size: tuple[int, int]
     others: bool = False
+
+    @property
+    def body_box(self) -> tuple[int, int, int, int]:
+        """The body alone, no margin: the visible landmarks and the mask near them (``local_box``).
+        COCO's person boxes are drawn this tight, so detection is judged on it; ``box`` keeps the
+        margin a crop model needs (context, and what the checkpoints were trained on)."""
+        return local_box(self.keypoints, self.mask if self.has_mask else None, self.image_size, margin=0.0)
 
     @property
     def has_mask(self) -> bool:
@@ -194,6 +202,19 @@ def person_box(keypoints: np.ndarray, mask: np.ndarray | None, image_size: tuple
     return box
 
 
+def local_box(keypoints: np.ndarray, mask: np.ndarray | None, image_size: tuple[int, int],
+              margin: float = BOX_MARGIN) -> tuple[int, int, int, int]:
+    """``person_box`` counting only the mask near the visible landmarks (their box grown by a
+    quarter per side): the landmark model's mask covers its whole region, neighbours included,
+    and a neighbour's body must not widen this person's box."""
+    if mask is None or not mask.size:
+        return person_box(keypoints, None, image_size, margin=margin)
+    near = person_box(keypoints, None, image_size, margin=0.25)
+    local = np.zeros_like(mask)
+    local[near[1] : near[3], near[0] : near[2]] = mask[near[1] : near[3], near[0] : near[2]]
+    return person_box(keypoints, local, image_size, margin=margin)
+
+
 def _others(mask: np.ndarray, box: tuple[int, int, int, int]) -> bool:
     """Whether a sizeable part of the mask lies outside the (grown) person box: more people."""
     x0, y0, x1, y1 = box
@@ -263,6 +284,12 @@ class PersonCache:
                 self._items.popitem(last=False)
         return person
 
+    def peek(self, image: Image.Image) -> tuple[bool, Person | None]:
+        """``(cached, result)`` for ``image`` without running the finder on a miss."""
+        key = self.key(image)
+        with self._lock:
+            return (True, self._items[key]) if key in self._items else (False, None)
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
@@ -283,6 +310,12 @@ def find_person(image: Image.Image) -> Person | None:
     if not isinstance(image, Image.Image):
         raise TypeError("find_person expects a PIL image (use data.io.load_image first)")
     return _CACHE.get(image if image.mode == "RGB" else image.convert("RGB"))
+
+
+def cached_person(image: Image.Image) -> tuple[bool, Person | None]:
+    """``(cached, person)``: ``find_person``'s result when it already ran on these pixels, without
+    running it (``person.multi`` reuses it for the same detection)."""
+    return _CACHE.peek(image if image.mode == "RGB" else image.convert("RGB"))
 
 
 def find_person_or_none(image: Image.Image) -> Person | None:

@@ -1,0 +1,138 @@
+"""Why the multi-person finder misses COCO-mini people, and how many any selection could find.
+
+    .venv/bin/python benchmarks/people_misses.py [--coco ../shared/data/coco/mini]
+
+1. ``find_people`` as shipped: each labelled person (>= 10 keypoints) it misses at IoU 0.5 (tight
+   ``body_box``) is put in one bin: ``none_near`` (no found box reaches IoU 0.1), ``spans_several``
+   (the nearest found box overlaps two or more labelled people at IoU > 0.1: one landmark set drawn
+   across neighbours), ``box_too_big`` / ``box_too_small`` (its one person, badly boxed).
+2. An upper bound: every detector candidate (threshold 0.1; whole photo, 2 x 2, 3 x 3 and 4 x 4
+   tiles; with and without a mirrored whole-photo pass) gets its landmark run, and a labelled person
+   counts when *any* of those landmark sets' body boxes reaches IoU 0.5 - what a perfect choice
+   among the candidates would find. Takes a few minutes (several hundred landmark runs).
+3. With ``--threshold-check``: the shipped finder vs the same at detector threshold 0.2 - PCK@0.2
+   of the people both match, and of the people only the lower threshold matches (are they really
+   found, or only boxed?).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from har_demo.data.io import load_image
+from har_demo.person import multi
+from har_demo.person.accuracy import coco_people, iou, match, pck
+from har_demo.person.finder import _reduce
+
+GRIDS = ((1, 1), (2, 2), (3, 3), (4, 4))
+
+
+def bins(recs) -> dict:
+    out = dict.fromkeys(("matched", "none_near", "spans_several", "box_too_big", "box_too_small"), 0)
+    for r in recs:
+        people = multi.detect_people(load_image(r["path"]))
+        boxes = [p.body_box for p in people]
+        gt = [b for b, _ in r["evaluated"]]
+        hit = {j for _, j in match(boxes, gt)}
+        for j, g in enumerate(gt):
+            if j in hit:
+                out["matched"] += 1
+                continue
+            v, b = max(((iou(b, g), b) for b in boxes), default=(0.0, None), key=lambda t: t[0])
+            if v < 0.1:
+                out["none_near"] += 1
+            elif sum(iou(b, h) > 0.1 for h in gt + r["ignored"]) >= 2:
+                out["spans_several"] += 1
+            else:
+                out["box_too_big" if (b[2] - b[0]) * (b[3] - b[1]) > (g[2] - g[0]) * (g[3] - g[1]) else "box_too_small"] += 1
+    return out
+
+
+def upper_bound(recs) -> dict:
+    saved = multi.MIN_SCORE, multi._GRAPHS
+    multi.MIN_SCORE, multi._GRAPHS = 0.1, None
+    found = {"no_mirror": 0, "with_mirror": 0}
+    try:
+        with multi._LOCK:
+            detector, landmarker = multi._graphs()
+            for r in recs:
+                image = load_image(r["path"])
+                arr, scale = _reduce(image)
+                h, w = arr.shape[:2]
+                sets = {"no_mirror": [], "with_mirror": []}
+                runs = [(det, False) for det in _all(detector, arr, GRIDS)]
+                mirrored = np.ascontiguousarray(arr[:, ::-1])
+                for det in detector.process(mirrored).detections or []:
+                    box = det.location_data.relative_bounding_box
+                    box.xmin = 1 - box.xmin - box.width
+                    for kp in det.location_data.relative_keypoints:
+                        kp.x = 1 - kp.x
+                    runs.append((det, True))
+                for det, is_mirror in runs:
+                    person = multi._person(landmarker.process({"image": arr, "detection": det}), (w, h), scale, image.size)
+                    if person is not None:
+                        for key in ("with_mirror",) if is_mirror else ("no_mirror", "with_mirror"):
+                            sets[key].append(person.body_box)
+                for key, boxes in sets.items():
+                    found[key] += sum(max((iou(b, g) for b in boxes), default=0.0) >= 0.5 for g, _ in r["evaluated"])
+    finally:
+        multi.MIN_SCORE, multi._GRAPHS = saved
+    return found
+
+
+def threshold_check(recs, threshold: float = 0.2) -> dict:
+    saved = multi.MIN_SCORE, multi._GRAPHS
+    per = {}
+    try:
+        for label, thr in (("shipped", saved[0]), (f"threshold_{threshold}", threshold)):
+            multi.MIN_SCORE, multi._GRAPHS = thr, None
+            per[label] = {}
+            for k, r in enumerate(recs):
+                people = multi.detect_people(load_image(r["path"]))
+                for i, j in match([p.body_box for p in people], [b for b, _ in r["evaluated"]]):
+                    per[label][(k, j)] = pck(people[i].keypoints, r["evaluated"][j][1])
+    finally:
+        multi.MIN_SCORE, multi._GRAPHS = saved
+    both = set.intersection(*(set(v) for v in per.values()))
+
+    def rate(d, keys):
+        n = sum(d[k][1] for k in keys)
+        return {"people": len(keys), "keypoints": n, "pck": round(sum(d[k][0] for k in keys) / n, 3) if n else None}
+
+    return {label: {"matched_by_both": rate(d, both), "matched_only_here": rate(d, set(d) - both)} for label, d in per.items()}
+
+
+def _all(detector, arr, grids) -> list:
+    h, w = arr.shape[:2]
+    out = []
+    for tile in multi.tiles(w, h, grids):
+        x0, y0, x1, y1 = tile
+        part = arr if tile == (0, 0, w, h) else np.ascontiguousarray(arr[y0:y1, x0:x1])
+        out += [multi._to_photo(d, tile, w, h) for d in detector.process(part).detections or []]
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--coco", default=str(ROOT.parent / "shared" / "data" / "coco" / "mini"))
+    ap.add_argument("--threshold-check", action="store_true", help="only part 3 (about a minute)")
+    args = ap.parse_args()
+    recs = [r for r in coco_people(args.coco) if r["evaluated"]]
+    if args.threshold_check:
+        result = threshold_check(recs)
+    else:
+        result = {"people": sum(len(r["evaluated"]) for r in recs), "shipped": bins(recs), "any_candidate": upper_bound(recs)}
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
