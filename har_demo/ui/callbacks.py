@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -46,13 +47,44 @@ class View:
     mask: bool = False
 
 
+MAX_TEXT = 2000  # the longest text a UI control sends (a box, a choice); longer -> refused unread
+
+
+def bounded_inputs(args: tuple) -> None:
+    """The UI events are callable through ``/queue/join`` by anyone who knows their ``fn_index``: no
+    text value longer than ``MAX_TEXT`` and no list longer than the batch's file cap reaches a
+    callback (one ``HarError`` line echoing at most ``ECHO_CHARS`` characters)."""
+    from .limits import MAX_FILES_PER_REQUEST
+
+    for value in args:
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            raise HarError(f"a value of {len(value)} characters ({echo(value)}) is over the {MAX_TEXT} character limit")
+        if isinstance(value, (list, tuple)) and len(value) > MAX_FILES_PER_REQUEST:
+            raise HarError(f"a list of {len(value)} values is over the limit of {MAX_FILES_PER_REQUEST}")
+        if isinstance(value, (list, tuple)):
+            bounded_inputs(tuple(v for v in value if isinstance(v, str)))
+
+
+def click_point(index: Any) -> tuple[float, float]:
+    """A select event's (x, y): two finite numbers within 0..100,000 px; else one-line ``HarError``."""
+    try:
+        x, y = (float(v) for v in list(index)[:2])
+    except (TypeError, ValueError, OverflowError):
+        raise HarError(f"a click position must be two numbers, got {echo(index)}") from None
+    if not all(math.isfinite(v) and 0 <= v <= 100_000 for v in (x, y)):
+        raise HarError(f"a click position must be two numbers from 0 to 100000, got {echo(index)}")
+    return x, y
+
+
 def guarded(action: str) -> Callable:
-    """Turn any exception of a callback into one readable line in the status Markdown."""
+    """Turn any exception of a callback into one readable line in the status Markdown; inputs are
+    bounded first (``bounded_inputs``)."""
 
     def deco(method: Callable) -> Callable:
         @functools.wraps(method)
         def wrapper(self: Callbacks, *args: Any, **kwargs: Any) -> dict:
             try:
+                bounded_inputs(args)
                 return method(self, *args, **kwargs)
             except HarError as err:
                 message = redact_paths(err)
@@ -320,7 +352,7 @@ class Callbacks:
     @guarded("reading the click")
     def corner_clicked(self, corner, state, opacity, box_text, skeleton, mask, evt: gr.SelectData) -> dict:
         """A click on the uploaded photo (its own pixels)."""
-        x, y = (round(float(v)) for v in evt.index[:2])
+        x, y = (round(v) for v in click_point(evt.index))
         return self._corner(corner, state, opacity, box_text, skeleton, mask, x, y)
 
     @guarded("reading the click")
@@ -328,7 +360,7 @@ class Callbacks:
         """A click on the headline's photo view (working-image pixels -> photo pixels)."""
         if state is None:
             return {}
-        x, y = an.photo_point(state, *(float(v) for v in evt.index[:2]))
+        x, y = an.photo_point(state, *click_point(evt.index))
         return self._corner(corner, state, opacity, box_text, skeleton, mask, x, y)
 
     def clear_box(self) -> dict:
