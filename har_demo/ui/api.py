@@ -30,6 +30,7 @@ from .callbacks import _analyse, _evaluate, checked_upload, client_gone, opacity
 from .cards import calibration_state, card_summary
 from .redact import redact_paths
 from .render import pose_line
+from .tempfiles import request_files, upload_paths
 from .text import msg
 from .trust import UnseenAccuracy, accuracies, entry_card, headline, ranked, unseen_accuracy
 
@@ -45,7 +46,9 @@ def api_errors(action: str, trim: bool = False) -> Callable:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
-                return fn(*args, **kwargs)
+                # the call's uploads are removed when it ends (issue 22, item 3: not kept an hour)
+                with request_files(upload_paths([*args[1:], *kwargs.values()]), getattr(args[0], "blocks", None) if args else None):
+                    return fn(*args, **kwargs)
             except gr.Error:
                 raise
             except HarError as err:
