@@ -4,11 +4,14 @@ after a batch."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
 from har_demo.ui import analysis as an
 from har_demo.ui import batch as bt
+from har_demo.ui import sessions
 from har_demo.ui.api import Api
 from har_demo.ui.sessions import AnalysisStore, held_bytes
 from tests.test_ui_support import example_photo
@@ -65,6 +68,7 @@ def test_the_session_state_is_a_key_not_the_analysis(app):
 def test_memory_is_trimmed_after_predict_and_explain(bank, monkeypatch):
     calls = []
     monkeypatch.setattr(bt, "release_memory", lambda: calls.append(1))
+    monkeypatch.setattr(sessions, "TRIM_DELAY_S", 0.0)  # trim at once instead of after the burst
     api = Api(bank)
     api.predict(example_photo(), "fnn", "predicted", 0.5)
     assert calls == [1]
@@ -73,3 +77,18 @@ def test_memory_is_trimmed_after_predict_and_explain(bank, monkeypatch):
     assert calls == [1, 1]
     api.explain(example_photo(), "fnn")
     assert len(calls) == 3
+
+
+def test_a_burst_is_trimmed_once_after_its_last_call(monkeypatch):
+    calls = []
+    monkeypatch.setattr(bt, "release_memory", lambda: calls.append(time.monotonic()))
+    monkeypatch.setattr(sessions, "TRIM_DELAY_S", 0.2)
+    monkeypatch.setattr(sessions, "_trim", {"timer": None, "last": 0.0})
+    for _ in range(20):  # a burst of 20 calls
+        sessions.trim_after_burst()
+    assert calls == []  # nothing while the burst lasts
+    deadline = time.monotonic() + 5
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert len(calls) == 1  # one trim after it

@@ -24,12 +24,12 @@ from PIL import Image
 
 from ..errors import HarError
 from . import analysis as an
-from . import batch as bt
 from .bank import ModelBank
 from .callbacks import _analyse, _evaluate, checked_upload, client_gone, opacity_value, target_value
 from .cards import calibration_state, card_summary
 from .redact import redact_paths
 from .render import pose_line
+from .sessions import trim_after_burst
 from .tempfiles import request_files, upload_paths
 from .text import msg
 from .trust import UnseenAccuracy, accuracies, entry_card, headline, ranked, unseen_accuracy
@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 
 def api_errors(action: str, trim: bool = False) -> Callable:
     """Re-raise every failure as a ``gr.Error`` carrying one readable line; with ``trim``, hand the
-    freed heap back to the OS when the call ends (``batch.release_memory``: without it RSS grew
-    1.07 -> 2.85 GB over 1,000 ``/predict`` calls, issue 22 item 7)."""
+    freed heap back to the OS once a burst of calls ends (``sessions.trim_after_burst``: without
+    it RSS grew 1.07 -> 2.85 GB over 1,000 ``/predict`` calls, issue 22 item 7)."""
 
     def deco(fn: Callable) -> Callable:
         @functools.wraps(fn)
@@ -58,7 +58,7 @@ def api_errors(action: str, trim: bool = False) -> Callable:
                 raise gr.Error(msg("unexpected", action=action, kind=type(err).__name__), print_exception=False) from None
             finally:
                 if trim:
-                    bt.release_memory()
+                    trim_after_burst()
 
         return wrapper
 

@@ -31,7 +31,7 @@ from .cards import model_cards_markdown, results_markdown
 from .gpu import gpu
 from .redact import echo, redact_paths
 from .render import card_info, label_value, photo_note, status_line, verdict_markdown
-from .sessions import AnalysisStore
+from .sessions import AnalysisStore, trim_after_burst
 from .text import examples, examples_dir, msg, text
 from .trust import headline, ranked
 
@@ -269,7 +269,7 @@ class Callbacks:
         if analysis is None:
             analysis = _analyse(self.bank, image, names, methods, target_cls)
             self.cache.put(key, analysis)
-            bt.release_memory()  # the decode's and the models' freed buffers go back to the OS, as after /predict
+            trim_after_burst()  # the decode's and the models' freed buffers go back to the OS, as after /predict
         return self._full_update(analysis, opacity, box_text, skeleton, mask, time.perf_counter() - start, cached=cached)
 
     def _full_update(self, analysis: an.Analysis, opacity, box_text, skeleton, mask, seconds: float, cached: bool = False) -> dict:
