@@ -87,7 +87,9 @@ def predict_dataset(
     decoded once per chunk of ``chunk`` samples (bounded memory; reduced to ``max_side`` while
     decoding when given), every predictor sees the chunk, and the chunk is dropped. An unreadable
     image raises ``ImageLoadError`` naming it, or with ``skip_unreadable`` is left out.
-    ``before_chunk(done, total)`` runs before each chunk (e.g. raises when the client went away)."""
+    ``before_chunk(done, total)`` runs before each chunk, and inside a chunk before each photo's
+    decode and each model's predict (e.g. raises when the client went away: a batch stops within
+    one photo or one model call, not after a whole chunk of up to ``chunk`` photos)."""
     kept: list[Sample] = []
     skipped: list[str] = []
     probs: dict[str, list[np.ndarray]] = {name: [] for name in predictors}
@@ -96,6 +98,8 @@ def predict_dataset(
             before_chunk(len(kept), len(samples))
         part, images = [], []
         for s in samples[start : start + chunk]:
+            if before_chunk is not None and part:
+                before_chunk(len(kept) + len(part), len(samples))
             try:
                 images.append(load_image(s.path, name=display_name(s) if display_name else None, max_side=max_side))
                 part.append(s)
@@ -107,6 +111,8 @@ def predict_dataset(
                 skipped.append(str(err))
         if images:
             for name, predict in predictors.items():
+                if before_chunk is not None:
+                    before_chunk(len(kept), len(samples))
                 probs[name].append(predict(images))
         kept += part
         del images

@@ -111,6 +111,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("HAR_MAX_UPLOAD_BODY", int, 256 * _MIB, "largest upload request body, in bytes", "268435456 (256 MiB)", minimum=1),
     Setting("HAR_MAX_FILES_PER_REQUEST", int, 520, "files in one upload request (a batch: 500 images + zips/CSV)", minimum=1),
     Setting("HAR_MAX_JOBS_PER_CLIENT", int, 4, "queued or running jobs one client (address or session) may have", minimum=1),
+    Setting("HAR_SESSION_STORE_BYTES", int, 256 * _MIB, "bytes of compare-tab analyses kept across all sessions (LRU)", "268435456 (256 MiB)", minimum=1),
     Setting("HAR_LISTEN_GRACE_S", float, 3.0, "seconds a job's client has to start listening before the job is dropped", minimum=0),
 )}
 

@@ -426,7 +426,7 @@ def test_ui_compare_tab(app, bank, corpus, case):
         assert set(out) == {ui.status}, f"{case.id}: more than the status line changed"
         assert_one_clear_line(out[ui.status], case, corpus[case.id])
         return
-    state = out[ui.state]
+    state = cb.held(out[ui.state])
     assert isinstance(state, an.Analysis) and set(state.cards) == set(ui.cards)
     ref = case.reference()
     assert state.size == (ref.shape[1], ref.shape[0]), f"{case.id}: decoded size {state.size}"

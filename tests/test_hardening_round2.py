@@ -498,9 +498,9 @@ def test_batch_stops_when_the_client_has_gone(tmp_path):
 
     def cancelled() -> bool:
         asked.append(1)
-        return len(asked) > 1  # gone after the first chunk
+        return len(asked) > 1  # gone after the first photo (asked before each photo and model call)
 
-    with pytest.raises(bt.BatchCancelled, match=rf"batch stopped after {bt.CHUNK} of {2 * bt.CHUNK} images"):
+    with pytest.raises(bt.BatchCancelled, match=rf"batch stopped after 1 of {2 * bt.CHUNK} images"):
         bt.evaluate_batch(bank, paths, ["fnn"], cancelled=cancelled)
     event = SimpleNamespace(session_hash="s1", alive=True)
     blocks = SimpleNamespace(_queue=SimpleNamespace(active_jobs=[None, [event]]))

@@ -40,8 +40,8 @@ def test_cards_exist_for_available_models_and_unavailable_ones_are_listed(app, b
 
 
 def test_analyse_fills_every_selected_card(app, analysed):
-    _, ui, _cb = app
-    state = analysed[ui.state]
+    _, ui, cb = app
+    state = cb.held(analysed[ui.state])
     assert isinstance(state, an.Analysis) and set(state.cards) == set(ui.cards)
     for name in ui.cards:
         vals = card_values(analysed, ui, name)
@@ -55,7 +55,7 @@ def test_analyse_fills_every_selected_card(app, analysed):
 def test_model_selection_hides_unselected_cards(app):
     _, ui, cb = app
     out = cb.analyse(example_photo(), ["fnn"], PREDICTED, 0.5, "", True, False, *_methods(ui))
-    assert list(out[ui.state].cards) == ["fnn"]
+    assert list(cb.held(out[ui.state]).cards) == ["fnn"]
     assert card_values(out, ui, "cnn_base")["column"]["visible"] is False
     assert card_values(out, ui, "cnn_base")["label"] is None
 
@@ -96,7 +96,7 @@ def test_raw_upload_payloads_are_accepted_only_from_the_upload_folder(app, tmp_p
         out = cb.analyse(sneaky, ["fnn"], PREDICTED, 0.5, "", True, False, *_methods(ui))
         assert list(out) == [ui.status] and "not an uploaded file" in out[ui.status]
     ok = cb.analyse({"path": str(inside), "orig_name": "p.jpg"}, ["fnn"], PREDICTED, 0.5, "", True, False, *_methods(ui))
-    assert ok[ui.state].cards["fnn"].error is None
+    assert cb.held(ok[ui.state]).cards["fnn"].error is None
 
 
 def test_unexpected_errors_are_logged_and_shown_as_one_line(app, monkeypatch, caplog):
@@ -111,13 +111,13 @@ def test_unexpected_errors_are_logged_and_shown_as_one_line(app, monkeypatch, ca
 
 def test_method_dropdown_reruns_only_that_model(app, analysed, monkeypatch):
     _, ui, cb = app
-    state = analysed[ui.state]
+    state = cb.held(analysed[ui.state])
     calls = []
     real = an.run_card
     monkeypatch.setattr(an, "run_card", lambda entry, *a: calls.append(entry.name) or real(entry, *a))
     out = cb.method_changed("cnn_base")(state, "occlusion", PREDICTED, 0.5, "")
     assert calls == ["cnn_base"]
-    new = out[ui.state]
+    new = cb.held(out[ui.state])
     assert new.cards["cnn_base"].method == "occlusion" and new.cards["fnn"] is state.cards["fnn"]
     assert "**occlusion**" in card_values(out, ui, "cnn_base")["info"]
     assert cb.method_changed("cnn_base")(None, "occlusion", PREDICTED, 0.5, "") == {}  # nothing analysed yet
@@ -125,11 +125,11 @@ def test_method_dropdown_reruns_only_that_model(app, analysed, monkeypatch):
 
 def test_target_class_reruns_all_maps_for_that_class(app, analysed):
     _, ui, cb = app
-    out = cb.target_changed(analysed[ui.state], "standing", 0.5, "", True, False, *_methods(ui))
-    assert {c.target for c in out[ui.state].cards.values()} == {"standing"}
+    out = cb.target_changed(cb.held(analysed[ui.state]), "standing", 0.5, "", True, False, *_methods(ui))
+    assert {c.target for c in cb.held(out[ui.state]).cards.values()} == {"standing"}
     for name in ui.cards:
         assert "for **standing**" in card_values(out, ui, name)["info"]
-    bad = cb.target_changed(analysed[ui.state], "dancing", 0.5, "", True, False, *_methods(ui))
+    bad = cb.target_changed(cb.held(analysed[ui.state]), "dancing", 0.5, "", True, False, *_methods(ui))
     assert "unknown class 'dancing'" in bad[ui.status]
 
 
@@ -137,7 +137,7 @@ def test_opacity_reblends_stored_maps_without_running_models(app, analysed, monk
     _, ui, cb = app
     monkeypatch.setattr(an, "run_card", lambda *a, **k: pytest.fail("the slider must not run a model"))
     monkeypatch.setattr(cbm, "_analyse", lambda *a, **k: pytest.fail("the slider must not run a model"))
-    state = analysed[ui.state]
+    state = cb.held(analysed[ui.state])
     low, high = cb.redraw(state, 0.1, "", True, False), cb.redraw(state, 0.9, "", True, False)
     for name in ui.cards:
         overlay = ui.cards[name].overlay
@@ -149,7 +149,7 @@ def test_opacity_reblends_stored_maps_without_running_models(app, analysed, monk
 @pytest.mark.parametrize("probs, flagged", [((0.45, 0.44, 0.11), True), ((0.8, 0.1, 0.1), False), ((0.1, 0.45, 0.45), True)])
 def test_ambiguity_flag_follows_the_library(app, analysed, probs, flagged):
     _, ui, cb = app
-    state = analysed[ui.state]
+    state = cb.held(analysed[ui.state])
     card = state.cards["fnn"]
     forced_card = an.CardResult("fnn", dict(zip(CLASSES, probs)), card.method, "sitting", card.saliency)
     out = cb.box_changed(an.Analysis(state.image, state.size, {"fnn": forced_card}), 0.5, "")
@@ -163,7 +163,7 @@ def test_ambiguity_flag_follows_the_library(app, analysed, probs, flagged):
 def test_person_box_gives_drift_scores_from_stored_maps(app, analysed, monkeypatch):
     _, ui, cb = app
     monkeypatch.setattr(an, "run_card", lambda *a, **k: pytest.fail("the box must not run a model"))
-    state = analysed[ui.state]
+    state = cb.held(analysed[ui.state])
     w, h = state.size
     out = cb.box_changed(state, 0.5, f"0, 0, {w // 2}, {h}")
     for name in ui.cards:
@@ -178,11 +178,11 @@ def test_person_box_gives_drift_scores_from_stored_maps(app, analysed, monkeypat
 
 def test_malformed_box_is_reported_not_fatal(app, analysed):
     _, ui, cb = app
-    out = cb.box_changed(analysed[ui.state], 0.5, "left side please")
+    out = cb.box_changed(cb.held(analysed[ui.state]), 0.5, "left side please")
     assert "expected" in out[ui.status] or "x0,y0,x1,y1" in out[ui.status]
     assert "inside your box" not in card_values(out, ui, "fnn")["info"]
     full = cb.analyse(example_photo(), ["fnn"], PREDICTED, 0.5, "1,2,3", True, False, *_methods(ui))
-    assert full[ui.state].cards["fnn"].error is None and "x0,y0,x1,y1" in full[ui.status]
+    assert cb.held(full[ui.state]).cards["fnn"].error is None and "x0,y0,x1,y1" in full[ui.status]
 
 
 class _Click:
@@ -192,7 +192,7 @@ class _Click:
 
 def test_two_clicks_on_the_photo_make_a_box_and_score_it(app, analysed):
     _, ui, cb = app
-    state = analysed[ui.state]
+    state = cb.held(analysed[ui.state])
     first = cb.corner_clicked(None, state, 0.5, "", True, False, _Click(120, 40))
     assert first[ui.corner] == (120, 40) and first[ui.status] == msg("box_corner", x=120, y=40)
     assert not np.array_equal(first[ui.photo_view], an.photo_view(state, None, None))  # the first corner is drawn
@@ -215,7 +215,7 @@ def test_examples_are_cached_lazily_per_setting(app, monkeypatch):
     monkeypatch.setattr(cbm, "_analyse", lambda *a: calls.append(1) or real(*a))
     first = cb.analyse(photo, ["fnn"], PREDICTED, 0.5, "", True, False, *_methods(ui))
     second = cb.analyse(photo, ["fnn"], PREDICTED, 0.3, "", True, False, *_methods(ui))
-    assert len(calls) == 1 and second[ui.state] is first[ui.state]
+    assert len(calls) == 1 and cb.held(second[ui.state]) is cb.held(first[ui.state])
     assert "from the cache" in second[ui.status] and " in 0.00 s" not in second[ui.status]
     cb.analyse(photo, ["fnn"], "sitting", 0.5, "", True, False, *_methods(ui))
     assert len(calls) == 2
@@ -223,7 +223,7 @@ def test_examples_are_cached_lazily_per_setting(app, monkeypatch):
 
 def test_headline_and_skeleton_toggle_redraw_without_models(app, analysed, monkeypatch):
     _, ui, cb = app
-    state = analysed[ui.state]
+    state = cb.held(analysed[ui.state])
     assert analysed[ui.verdict].startswith("## ") and "no model here has an unseen-source accuracy" in analysed[ui.verdict]
     assert f"{state.size[0]} x {state.size[1]} px" in analysed[ui.photo_note]
     assert isinstance(analysed[ui.photo_view], np.ndarray) and isinstance(analysed[ui.best_map], np.ndarray)

@@ -29,20 +29,26 @@ from .callbacks import _analyse, _evaluate, checked_upload, client_gone, opacity
 from .cards import calibration_state, card_summary
 from .redact import redact_paths
 from .render import pose_line
+from .sessions import trim_after_burst
+from .tempfiles import request_files, upload_paths
 from .text import msg
 from .trust import UnseenAccuracy, accuracies, entry_card, headline, ranked, unseen_accuracy
 
 log = logging.getLogger(__name__)
 
 
-def api_errors(action: str) -> Callable:
-    """Re-raise every failure as a ``gr.Error`` carrying one readable line."""
+def api_errors(action: str, trim: bool = False) -> Callable:
+    """Re-raise every failure as a ``gr.Error`` carrying one readable line; with ``trim``, hand the
+    freed heap back to the OS once a burst of calls ends (``sessions.trim_after_burst``: without
+    it RSS grew 1.07 -> 2.85 GB over 1,000 ``/predict`` calls, issue 22 item 7)."""
 
     def deco(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
-                return fn(*args, **kwargs)
+                # the call's uploads are removed when it ends (issue 22, item 3: not kept an hour)
+                with request_files(upload_paths([*args[1:], *kwargs.values()]), getattr(args[0], "blocks", None) if args else None):
+                    return fn(*args, **kwargs)
             except gr.Error:
                 raise
             except HarError as err:
@@ -50,6 +56,9 @@ def api_errors(action: str) -> Callable:
             except Exception as err:
                 log.exception("API %s failed", action)
                 raise gr.Error(msg("unexpected", action=action, kind=type(err).__name__), print_exception=False) from None
+            finally:
+                if trim:
+                    trim_after_burst()
 
         return wrapper
 
@@ -188,7 +197,7 @@ class Api:
             raise HarError(msg("no_models"))
         return _analyse(self.bank, path, chosen, {}, target_value(target))
 
-    @api_errors("predicting")
+    @api_errors("predicting", trim=True)
     def predict(self, image: Any, models: str = "", target: str = "predicted", opacity: float = 0.5):
         """Every chosen model (default all available) with its default map, ordered as the UI's cards
         (by accuracy on photos from sources the model never saw). Returns (JSON {"headline",
@@ -219,7 +228,7 @@ class Api:
         return {"headline": headline_json(analysis, lead, acc), "models": rows, "image_size": list(analysis.size),
                 "person": person_json(analysis), "people": people_json(self.bank, analysis)}, gallery
 
-    @api_errors("explaining")
+    @api_errors("explaining", trim=True)
     def explain(self, image: Any, model: str, method: str = "", target: str = "predicted", opacity: float = 0.5, box: str = ""):
         """One model, one method (default: the model's), one class. Returns (overlay, JSON)."""
         opacity = opacity_value(opacity)

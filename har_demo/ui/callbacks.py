@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from .cards import model_cards_markdown, reliability_plot, results_markdown
 from .gpu import gpu
 from .redact import echo, redact_paths
 from .render import card_info, label_value, photo_note, status_line, verdict_markdown
+from .sessions import AnalysisStore, trim_after_burst
 from .text import examples, examples_dir, msg, text
 from .trust import headline, ranked
 
@@ -46,13 +48,44 @@ class View:
     mask: bool = False
 
 
+MAX_TEXT = 2000  # the longest text a UI control sends (a box, a choice); longer -> refused unread
+
+
+def bounded_inputs(args: tuple) -> None:
+    """The UI events are callable through ``/queue/join`` by anyone who knows their ``fn_index``: no
+    text value longer than ``MAX_TEXT`` and no list longer than the batch's file cap reaches a
+    callback (one ``HarError`` line echoing at most ``ECHO_CHARS`` characters)."""
+    from .limits import MAX_FILES_PER_REQUEST
+
+    for value in args:
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            raise HarError(f"a value of {len(value)} characters ({echo(value)}) is over the {MAX_TEXT} character limit")
+        if isinstance(value, (list, tuple)) and len(value) > MAX_FILES_PER_REQUEST:
+            raise HarError(f"a list of {len(value)} values is over the limit of {MAX_FILES_PER_REQUEST}")
+        if isinstance(value, (list, tuple)):
+            bounded_inputs(tuple(v for v in value if isinstance(v, str)))
+
+
+def click_point(index: Any) -> tuple[float, float]:
+    """A select event's (x, y): two finite numbers within 0..100,000 px; else one-line ``HarError``."""
+    try:
+        x, y = (float(v) for v in list(index)[:2])
+    except (TypeError, ValueError, OverflowError):
+        raise HarError(f"a click position must be two numbers, got {echo(index)}") from None
+    if not all(math.isfinite(v) and 0 <= v <= 100_000 for v in (x, y)):
+        raise HarError(f"a click position must be two numbers from 0 to 100000, got {echo(index)}")
+    return x, y
+
+
 def guarded(action: str) -> Callable:
-    """Turn any exception of a callback into one readable line in the status Markdown."""
+    """Turn any exception of a callback into one readable line in the status Markdown; inputs are
+    bounded first (``bounded_inputs``)."""
 
     def deco(method: Callable) -> Callable:
         @functools.wraps(method)
         def wrapper(self: Callbacks, *args: Any, **kwargs: Any) -> dict:
             try:
+                bounded_inputs(args)
                 return method(self, *args, **kwargs)
             except HarError as err:
                 message = redact_paths(err)
@@ -167,6 +200,11 @@ class Callbacks:
         self.blocks: Any = None  # the Blocks (set by layout.build_demo): its queue tells a gone client
         self.card_names = list(ui.cards)
         self.cache = cache if cache is not None else an.ResultCache([e["path"] for e in examples()])
+        self.store = AnalysisStore()  # the analyses; a session's gr.State holds only its key
+
+    def held(self, state: Any) -> an.Analysis | None:
+        """The analysis a session's state names (a key into ``store``; an ``Analysis`` as is)."""
+        return state if isinstance(state, an.Analysis) else self.store.get(state)
 
     def status_for(self, callback: str) -> Any:
         """The Markdown a failed callback writes its one line to."""
@@ -231,13 +269,14 @@ class Callbacks:
         if analysis is None:
             analysis = _analyse(self.bank, image, names, methods, target_cls)
             self.cache.put(key, analysis)
+            trim_after_burst()  # the decode's and the models' freed buffers go back to the OS, as after /predict
         return self._full_update(analysis, opacity, box_text, skeleton, mask, time.perf_counter() - start, cached=cached)
 
     def _full_update(self, analysis: an.Analysis, opacity, box_text, skeleton, mask, seconds: float, cached: bool = False) -> dict:
         view, box_msg = self._view(analysis, opacity, box_text, skeleton, mask)
         out = self._card_updates(analysis, view)
         out.update(self._headline(analysis, view, cards=out))
-        out[self.ui.state] = analysis
+        out[self.ui.state] = self.store.put(analysis)
         out[self.ui.corner] = None
         out[self.ui.status] = " ".join(filter(None, [status_line(analysis, seconds, cached=cached), box_msg]))
         return out
@@ -250,6 +289,7 @@ class Callbacks:
     @guarded("redrawing the maps")
     def redraw(self, state: an.Analysis | None, opacity, box_text, skeleton, mask) -> dict:
         """Opacity / skeleton / outline: redraw from the stored maps; no model runs."""
+        state = self.held(state)
         if state is None:
             return {}
         view, _ = self._view(state, opacity, box_text, skeleton, mask)
@@ -259,6 +299,7 @@ class Callbacks:
     def box_changed(self, state: an.Analysis | None, opacity, box_text, skeleton=True, mask=False) -> dict:
         """Person box: redraw overlays and where-it-looked scores from the stored maps (a user box
         overrides the person finder)."""
+        state = self.held(state)
         if state is None:
             an.parse_box(box_text)  # report a malformed box even before a photo is analysed
             return {}
@@ -272,6 +313,7 @@ class Callbacks:
 
         @guarded(f"changing the map method of {name}")
         def callback(self, state, method, target, opacity, box_text, skeleton=True, mask=False) -> dict:
+            state = self.held(state)
             if state is None or name not in state.cards:
                 return {}
             start = time.perf_counter()
@@ -279,7 +321,7 @@ class Callbacks:
             view, _ = self._view(new, opacity, box_text, skeleton, mask)
             out = self._card_updates(new, view, names=[name])
             out.update(self._headline(new, view, cards=out))
-            out[self.ui.state] = new
+            out[self.ui.state] = self.store.put(new)
             out[self.ui.status] = status_line(new, time.perf_counter() - start, ran=1)
             return out
 
@@ -288,6 +330,7 @@ class Callbacks:
     @guarded("changing the explained class")
     def target_changed(self, state, target, opacity, box_text, skeleton, mask, *method_values) -> dict:
         """Target class: recompute every card's map on the stored photo."""
+        state = self.held(state)
         if state is None:
             return {}
         start = time.perf_counter()
@@ -306,6 +349,7 @@ class Callbacks:
     def _corner(self, corner, state, opacity, box_text, skeleton, mask, x: int, y: int) -> dict:
         """Two clicks = two opposite corners (original-photo pixels) of the person box; the first
         one is drawn on the photo view until the second arrives."""
+        state = self.held(state)
         if corner is None:
             out: dict = {self.ui.corner: (x, y), self.ui.status: msg("box_corner", x=x, y=y)}
             if state is not None:
@@ -320,15 +364,16 @@ class Callbacks:
     @guarded("reading the click")
     def corner_clicked(self, corner, state, opacity, box_text, skeleton, mask, evt: gr.SelectData) -> dict:
         """A click on the uploaded photo (its own pixels)."""
-        x, y = (round(float(v)) for v in evt.index[:2])
+        x, y = (round(v) for v in click_point(evt.index))
         return self._corner(corner, state, opacity, box_text, skeleton, mask, x, y)
 
     @guarded("reading the click")
     def view_corner_clicked(self, corner, state, opacity, box_text, skeleton, mask, evt: gr.SelectData) -> dict:
         """A click on the headline's photo view (working-image pixels -> photo pixels)."""
+        state = self.held(state)
         if state is None:
             return {}
-        x, y = an.photo_point(state, *(float(v) for v in evt.index[:2]))
+        x, y = an.photo_point(state, *click_point(evt.index))
         return self._corner(corner, state, opacity, box_text, skeleton, mask, x, y)
 
     def clear_box(self) -> dict:

@@ -32,6 +32,9 @@ DEFAULT_OPACITY = 0.5
 # most CONCURRENCY of them run at a time in total; re-blending/box events have their own group.
 MODEL_WORK = {"concurrency_id": "models", "concurrency_limit": CONCURRENCY}
 LIGHT_WORK = {"concurrency_id": "render", "concurrency_limit": 4}
+# Checking a new upload decodes the photo (in the sandbox): its own group of one, so uploads hammered
+# by one visitor wait behind each other and never hold the slots /models and the redraws share.
+UPLOAD_CHECK = {"concurrency_id": "upload_check", "concurrency_limit": 1}
 STATE_TTL_S = 3600  # a session's stored maps are dropped after an hour
 CARD_MIN_WIDTH = 195
 PHOTO_HEIGHT = 300
@@ -311,7 +314,7 @@ def _wire(ui: UI, cb: Callbacks, target_choices: list[str]) -> None:
         ui.examples.load_input_event.then(
             cb.analyse, analyse_inputs, compare_outputs, preprocess=False, **_private("example"), **MODEL_WORK
         )
-    ui.image.upload(cb.photo_uploaded, [ui.image], [ui.status], preprocess=False, **_private("upload"), **LIGHT_WORK)
+    ui.image.upload(cb.photo_uploaded, [ui.image], [ui.status], preprocess=False, **_private("upload"), **UPLOAD_CHECK)
     redraw_outputs = [ui.status, *ui.headline_outputs()] + [c for card in ui.cards.values() for c in (card.overlay, card.info)]
     for key, control in (("opacity", ui.opacity), ("skeleton", ui.skeleton), ("mask_outline", ui.mask_outline)):
         control.change(
