@@ -62,6 +62,9 @@ def pack_aux(x: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, plane.view(b, 1, h, w)], dim=1)
 
 
+TTA_MODES = ("none", "flip")  # test-time averaging (``HarModel.flip_tta``)
+
+
 @dataclass
 class View:
     """What a model sees of one photo: ``image`` (the photo or its person crop), ``box`` (where
@@ -122,6 +125,13 @@ class HarModel(nn.Module):
     # batcher and explainer keeps handling a single tensor.
     aux_features: int = 0
     uses_image: bool = True  # False for models that read only the aux vector (image methods do not apply)
+
+    @property
+    def flip_tta(self) -> bool:
+        """``tta=flip`` (a config option every model has): ``predict_views`` averages the
+        probabilities of the photo and of its mirror image (a second forward pass). Maps explain
+        the photo as it is; their class is the averaged answer's."""
+        return self.config.get("tta", "none") == "flip"
 
     @property
     def person_crop(self) -> bool:
@@ -190,10 +200,16 @@ class HarModel(nn.Module):
             return x, None
         return x[:, :3], x[:, 3].reshape(x.shape[0], -1)[:, : self.aux_features]
 
-    def preprocess_views(self, views: Sequence[View]) -> torch.Tensor:
+    def preprocess_views(self, views: Sequence[View], mirror: bool = False) -> torch.Tensor:
+        """Views -> the model's input batch. ``mirror``: the horizontally mirrored input, made as
+        training made its mirror view (the transformed image flipped, the pose vector of the
+        mirrored photo: ``mirrored_aux_vector``), for flip test-time averaging."""
         x = to_batch([v.image for v in views], self.transform).to(self.device)
+        if mirror:
+            x = x.flip(-1)
         if self.aux_features:
-            aux = torch.from_numpy(np.stack([self.aux_vector(v) for v in views]).astype(np.float32))
+            vector = self.mirrored_aux_vector if mirror else self.aux_vector
+            aux = torch.from_numpy(np.stack([vector(v) for v in views]).astype(np.float32))
             x = pack_aux(x, aux.to(self.device))
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
@@ -228,8 +244,11 @@ class HarModel(nn.Module):
         self.eval()
         out = []
         for i in range(0, len(views), batch_size):
-            logits = self(self.preprocess_views(views[i : i + batch_size]))
-            out.append(torch.softmax(logits.float() / self.temperature, dim=-1).cpu().numpy())
+            chunk = views[i : i + batch_size]
+            probs = torch.softmax(self(self.preprocess_views(chunk)).float() / self.temperature, dim=-1)
+            if self.flip_tta:  # the mean of the photo's and its mirror's probabilities
+                probs = (probs + torch.softmax(self(self.preprocess_views(chunk, mirror=True)).float() / self.temperature, dim=-1)) / 2
+            out.append(probs.cpu().numpy())
         self.train(was_training)
         return np.concatenate(out, axis=0) if out else np.zeros((0, len(self.classes)), np.float32)
 

@@ -34,9 +34,9 @@ from types import MappingProxyType
 from typing import Any
 
 from ..data.transforms import STUDY_AUGMENT
-from ..errors import ModelUnavailable, UnknownName
+from ..errors import ConfigError, ModelUnavailable, UnknownName
 from ..options import check, check_keys, signature_kinds
-from .base import HarModel
+from .base import TTA_MODES, HarModel
 from .tiny import tiny_clip_cfg, tiny_siglip_cfg
 
 # How a model's head starts before training (what WiSE-FT and the results tables need to know):
@@ -208,7 +208,8 @@ def get_spec(name: str) -> ModelSpec:
 def builder_options(name: str) -> tuple[dict[str, Any], bool]:
     """``({option: type}, open)`` of a registry model's builder config (module doc): ``open`` when
     the builder may accept options it does not list (then only the listed ones are type-checked).
-    ``person_crop`` (bool) is every model's option (``HarModel.person_crop``)."""
+    ``person_crop`` (bool) and ``tta`` (``none`` / ``flip``) are every model's options
+    (``HarModel.person_crop``, ``HarModel.flip_tta``)."""
     spec = get_spec(name)
     builder = spec.resolve(spec.builder)
     kinds, open_ = signature_kinds(builder, skip=("pretrained",))
@@ -222,6 +223,7 @@ def builder_options(name: str) -> tuple[dict[str, Any], bool]:
             more, open_ = signature_kinds(made.__init__, skip=("self", "pretrained"))
             kinds.update(more)
     kinds["person_crop"] = bool
+    kinds["tta"] = str
     return kinds, open_
 
 
@@ -256,9 +258,14 @@ def build_model(name: str, pretrained: bool = True, **config) -> HarModel:
     # ``person_crop`` is a preprocessing option every model has (``HarModel.person_crop``): applied
     # here, so no builder needs to know it.
     crop = config.pop("person_crop", None)
+    tta = config.pop("tta", None)
+    if tta not in (None, *TTA_MODES):
+        raise ConfigError(f"{name}: tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
     model = spec.resolve(spec.builder)(pretrained=pretrained, **config)
     if crop is not None:
         model.set_person_crop(bool(crop))
+    if tta is not None:
+        model.config["tta"] = tta
     model.name = name
     return model
 
