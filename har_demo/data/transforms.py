@@ -71,6 +71,35 @@ class Letterbox(torch.nn.Module):
         return TF.pad(img, [x0, y0, self.size - x1, self.size - y1], fill=self.fill)
 
 
+class Stretch(torch.nn.Module):
+    """Aspect-ratio jitter of a letterboxed square (``Letterbox``'s output): the content (all but
+    the grey pad) widened by ``factor`` (< 1 narrows it), letterboxed again - the crop of the same
+    person in the photo stretched horizontally by ``factor``. Why: ``flickr8k_squashed`` photos
+    show people up to 1.5x too tall or too wide; training views stretched both ways teach a
+    model to judge the pose whatever the squash (``TrainConfig.aspect_views``)."""
+
+    def __init__(self, size: int, factor: float, fill: int = PAD_FILL):
+        super().__init__()
+        self.size, self.factor, self.fill = int(size), float(factor), fill
+        self.letterbox = Letterbox(size, fill)
+
+    def forward(self, img):
+        data = img.as_subclass(torch.Tensor) if isinstance(img, torch.Tensor) else TF.pil_to_tensor(img)
+        inside = (data != self.fill).any(0)
+        rows, cols = inside.any(1).nonzero().flatten(), inside.any(0).nonzero().flatten()
+        if not len(rows):  # nothing but pad
+            return img
+        content = data[:, int(rows[0]) : int(rows[-1]) + 1, int(cols[0]) : int(cols[-1]) + 1]
+        h, w = content.shape[-2:]
+        out = self.letterbox(TF.resize(content, [h, max(1, round(w * self.factor))], antialias=True))
+        return type(img)(out) if isinstance(img, torch.Tensor) and type(img) is not torch.Tensor else out
+
+
+def stretch_transform(size: int, factor: float, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> T.Compose:
+    """``eval_transform`` (letterbox) with the content stretched horizontally by ``factor``."""
+    return T.Compose([T.ToImage(), Letterbox(size), Stretch(size, factor), T.ToDtype(torch.float32, scale=True), T.Normalize(mean, std)])
+
+
 def resize_op(size: int, mode: str = "squash"):
     """The op that makes any photo an S x S image (the first step of every model's preprocessing)."""
     if check_resize_mode(mode) == "pad":

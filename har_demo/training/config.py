@@ -53,6 +53,7 @@ class TrainConfig:
     lr_decay: float | None = None  # layer-wise LR decay for backbones that support it (e.g. 0.75)
     backbone_trainable: float = 1.0  # fraction of backbone tensors (from the output end) that train; rest frozen
     feature_views: int = 4  # backbone_trainable=0: cached feature views per training image (training.features)
+    aspect_views: tuple[float, ...] = ()  # frozen features: extra views with the person stretched by each factor (aspect jitter)
     head_solver: str = "adamw"  # frozen features: "adamw" (the loop, early stopping) or "lbfgs" (exact L2 logistic regression)
     head_c: float = 0.01  # head_solver=lbfgs: inverse L2 strength (sklearn's C: loss sum + ||W||^2 / (2 C))
     weight_decay: float = 0.01
@@ -89,6 +90,9 @@ class TrainConfig:
             raise ConfigError(f"head_solver {self.head_solver!r}: expected adamw or lbfgs")
         if not self.head_c > 0:
             raise ConfigError(f"head_c {self.head_c!r}: expected a number > 0")
+        self.aspect_views = tuple(float(a) for a in self.aspect_views)
+        if any(not 0.5 <= a <= 2.0 or a == 1.0 for a in self.aspect_views):
+            raise ConfigError(f"aspect_views {list(self.aspect_views)!r}: expected stretch factors in [0.5, 2], none equal to 1")
         if self.feature_views < 1:
             raise ConfigError(f"feature_views {self.feature_views!r}: expected an integer >= 1")
         if not 0 <= self.backbone_trainable <= 1:
@@ -110,6 +114,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["augment"] = list(self.augment)
+        d["aspect_views"] = list(self.aspect_views)
         d["wise_alphas"] = list(self.wise_alphas)
         return d
 

@@ -124,6 +124,7 @@ class CachedDataset(torch.utils.data.Dataset):
         self.transform = transform
         self.aux = aux
         self.flip = float(flip)
+        self.persons: list | None = None  # the person of every cached image (models with pose vectors: make_datasets)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -165,4 +166,6 @@ def make_datasets(cache: ImageCache, splits: dict[str, Sequence[Sample]], size: 
     for name, samples in splits.items():
         tf = train_transform(size, augment, mean, std, resize) if name == "train" else eval_transform(size, mean, std, resize)
         out[name] = CachedDataset(cache.full(size, resize, crop), samples, tf, cache.indices(samples), aux, flip if name == "train" else 0.0)
+        if aux is not None:
+            out[name].persons = cache.persons()
     return out

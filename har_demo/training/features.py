@@ -36,6 +36,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .. import settings
+from ..data.transforms import stretch_transform
+from ..errors import ConfigError
 from ..labels import CLASSES
 from ..models.base import HarModel
 from .config import TrainConfig
@@ -100,14 +102,16 @@ class FeatureStore:
 
     def views(self, key: str, model: HarModel, dataset: CachedDataset, transforms: Sequence[tuple[Callable, float]], device,
               batch_size: int = 64) -> torch.Tensor:
-        """(V, N, D) float32 features of ``dataset``'s images under each view ``(transform, flip)``."""
+        """(V, N, D) float32 features of ``dataset``'s images under each view ``(transform, flip[, aux])``
+        (``aux``: the view's own (N_images, 2, A) pose vectors instead of the dataset's)."""
         features, _ = model.head_split()
         paths = [s.path for s in dataset.samples]
         out = []
-        for v, (tf, flip) in enumerate(transforms):
+        for v, (tf, flip, *aux) in enumerate(transforms):
+            aux = aux[0] if aux and aux[0] is not None else dataset.aux
             todo = [i for i, p in enumerate(paths) if (key, v, p) not in self._feats]
             if todo:
-                view = CachedDataset(dataset.images, [dataset.samples[i] for i in todo], tf, dataset.indices[todo], dataset.aux, flip)
+                view = CachedDataset(dataset.images, [dataset.samples[i] for i in todo], tf, dataset.indices[todo], aux, flip)
                 feats = self._extract(key, features, model, view, [_item_seed(v, paths[i]) for i in todo], device, batch_size)
                 for i, f in zip(todo, feats):
                     self._feats[(key, v, paths[i])] = f
@@ -156,17 +160,39 @@ class FeatureStore:
         return result
 
 
-def view_transforms(train: CachedDataset, evaluation: CachedDataset, cfg: TrainConfig) -> list[tuple[Callable, float]]:
-    """The views ``(transform, flip)`` of a training image (see the module docstring). Mirroring is
-    the dataset's ``flip`` (so a pose vector is mirrored with its image)."""
+def view_transforms(train: CachedDataset, evaluation: CachedDataset, cfg: TrainConfig, model: HarModel | None = None) -> list[tuple]:
+    """The views ``(transform, flip[, aux])`` of a training image (see the module docstring).
+    Mirroring is the dataset's ``flip`` (so a pose vector is mirrored with its image). Then one view
+    per ``cfg.aspect_views`` factor: the letterboxed crop stretched horizontally
+    (``data.transforms.Stretch``) and, for pose models, the pose vector of the stretched person
+    (``person.geometry.stretch_person``), so pixels and landmarks agree."""
     clean = evaluation.transform
-    views: list[tuple[Callable, float]] = [(clean, 0.0)]
+    views: list[tuple] = [(clean, 0.0)]
     if "hflip" in cfg.augment:
         views.append((clean, 1.0))
     if set(cfg.augment) - {"hflip"}:  # random draws add nothing when mirroring is the only augmentation
         while len(views) < max(1, cfg.feature_views):
             views.append((train.transform, train.flip))
-    return views[: max(1, cfg.feature_views)]
+    views = views[: max(1, cfg.feature_views)]
+    if cfg.aspect_views:
+        if model is None or model.resize != "pad":
+            raise ConfigError("aspect_views needs a letterboxing model (resize=pad) on the frozen-feature path")
+        for factor in cfg.aspect_views:
+            views.append((stretch_transform(model.input_size, factor, model.mean, model.std), 0.0, stretched_aux(model, train, factor)))
+    return views
+
+
+def stretched_aux(model: HarModel, dataset: CachedDataset, factor: float) -> torch.Tensor | None:
+    """(N_images, 2, A) pose vectors of every cached image's person stretched by ``factor`` (both
+    slots the unmirrored vector: a stretched view is not mirrored); None for models without one."""
+    if dataset.aux is None or dataset.persons is None:
+        return None
+    from ..models.base import View
+    from ..person.geometry import stretch_person
+
+    vectors = [model.aux_vector(View(None, (0, 0, 0, 0), None if p is None else stretch_person(p, factor))) for p in dataset.persons]
+    v = torch.from_numpy(np.stack(vectors).astype(np.float32))
+    return torch.stack([v, v], dim=1)
 
 
 class _ViewDataset(Dataset):
@@ -202,7 +228,7 @@ def fit_frozen(model: HarModel, datasets: dict[str, CachedDataset], cfg: TrainCo
     model.to(accelerator.device)
     key = backbone_fingerprint(model)
     train, val = datasets["train"], datasets["val"]
-    views = view_transforms(train, val, cfg)
+    views = view_transforms(train, val, cfg, model)
     train_feats = store.views(key, model, train, views, accelerator.device, cfg.eval_batch_size)
     val_feats = store.views(key, model, val, [(val.transform, 0.0)], accelerator.device, cfg.eval_batch_size)
     if cfg.head_solver == "lbfgs":
