@@ -229,3 +229,37 @@ def test_person_crop_is_an_option_of_every_model_and_its_map_is_placed_back(tmp_
     card["config"].pop("person_crop", None)
     (tmp_path / "old" / "card.json").write_text(json.dumps(card))
     assert load_checkpoint(tmp_path / "old").person_crop is False
+
+
+def test_aspect_views_train_on_stretched_crops_with_the_stretched_pose(person_run):
+    """``aspect_views``: one extra cached view per factor; its pixels are the stretched crop and its
+    pose vector the stretched person's (issue 20), checked against a crop stretched with PIL here."""
+    from PIL import Image
+
+    from har_demo.data.transforms import Letterbox
+    from har_demo.person.geometry import stretch_person
+    from har_demo.training.features import view_transforms
+
+    root, data, cache = person_run
+    model = tiny()
+    ds = make_datasets(cache, {"train": data.splits["train"], "val": data.splits["val"]}, 32, model.mean, model.std, ("hflip",), "pad", model=model)
+    cfg = TrainConfig(backbone_trainable=0.0, augment=("hflip",), feature_views=2, aspect_views=(1.5,))
+    views = view_transforms(ds["train"], ds["val"], cfg, model)
+    assert len(views) == 3
+    tf, flip, aux = views[2]
+    assert flip == 0.0
+    idx = next(i for i, s in enumerate(cache.samples) if "person_standing" in s.path)
+    person = cache.persons()[idx]
+    np.testing.assert_allclose(aux[idx, 0].numpy(), pose_features(stretch_person(person, 1.5)), rtol=1e-5, atol=1e-6)
+    # pixels: the person crop, widened 1.5x with PIL, letterboxed, normalised
+    crop = model.person_view(load_image(cache.samples[idx].path), person).image
+    wide = crop.resize((round(crop.width * 1.5), crop.height), Image.BICUBIC)
+    boxed = Letterbox(32)(torch.from_numpy(np.array(wide)).permute(2, 0, 1)).float() / 255
+    expected = (boxed - torch.tensor(model.mean)[:, None, None]) / torch.tensor(model.std)[:, None, None]
+    got = tf(cache.full(32, "pad", "person")[idx])
+    assert (got - expected).abs().mean() < 0.1  # same picture up to resampling twice
+    assert (tf(cache.full(32, "pad", "person")[idx]) - model.transform(cache.full(32, "pad", "person")[idx])).abs().mean() > 0.1
+    store = FeatureStore()
+    entry = Entry("effnet_person", "effnet_person", {"input_size": 32}, cfg.replace(epochs=1), False, None)
+    metrics = train_one(entry, data, cache, 0, root / "out_aspect", make_accelerator("no", cpu=True), quiet=True, features=store)
+    assert metrics["fit"]["frozen_features"] == {"views": 3}

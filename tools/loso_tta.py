@@ -4,7 +4,8 @@
 
 For every fold of ``RUN_DIR`` (``train.py --leave-one-source-out``) the fold's checkpoint
 (``loso/<source>/<model>/seed0``) predicts the photos of the source it never saw
-(``splits_cross.json``), through the model's own inference path (``predict_views``): as trained
+(``splits_cross.json``; each photo's person as training found it: ``person.store``), through the
+model's own inference path (``predict_views``): as trained
 (``tta=none``) and with the mirror averaged in (``tta=flip``). ``--with RUN2:MODEL`` does the same
 for a second model's folds (same sources) and adds the equal-weight mean of the two models'
 probabilities. Prints per source and pooled accuracy with bootstrap CIs; the pooled "as trained"
@@ -26,6 +27,7 @@ from har_demo.data.io import load_image
 from har_demo.data.splits import load_splits
 from har_demo.labels import CLASSES
 from har_demo.models.checkpoint import load_checkpoint
+from har_demo.person.store import person_for_file
 from har_demo.training.stats import bootstrap_accuracy_ci
 
 
@@ -36,8 +38,10 @@ def fold_probs(run: Path, model_name: str, source: str, chunk: int = 32) -> tupl
     model = load_checkpoint(fold / model_name / "seed0", expected_name=model_name)
     plain, flip = [], []
     for start in range(0, len(samples), chunk):
-        images = [load_image(s.path) for s in samples[start : start + chunk]]
-        views = model.views(images)
+        part = samples[start : start + chunk]
+        images = [load_image(s.path, sandbox=False) for s in part]  # the run's own photos
+        # the person each photo had in training (the finder's disk store), not a fresh finder run
+        views = [model.person_view(im, person_for_file(s.path, image=im)) for s, im in zip(part, images)]
         model.config["tta"] = "none"
         plain.append(model.predict_views(views))
         model.config["tta"] = "flip"
