@@ -7,6 +7,7 @@ whole-photo card keeps its one answer and says so. Tiny random models: the numbe
 
 from __future__ import annotations
 
+import gradio as gr
 import numpy as np
 import pytest
 import torch
@@ -175,7 +176,7 @@ def test_the_headline_says_whom_the_cards_are_about(people_bank, stands):
     picked = pk.shown(pk.focus(people_bank, stands, 2, None))
     verdict = render.verdict_markdown(picked, "cnn_base", {})
     assert "Cards about person 2" in verdict and describe_pose(stands.everyone[1]) in verdict
-    assert "effnet_person" in verdict and "Whole-photo models (cnn_base)" in verdict
+    assert "effnet_person: 1: " in verdict and "Whole-photo cards (cnn_base)" in verdict  # everyone's list, and who answers per photo
     assert verdict.startswith(render.verdict_markdown(stands, "cnn_base", {}).split("\n")[0])  # a whole-photo lead: the photo's answer
     lead = render.verdict_markdown(picked, "effnet_person", {})
     label = picked.cards["effnet_person"].label
@@ -213,4 +214,5 @@ def test_a_click_on_person_2_in_the_app_sets_the_choice_and_the_choice_remakes_t
     assert ui.person_pick not in nobody and nobody[ui.corner] is not None  # nobody there: a box corner, the pick is kept
     back = cb.person_picked(picked[ui.state], pk.auto_choice(), PREDICTED, 0.5, "", True, False)
     assert cb.held(back[ui.state]).selected is None and "Cards about" not in back[ui.verdict]
+    assert cb.person_picked(back[ui.state], pk.auto_choice(), PREDICTED, 0.5, "", True, False) == gr.skip()  # nothing to remake
     assert cb.person_picked(back[ui.state], "9", PREDICTED, 0.5, "", True, False)[ui.status].startswith("no person")

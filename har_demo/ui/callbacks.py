@@ -403,11 +403,13 @@ class Callbacks:
         """The "Person" choice (set by a click on a person, or chosen): remake the person-centred
         cards for that person (``picking.focus``; made once per photo and person), redraw the rest."""
         state = self.held(state)
+        # nothing to remake (e.g. Analyse setting the choice back to auto): gr.skip() leaves every output
+        # as it is - Gradio reads an empty dict as one value for all the outputs, and fails
         if state is None:
-            return {}
+            return gr.skip()
         index = pk.choice_index(state, choice)
         if index == state.selected:
-            return {}
+            return gr.skip()
         start = time.perf_counter()
         new = _focus(self.bank, state, index, target_value(target))
         view, box_msg = self._view(new, opacity, box_text, skeleton, mask)

@@ -63,7 +63,7 @@ class UI:
     image: Any = None
     verdict: Any = None
     photo_view: Any = None
-    person_pick: Any = None  # "Cards for person": auto, 1..N (shown for photos with several people)
+    person_pick: Any = None  # "Person" (whose cards): auto, 1..N (shown for photos with several people)
     photo_note: Any = None
     best_map: Any = None
     skeleton: Any = None
@@ -237,7 +237,7 @@ def _headline(ui: UI, lead: str | None) -> None:
     beside it with the colour legend and the photo note (size, person, how to set a box) under
     that - the map column has room to spare, the verdict column does not (the first card row must
     stay above the fold at 1400x1000). Further answer parts (e.g. one line per person) go into the
-    verdict."""
+    verdict; the "Person" choice (several people: whose cards) sits above the map."""
     c = lambda key: text("controls", key)
     with gr.Row(equal_height=False, elem_id="headline"):
         with gr.Column(scale=2, min_width=280, elem_id="verdict-col"):
@@ -246,10 +246,11 @@ def _headline(ui: UI, lead: str | None) -> None:
                 label=c("photo_view"), show_label=False, interactive=False, format="jpeg", height=HEADLINE_PHOTO_HEIGHT,
                 elem_id="photo-view", buttons=["fullscreen"],
             )
-            # several people: whose cards to show (a click on a person sets it too; picking.py)
-            ui.person_pick = gr.Radio([], value=None, label=c("person_pick"), info=c("person_pick_info"), visible=False,
-                                      elem_id="person-pick", elem_classes=["har-person-pick"])
         with gr.Column(scale=3, min_width=300, elem_id="map-col"):
+            # several people: whose cards and map to show (a click on a person sets it too; picking.py). Here, not
+            # under the photo: this column has room to spare; on a phone it comes right after the photo
+            ui.person_pick = gr.Radio([], value=None, label=c("person_pick"), visible=False, elem_id="person-pick",
+                                      elem_classes=["har-person-pick"])
             ui.best_map = gr.Image(
                 label=c("best_map"), show_label=False, interactive=False, format="jpeg", height=HEADLINE_MAP_HEIGHT,
                 elem_id="best-map", buttons=["download", "fullscreen"], elem_classes=["har-zoomable"],

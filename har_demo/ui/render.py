@@ -164,6 +164,8 @@ def verdict_markdown(analysis: Analysis | None, lead: str | None, acc: Mapping[s
     lead_amb = ambiguity(card)
     if not (lead_amb and lead_amb["flag"]) and any((amb := ambiguity(c)) and amb["flag"] for c in others):
         lines.append(msg("pose_for_cards", pose=pose_line(analysis)))  # the cards' close calls: the body evidence, once
+    if analysis.selected is not None and not any(pose_line(analysis) in line for line in lines):
+        lines.append(msg("verdict_picked_pose", n=analysis.selected, pose=pose_line(analysis)))  # the picked person's body, once
     return "  \n".join(lines)
 
 
@@ -188,14 +190,13 @@ def several_people_line(analysis: Analysis, lead: str) -> str:
     model = lead if lead in answered else next((m["model"] for rec in analysis.people for m in rec["models"] if "label" in m), None)
     line = people_line(analysis.people, model) if model else ""
     if analysis.selected is not None:  # the visitor picked someone: say clearly whom the cards are about
-        personal = [n for n in analysis.cards if is_personal(analysis, n)]
-        whole = [n for n in analysis.cards if n not in personal]
-        out = msg("verdict_picked", n=analysis.selected, models=", ".join(personal) or msg("verdict_picked_none"))
+        whole = [n for n in analysis.cards if not is_personal(analysis, n)]
+        out = msg("verdict_picked", n=analysis.selected)
         if whole:
             out += " " + msg("verdict_picked_whole", models=", ".join(whole))
         if line:
             out += " " + msg("verdict_picked_list", model=model, line=line)
-        return out + "  \n" + msg("verdict_picked_pose", n=analysis.selected, pose=pose_line(analysis))
+        return out
     return msg("verdict_people", model=model, line=line) if line else msg("verdict_several")
 
 
