@@ -13,6 +13,7 @@ its square input); a person box is given in the original photo's pixels and scal
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -80,6 +81,8 @@ class Analysis:
     person_note: str = ""  # why there is no person (finder unavailable / nobody found), one line
     everyone: list = field(default_factory=list)  # every person (person.multi), most prominent first: only when several
     people: list = field(default_factory=list)  # ``people_cards`` records for ``everyone`` (per-person verdicts)
+    selected: int | None = None  # the person (1-based in ``everyone``) the visitor picked; None = the finder's person
+    focus: dict = field(default_factory=dict)  # person index -> {model: CardResult} of the person-centred cards (``picking``)
 
     @property
     def several_people(self) -> bool:
@@ -113,12 +116,13 @@ def _source_name(source: ImageSource) -> str | None:
 
 
 # ---- one model --------------------------------------------------------------------------------
-def run_card(entry: ModelEntry, image: Image.Image, method: str | None, target: str | None) -> CardResult:
-    """Prediction + map for one model; failures become ``CardResult.error`` (one line)."""
+def run_card(entry: ModelEntry, image: Image.Image, method: str | None, target: str | None, person: Person | None = None) -> CardResult:
+    """Prediction + map for one model; failures become ``CardResult.error`` (one line). ``person``
+    (one of ``everyone``, for a person-centred model) judges that person instead of the finder's."""
     start = time.perf_counter()
     result = CardResult(entry.name)
     try:
-        result = _run_card(entry, image, method, target)
+        result = _run_card(entry, image, method, target, person)
     except HarError as err:
         result.error = str(err)
     except Exception as err:
@@ -128,7 +132,7 @@ def run_card(entry: ModelEntry, image: Image.Image, method: str | None, target: 
     return result
 
 
-def _run_card(entry: ModelEntry, image: Image.Image, method: str | None, target: str | None) -> CardResult:
+def _run_card(entry: ModelEntry, image: Image.Image, method: str | None, target: str | None, person: Person | None = None) -> CardResult:
     model = entry.model
     if model is None:
         raise HarError(f"{entry.name} is not available here: {entry.source}")
@@ -139,11 +143,14 @@ def _run_card(entry: ModelEntry, image: Image.Image, method: str | None, target:
         raise HarError(f"method {safe_label(method, 60)!r} does not apply to {entry.name}; choose one of: {', '.join(entry.methods) or 'none'}")
     with entry.lock:
         if method is None:  # no explanation method available: prediction only
-            probs = model.predict_proba([image])[0]
+            probs = model.predict_proba([image])[0] if person is None else model.predict_people(image, [person])[0]
             return CardResult(entry.name, _probs(probs))
-        from ..explain.base import explain_full
+        from ..explain.base import explain_full, make_explainer
 
-        exp = explain_full(model, image, method, target)
+        if person is None:
+            exp = explain_full(model, image, method, target)
+        else:  # one person of several: the same explainer on that person's view
+            exp = make_explainer(method, model).explain(model, image, target, person=person)
     sal = np.asarray(exp.saliency, dtype=np.float32)
     if sal.shape != (image.height, image.width):
         sal = cv2.resize(sal, image.size, interpolation=cv2.INTER_LINEAR)
@@ -201,7 +208,8 @@ def rerun_all(bank: ModelBank, analysis: Analysis, methods: Mapping[str, str | N
 
 
 def _with_cards(analysis: Analysis, cards: dict[str, CardResult]) -> Analysis:
-    return Analysis(analysis.image, analysis.size, cards, analysis.person, analysis.person_note, analysis.everyone, analysis.people)
+    """New cards, the same photo and people; the picked person stays, its cards are made anew (``picking.focus``)."""
+    return dataclasses.replace(analysis, cards=cards, focus={})
 
 
 def locate_person(image: Image.Image) -> tuple[Person | None, str]:
@@ -304,6 +312,7 @@ def _rectangle(arr: np.ndarray, box: tuple[int, int, int, int], colour) -> None:
 
 
 JUDGED_TAG = "judged"
+PICKED_TAG = "picked"
 
 
 def _tag(arr: np.ndarray, box: tuple[int, int, int, int], label: str) -> None:
@@ -333,7 +342,8 @@ def photo_view(analysis: Analysis, box: tuple[int, int, int, int] | None = None,
     if box is not None:
         _rectangle(out, analysis.to_work_box(box), BOX_COLOUR)
     elif analysis.several_people:
-        _tag(out, analysis.person.box, JUDGED_TAG)  # several people: say which one the maps are checked against
+        # several people: say which one the maps are checked against (the finder's, or the one the visitor picked)
+        _tag(out, analysis.person.box, PICKED_TAG if analysis.selected else JUDGED_TAG)
     if corner is not None:
         sx, sy = analysis.scale
         x, y = round(corner[0] * sx), round(corner[1] * sy)

@@ -26,6 +26,7 @@ from ..errors import HarError
 from ..labels import CLASSES
 from . import analysis as an
 from . import batch as bt
+from . import picking as pk
 from .bank import ModelBank
 from .cards import model_cards_markdown, reliability_plot, results_markdown
 from .gpu import gpu
@@ -160,6 +161,11 @@ def _rerun_all(bank: ModelBank, analysis: an.Analysis, methods: dict, target: st
 
 
 @gpu
+def _focus(bank: ModelBank, analysis: an.Analysis, index: int | None, target: str | None) -> an.Analysis:
+    return pk.focus(bank, analysis, index, target)
+
+
+@gpu
 def _evaluate(bank: ModelBank, paths: list[str], names: list[str], progress: Callable | None, cancelled: Callable | None = None) -> bt.BatchResult:
     return bt.evaluate_batch(bank, paths, names, progress, cancelled=cancelled)
 
@@ -212,6 +218,7 @@ class Callbacks:
 
     # --- compare tab ---------------------------------------------------------------------------
     def _card_updates(self, analysis: an.Analysis, view: View, names=None, labels=True) -> dict:
+        analysis = pk.shown(analysis)  # a picked person: their cards in place of the photo-level ones
         out: dict = {}
         for name in names or self.card_names:
             card_ui = self.ui.cards[name]
@@ -226,6 +233,7 @@ class Callbacks:
     def _headline(self, analysis: an.Analysis, view: View, corner=None, cards: dict | None = None) -> dict:
         """Verdict, the marked photo and the leading model's map (taken from ``cards``, the card
         updates just made, when the lead's overlay is among them: not blended twice)."""
+        analysis = pk.shown(analysis)
         lead = headline([n for n in analysis.cards if not analysis.cards[n].error], self.ui.accuracy) or next(iter(analysis.cards), None)
         key = self.ui.cards[lead].overlay if lead in self.ui.cards else None
         if cards and key in cards:
@@ -278,6 +286,8 @@ class Callbacks:
         out.update(self._headline(analysis, view, cards=out))
         out[self.ui.state] = self.store.put(analysis)
         out[self.ui.corner] = None
+        options = pk.choices(analysis)
+        out[self.ui.person_pick] = gr.update(choices=options, value=pk.choice_value(analysis.selected) if options else None, visible=bool(options))
         out[self.ui.status] = " ".join(filter(None, [status_line(analysis, seconds, cached=cached), box_msg]))
         return out
 
@@ -318,6 +328,8 @@ class Callbacks:
                 return {}
             start = time.perf_counter()
             new = _rerun(self.bank, state, name, method or None, target_value(target))
+            if new.selected is not None:  # the picked person's cards follow the new method
+                new = _focus(self.bank, new, new.selected, target_value(target))
             view, _ = self._view(new, opacity, box_text, skeleton, mask)
             out = self._card_updates(new, view, names=[name])
             out.update(self._headline(new, view, cards=out))
@@ -335,6 +347,8 @@ class Callbacks:
             return {}
         start = time.perf_counter()
         new = _rerun_all(self.bank, state, self._methods(method_values), target_value(target))
+        if new.selected is not None:  # the picked person's cards follow the new class
+            new = _focus(self.bank, new, new.selected, target_value(target))
         return self._full_update(new, opacity, box_text, skeleton, mask, time.perf_counter() - start)
 
     @guarded("checking the photo")
@@ -346,15 +360,15 @@ class Callbacks:
         _pil, size = an.working_image(path)
         return {self.ui.status: msg("photo_ready", w=size[0], h=size[1])}
 
-    def _corner(self, corner, state, opacity, box_text, skeleton, mask, x: int, y: int) -> dict:
+    def _corner(self, corner, state, opacity, box_text, skeleton, mask, x: int, y: int, first: str = "box_corner") -> dict:
         """Two clicks = two opposite corners (original-photo pixels) of the person box; the first
-        one is drawn on the photo view until the second arrives."""
+        one is drawn on the photo view until the second arrives (``first``: its status message)."""
         state = self.held(state)
         if corner is None:
-            out: dict = {self.ui.corner: (x, y), self.ui.status: msg("box_corner", x=x, y=y)}
+            out: dict = {self.ui.corner: (x, y), self.ui.status: msg(first, x=x, y=y)}
             if state is not None:
                 view, _ = self._view(state, opacity, "", skeleton, mask)
-                out[self.ui.photo_view] = an.photo_view(state, None, (x, y), view.skeleton, view.mask)
+                out[self.ui.photo_view] = an.photo_view(pk.shown(state), None, (x, y), view.skeleton, view.mask)
             return out
         box = an.format_box((min(corner[0], x), min(corner[1], y), max(corner[0], x), max(corner[1], y)))
         out = self.box_changed(state, opacity, box, skeleton, mask)
@@ -369,12 +383,47 @@ class Callbacks:
 
     @guarded("reading the click")
     def view_corner_clicked(self, corner, state, opacity, box_text, skeleton, mask, evt: gr.SelectData) -> dict:
-        """A click on the headline's photo view (working-image pixels -> photo pixels)."""
+        """A click on the headline's photo view (its working-image pixels). Several people and no
+        first corner pending: a click on a person picks them (the "Person" choice is set; its change
+        event remakes the cards); elsewhere it is a corner of the person box (photo pixels)."""
         state = self.held(state)
         if state is None:
             return {}
-        x, y = an.photo_point(state, *click_point(evt.index))
-        return self._corner(corner, state, opacity, box_text, skeleton, mask, x, y)
+        wx, wy = click_point(evt.index)
+        if corner is None:
+            hit = pk.person_at(state, wx, wy)
+            if hit is not None:
+                return {self.ui.person_pick: pk.choice_value(hit), self.ui.status: msg("person_clicked", n=hit)}
+        x, y = an.photo_point(state, wx, wy)
+        first = "box_corner_people" if len(state.everyone) > 1 else "box_corner"  # nobody there: say a click on one picks them
+        return self._corner(corner, state, opacity, box_text, skeleton, mask, x, y, first)
+
+    @guarded("picking a person")
+    def person_picked(self, state, choice, target, opacity, box_text, skeleton, mask) -> dict:
+        """The "Person" choice (set by a click on a person, or chosen): remake the person-centred
+        cards for that person (``picking.focus``; made once per photo and person), redraw the rest."""
+        state = self.held(state)
+        # nothing to remake (e.g. Analyse setting the choice back to auto): gr.skip() leaves every output
+        # as it is - Gradio reads an empty dict as one value for all the outputs, and fails
+        if state is None:
+            return gr.skip()
+        index = pk.choice_index(state, choice)
+        if index == state.selected:
+            return gr.skip()
+        start = time.perf_counter()
+        new = _focus(self.bank, state, index, target_value(target))
+        view, box_msg = self._view(new, opacity, box_text, skeleton, mask)
+        out = self._card_updates(new, view)
+        out.update(self._headline(new, view, cards=out))
+        out[self.ui.state] = self.store.put(new)
+        if index is None:
+            out[self.ui.status] = msg("person_auto")
+        else:
+            count = len(new.focus.get(index, {}))
+            out[self.ui.status] = msg("person_picked", n=index, count=count, seconds=time.perf_counter() - start)
+        if box_msg:
+            out[self.ui.status] += " " + box_msg
+        return out
 
     def clear_box(self) -> dict:
         return {self.ui.corner: None, self.ui.box: ""}

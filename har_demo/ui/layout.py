@@ -63,6 +63,7 @@ class UI:
     image: Any = None
     verdict: Any = None
     photo_view: Any = None
+    person_pick: Any = None  # "Person" (whose cards): auto, 1..N (shown for photos with several people)
     photo_note: Any = None
     best_map: Any = None
     skeleton: Any = None
@@ -236,7 +237,7 @@ def _headline(ui: UI, lead: str | None) -> None:
     beside it with the colour legend and the photo note (size, person, how to set a box) under
     that - the map column has room to spare, the verdict column does not (the first card row must
     stay above the fold at 1400x1000). Further answer parts (e.g. one line per person) go into the
-    verdict."""
+    verdict; the "Person" choice (several people: whose cards) sits above the map."""
     c = lambda key: text("controls", key)
     with gr.Row(equal_height=False, elem_id="headline"):
         with gr.Column(scale=2, min_width=280, elem_id="verdict-col"):
@@ -246,6 +247,10 @@ def _headline(ui: UI, lead: str | None) -> None:
                 elem_id="photo-view", buttons=["fullscreen"],
             )
         with gr.Column(scale=3, min_width=300, elem_id="map-col"):
+            # several people: whose cards and map to show (a click on a person sets it too; picking.py). Here, not
+            # under the photo: this column has room to spare; on a phone it comes right after the photo
+            ui.person_pick = gr.Radio([], value=None, label=c("person_pick"), visible=False, elem_id="person-pick",
+                                      elem_classes=["har-person-pick"])
             ui.best_map = gr.Image(
                 label=c("best_map"), show_label=False, interactive=False, format="jpeg", height=HEADLINE_MAP_HEIGHT,
                 elem_id="best-map", buttons=["download", "fullscreen"], elem_classes=["har-zoomable"],
@@ -307,7 +312,7 @@ def _private(name: str) -> dict:
 
 def _wire(ui: UI, cb: Callbacks, target_choices: list[str]) -> None:
     analyse_inputs = [ui.image, ui.models, ui.target, ui.opacity, ui.box, ui.skeleton, ui.mask_outline, *ui.method_inputs()]
-    compare_outputs = [ui.state, ui.status, ui.corner, *ui.headline_outputs(), *ui.card_outputs()]
+    compare_outputs = [ui.state, ui.status, ui.corner, ui.person_pick, *ui.headline_outputs(), *ui.card_outputs()]
     # preprocess=False: the photo reaches the callback undecoded, so a bad file gets our message
     ui.run.click(cb.analyse, analyse_inputs, compare_outputs, preprocess=False, **_private("analyse"), **MODEL_WORK)
     if ui.examples is not None:  # a click on an example analyses it (lazily cached per setting)
@@ -326,7 +331,11 @@ def _wire(ui: UI, cb: Callbacks, target_choices: list[str]) -> None:
     corner_inputs = [ui.corner, *ui.view_inputs()]
     corner_outputs = [ui.corner, ui.box, *redraw_outputs]
     ui.image.select(cb.corner_clicked, corner_inputs, corner_outputs, **_private("corner"), **LIGHT_WORK)
-    ui.photo_view.select(cb.view_corner_clicked, corner_inputs, corner_outputs, **_private("view_corner"), **LIGHT_WORK)
+    ui.photo_view.select(cb.view_corner_clicked, corner_inputs, [*corner_outputs, ui.person_pick], **_private("view_corner"), **LIGHT_WORK)
+    ui.person_pick.change(  # several people: a click on one (above) or the choice remakes the person-centred cards
+        cb.person_picked, [ui.state, ui.person_pick, ui.target, ui.opacity, ui.box, ui.skeleton, ui.mask_outline],
+        [ui.state, ui.status, *ui.headline_outputs(), *ui.card_outputs()], **_private("person_pick"), **MODEL_WORK,
+    )
     ui.clear_box.click(cb.clear_box, None, [ui.corner, ui.box], **_private("clear_box"), **LIGHT_WORK).then(
         cb.box_changed, ui.view_inputs(), redraw_outputs, **_private("clear_box_then"), **LIGHT_WORK
     )

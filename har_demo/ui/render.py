@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from ..explain.overlay import DEFAULT_COLORMAP
 from .analysis import Analysis, CardResult, ambiguity, people_line, shares
 from .bank import ModelEntry
+from .picking import is_personal
 from .redact import redact_paths
 from .text import msg
 from .trust import UnseenAccuracy, accuracy_line
@@ -114,6 +115,9 @@ def card_info(analysis: Analysis, card: CardResult | None, box: tuple[int, int, 
     if card.error:
         return f"**{redact_paths(card.error)}**"
     lines = [msg("map_line", method=card.method, target=card.target) if card.method else msg("no_map")]
+    if analysis.selected is not None:  # a person picked: say whom this card is about
+        key = "card_person" if is_personal(analysis, card.name) else "card_whole_photo"
+        lines.insert(0, msg(key, n=analysis.selected))
     line = share_line(shares(analysis, card.name, box))
     if line:
         lines.append(line)
@@ -145,7 +149,8 @@ def verdict_markdown(analysis: Analysis | None, lead: str | None, acc: Mapping[s
     label = card.label
     a = acc.get(lead)
     why = msg("verdict_why", name=lead, pct=a.accuracy * 100) if a else msg("verdict_why_unmeasured", name=lead)
-    lines = [msg("verdict", label=label.replace("_", " / "), pct=card.probs[label] * 100), why]
+    heading = "verdict_person" if is_personal(analysis, lead) else "verdict"  # a picked person: the lead answers for them
+    lines = [msg(heading, label=label.replace("_", " / "), pct=card.probs[label] * 100, n=analysis.selected), why]
     if a is not None and a.near_chance:
         lines.append(msg("verdict_chance"))
     if analysis.several_people:
@@ -159,6 +164,8 @@ def verdict_markdown(analysis: Analysis | None, lead: str | None, acc: Mapping[s
     lead_amb = ambiguity(card)
     if not (lead_amb and lead_amb["flag"]) and any((amb := ambiguity(c)) and amb["flag"] for c in others):
         lines.append(msg("pose_for_cards", pose=pose_line(analysis)))  # the cards' close calls: the body evidence, once
+    if analysis.selected is not None and not any(pose_line(analysis) in line for line in lines):
+        lines.append(msg("verdict_picked_pose", n=analysis.selected, pose=pose_line(analysis)))  # the picked person's body, once
     return "  \n".join(lines)
 
 
@@ -182,6 +189,14 @@ def several_people_line(analysis: Analysis, lead: str) -> str:
     answered = {m["model"] for rec in analysis.people for m in rec["models"] if "label" in m}
     model = lead if lead in answered else next((m["model"] for rec in analysis.people for m in rec["models"] if "label" in m), None)
     line = people_line(analysis.people, model) if model else ""
+    if analysis.selected is not None:  # the visitor picked someone: say clearly whom the cards are about
+        whole = [n for n in analysis.cards if not is_personal(analysis, n)]
+        out = msg("verdict_picked", n=analysis.selected)
+        if whole:
+            out += " " + msg("verdict_picked_whole", models=", ".join(whole))
+        if line:
+            out += " " + msg("verdict_picked_list", model=model, line=line)
+        return out
     return msg("verdict_people", model=model, line=line) if line else msg("verdict_several")
 
 
