@@ -11,6 +11,7 @@ import pytest
 
 from har_demo.ui import analysis as an
 from har_demo.ui import batch as bt
+from har_demo.ui import callbacks as cbm
 from har_demo.ui import sessions
 from har_demo.ui.api import Api
 from har_demo.ui.sessions import AnalysisStore, held_bytes
@@ -62,7 +63,7 @@ def test_the_session_state_is_a_key_not_the_analysis(app):
     assert isinstance(cb.store.get(key), an.Analysis)
     redrawn = cb.redraw(key, 0.3, "", True, False)  # the redraw finds the maps through the key
     assert any(v is not None for v in redrawn.values())
-    assert cb.redraw("no-such-key", 0.3, "", True, False) == {}
+    assert cb.redraw("no-such-key", 0.3, "", True, False) == cbm.NOTHING
 
 
 def test_memory_is_trimmed_after_predict_and_explain(bank, monkeypatch):

@@ -78,6 +78,9 @@ def click_point(index: Any) -> tuple[float, float]:
     return x, y
 
 
+NOTHING = gr.skip()  # what a callback returns when it changes nothing
+
+
 def guarded(action: str) -> Callable:
     """Turn any exception of a callback into one readable line in the status Markdown; inputs are
     bounded first (``bounded_inputs``)."""
@@ -87,7 +90,10 @@ def guarded(action: str) -> Callable:
         def wrapper(self: Callbacks, *args: Any, **kwargs: Any) -> dict:
             try:
                 bounded_inputs(args)
-                return method(self, *args, **kwargs)
+                out = method(self, *args, **kwargs)
+                # "nothing to change" (e.g. a redraw before any photo was analysed): Gradio refuses an
+                # empty dict for an event with several outputs ("didn't return enough output values")
+                return NOTHING if isinstance(out, dict) and not out else out
             except HarError as err:
                 message = redact_paths(err)
             except Exception as err:
