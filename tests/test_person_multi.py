@@ -271,21 +271,28 @@ def _stub_person(x0, y0, x1, y1, score=0.8):
     return finder.Person(kp, np.zeros((33, 3), np.float32), (x0, y0, x1, y1), np.zeros((1, 1), np.float32), score, (400, 300))
 
 
-def _stubbed_run(monkeypatch, runs, scales=(1.0, 0.8)):
+NOBODY = "nobody"  # a landmark run where the landmark model sees no one in the region (no landmarks)
+
+
+def _stubbed_run(monkeypatch, runs, scales=(1.0, 0.8), thorough=False):
     """``detect_people`` with the graphs stubbed: detections "a", "b", ... in that order, and
-    ``runs[(detection, factor)]`` the landmark run's person (None: no body). Returns (people, the
-    (detection, factor) runs made)."""
+    ``runs[(detection, factor)]`` the landmark run's person (None: a body rejected by the checks;
+    ``NOBODY``: no landmarks at all). Returns (people, the (detection, factor) runs made)."""
     from PIL import Image
 
     made = []
-    landmarker = SimpleNamespace(process=lambda inputs: made.append(inputs["detection"]) or inputs["detection"])
-    monkeypatch.setattr(multi, "_graphs", lambda: (None, landmarker))
+
+    def process(inputs):
+        made.append(inputs["detection"])
+        return SimpleNamespace(key=inputs["detection"], landmarks=None if runs.get(inputs["detection"]) == NOBODY else "some")
+
+    monkeypatch.setattr(multi, "_graphs", lambda: (None, SimpleNamespace(process=process)))
     dets = sorted({d for d, _ in runs})
     monkeypatch.setattr(multi, "_candidates", lambda detector, arr, grids: (dets, None))
     monkeypatch.setattr(multi, "_already_found", lambda det, people, w, h: False)
     monkeypatch.setattr(multi, "_scaled", lambda det, f: (det, f))
-    monkeypatch.setattr(multi, "_person", lambda result, *a: runs.get(result))
-    people = multi.detect_people(Image.new("RGB", (400, 300)), reuse=False, roi_scales=scales)
+    monkeypatch.setattr(multi, "_person", lambda result, *a: None if result.landmarks is None else runs.get(result.key))
+    people = multi.detect_people(Image.new("RGB", (400, 300)), reuse=False, roi_scales=scales, thorough=thorough)
     return people, made
 
 
@@ -294,9 +301,9 @@ def test_a_second_region_runs_only_for_a_detection_that_found_nobody_new(monkeyp
     crouched = _stub_person(150, 150, 220, 290)
     runs = {
         ("a", 1.0): left, ("a", 0.8): _stub_person(20, 10, 100, 150),  # found at once: its 0.8 run never happens
-        ("b", 1.0): None, ("b", 0.8): crouched,  # no body in BlazePose's region, one in the smaller one
+        ("b", 1.0): None, ("b", 0.8): crouched,  # a body the checks reject in BlazePose's region, a good one in the smaller
         ("c", 1.0): _stub_person(12, 10, 112, 290), ("c", 0.8): right,  # a duplicate of "left" first
-        ("d", 1.0): None, ("d", 0.8): None,  # nobody either way
+        ("d", 1.0): None, ("d", 0.8): None,  # rejected either way
     }  # fmt: skip
     people, made = _stubbed_run(monkeypatch, runs)
     assert made == [("a", 1.0), ("b", 1.0), ("b", 0.8), ("c", 1.0), ("c", 0.8), ("d", 1.0), ("d", 0.8)]
@@ -304,6 +311,15 @@ def test_a_second_region_runs_only_for_a_detection_that_found_nobody_new(monkeyp
     # with BlazePose's region alone, "crouched" and "right" are lost
     people, made = _stubbed_run(monkeypatch, runs, scales=(1.0,))
     assert {p.box for p in people} == {left.box} and made == [("a", 1.0), ("b", 1.0), ("c", 1.0), ("d", 1.0)]
+
+
+def test_a_region_where_the_landmark_model_sees_nobody_ends_the_tries_unless_thorough(monkeypatch):
+    body = _stub_person(150, 20, 250, 290)
+    runs = {("a", 1.0): NOBODY, ("a", 0.8): body}
+    people, made = _stubbed_run(monkeypatch, runs)
+    assert people == [] and made == [("a", 1.0)]
+    people, made = _stubbed_run(monkeypatch, runs, thorough=True)
+    assert [p.box for p in people] == [body.box] and made == [("a", 1.0), ("a", 0.8)]
 
 
 def test_the_same_body_from_two_regions_is_returned_once(monkeypatch):
@@ -356,15 +372,18 @@ def test_the_smaller_region_finds_the_man_beside_the_elephant():
 
 
 @needs_finder
-def test_the_smaller_region_adds_a_walker_on_the_street_and_no_duplicates():
+def test_thorough_adds_a_walker_on_the_street_and_no_duplicates():
     """``examples/walking_street.jpg`` (CC BY 2.0): people crossing a street. BlazePose's region
-    alone finds two walkers; the smaller region adds the woman walking between them (by eye
-    x 247..281, y 95..170 of the 480 x 300 photo), and no two people returned are one body."""
+    alone finds two walkers, and so does the default (the landmark model sees nobody in the region
+    of the third walker's detection, which ends the tries); ``thorough`` tries the smaller region
+    anyway and adds the woman walking between them (by eye x 247..281, y 95..170 of the 480 x 300
+    photo). No two people returned are one body."""
     im = load_example("walking_street.jpg")
     before = multi.detect_people(im, reuse=False, roi_scales=(1.0,))
-    after = multi.detect_people(im, reuse=False)
+    default = multi.detect_people(im, reuse=False)
+    after = multi.detect_people(im, reuse=False, thorough=True)
     walker = (247, 95, 281, 170)
-    assert max(accuracy.iou(p.body_box, walker) for p in before) < 0.3
+    assert max(accuracy.iou(p.body_box, walker) for p in before + default) < 0.3
     assert max(accuracy.iou(p.body_box, walker) for p in after) > 0.7
     assert len(after) > len(before)
     for i, a in enumerate(after):

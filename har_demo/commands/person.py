@@ -113,7 +113,7 @@ def cmd_person_eval(args) -> int:
     from ..errors import DataError
     from ..person.accuracy import MIN_KEYPOINTS, coco_people, score_photo, summarise
     from ..person.finder import detect
-    from ..person.multi import ROI_SCALES, THOROUGH, detect_people
+    from ..person.multi import ROI_SCALES, detect_people
 
     recs = [r for r in coco_people(args.coco) if r["evaluated"]]
     if not recs:
@@ -121,8 +121,8 @@ def cmd_person_eval(args) -> int:
     finders = {
         "single": lambda im: [p] if (p := detect(im)) else [],
         "multi": lambda im: detect_people(im, reuse=False),  # a photo new to both finders
-        "thorough": lambda im: detect_people(im, reuse=False, roi_scales=THOROUGH),
-        "one_roi": lambda im: detect_people(im, reuse=False, roi_scales=ROI_SCALES[:1]),  # the finder before ROI_SCALES
+        "thorough": lambda im: detect_people(im, reuse=False, thorough=True),
+        "one_region": lambda im: detect_people(im, reuse=False, roi_scales=ROI_SCALES[:1]),  # before ROI_SCALES
     }
     counts: dict[str, list] = {name: [] for name in finders}
     cpu: dict[str, list] = {name: [] for name in finders}
@@ -138,7 +138,7 @@ def cmd_person_eval(args) -> int:
         print(json.dumps(result, indent=1))
         return 0
     print(f"{len(recs)} COCO photos, {result['multi']['people']} people with >= {MIN_KEYPOINTS} labelled keypoints (IoU 0.5; PCK@0.2 of torso)")
-    print(f"{'finder':8} {'found':>6} {'recall':>7} {'precision':>9} {'PCK all':>8} {'PCK found':>9} {'CPU s/photo (median)':>20}")
+    print(f"{'finder':10} {'found':>6} {'recall':>7} {'precision':>9} {'PCK all':>8} {'PCK found':>9} {'CPU s/photo (median)':>20}")
     for name, m in result.items():
-        print(f"{name:8} {m['found']:6d} {m['recall']:7.3f} {m['precision']:9.3f} {m['pck_all']:8.3f} {m['pck_found']:9.3f} {m['cpu_s_median']:20.3f}")
+        print(f"{name:10} {m['found']:6d} {m['recall']:7.3f} {m['precision']:9.3f} {m['pck_all']:8.3f} {m['pck_found']:9.3f} {m['cpu_s_median']:20.3f}")
     return 0

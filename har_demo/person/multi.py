@@ -25,10 +25,11 @@ weaker is dropped when the boxes overlap (``DUPLICATE_IOU``) or the keypoints co
 
 A detection whose landmark run gives no new body - the landmark score or the torso share rejects
 it, or it is a body already found - gets a second run on a smaller region about the same hip centre
-(``ROI_SCALES``): on COCO mini the smaller region fits a body the landmark model could not fit in
-BlazePose's own for 4 of the 91 labelled people (README "The person finder"; nearly always after a
-rejected first run, seldom after a duplicate). The extra run (~19 ms CPU) happens only for such detections; a body it finds that lies inside another
-person's box is dropped (``MAX_INSIDE``: most often a part of that person).
+(``ROI_SCALES``); a run where the landmark model sees nobody in the region ends the tries (such
+detections are most often no person: on COCO mini, second runs after them found 2 of the 91 people
+and about 8 false ones, for ~2.6 extra landmark runs per photo; ``thorough`` runs them anyway, with
+more regions). A body found by a later region that lies inside another person's box is dropped
+(``MAX_INSIDE``: most often a part of that person).
 
 The single-person path (``finder.find_person``) stays the fast default; this one is used where every
 person is wanted (``find_people``). No network: only files inside the wheel.
@@ -78,15 +79,17 @@ MIN_BODY_SCORE = 0.3  # mean visibility of the body landmarks below which a dete
 # tenth of the false people and none of the found ones there
 MAX_TORSO_SHARE = 0.6
 # The landmark model's region for a detection, as multiples of BlazePose's own (its body circle's
-# radius; 1.0 first). A detection whose landmark run gives no new body (no body: landmark score or
-# torso share; or a person already found) gets the next region, about the same hip centre, until one
-# does. On COCO mini (README "The person finder") (1.0, 0.8) finds 4 more of 91 people than (1.0,)
-# for ~0.05 s more CPU per photo (median); THOROUGH 7 more, with more false people, for ~0.13 s.
+# radius; 1.0 first). A detection whose landmark run gives a body that is rejected (landmark score,
+# torso share) or already found gets the next region, about the same hip centre, until one gives a
+# new body; a run where the landmark model sees nobody at all ends the tries (``thorough``: it does
+# not). COCO mini (README "The person finder"), 91 people: (1.0, 0.8) finds 2 more than (1.0,) at
+# the same precision and ~ the same CPU time; ``thorough`` (THOROUGH, no stop) 7 more, with more
+# false people, for ~0.13 s more CPU per photo (median).
 ROI_SCALES = (1.0, 0.8)
 THOROUGH = (1.0, 0.8, 0.65, 1.25)
 # a body found only by a second region is dropped when this share of its box lies inside another
-# person's box: there it is most often a part of that person (on COCO mini: 8 of the 20 false people
-# the second region added, none of the 4 right ones)
+# person's box: there it is most often a part of that person (on COCO mini, every region tried after
+# a first run: 8 of the 20 false people the second region added, none of the 4 right ones)
 MAX_INSIDE = 0.8
 
 _DETECTOR_GRAPH = """
@@ -317,19 +320,21 @@ def prominence(person: Person) -> float:
 
 
 def detect_people(image: Image.Image, max_people: int = MAX_PEOPLE, grids=None, reuse: bool = True,
-                  roi_scales=None) -> list[Person]:  # fmt: skip
+                  roi_scales=None, thorough: bool = False) -> list[Person]:  # fmt: skip
     """Every person in ``image`` (up to ``max_people``), most prominent first (no cache; see
     ``find_people``). Each ``Person`` has its own mask (the landmark model's segmentation of its
     region) and ``others`` True when more than one person is returned. ``grids``: the detector's
     passes (default ``TILES``); ``roi_scales``: the landmark regions tried per detection (default
-    ``ROI_SCALES``; ``THOROUGH`` finds more people, with more false ones, for more landmark runs).
+    ``ROI_SCALES``, or ``THOROUGH`` with ``thorough``). A further region is tried only after a run
+    whose landmarks were rejected or duplicated, or with ``thorough`` also after one where the
+    landmark model saw nobody (more people, more false ones, more runs: README "The person finder").
 
     With ``reuse``, when the single-person finder already ran on these pixels (its cache: the app
     runs it first), its landmarks and mask stand in for the landmark run on the whole photo's first
     detection: its graph ran the same detector on the same array and the same landmark model on
     that detection, so the result is the same (tested), one landmark run (~19 ms CPU) cheaper."""
     grids = TILES if grids is None else grids
-    roi_scales = ROI_SCALES if roi_scales is None else tuple(roi_scales)
+    roi_scales = (THOROUGH if thorough else ROI_SCALES) if roi_scales is None else tuple(roi_scales)
     arr, scale = _reduce(image)
     sh, sw = arr.shape[:2]
     people: list[Person] = []
@@ -347,7 +352,10 @@ def detect_people(image: Image.Image, max_people: int = MAX_PEOPLE, grids=None, 
                         # the single finder's person (None: its landmark set scored < 0.2, below MIN_BODY_SCORE too)
                         person = None if single is None else _checked(single.keypoints, single.world, single.mask, image.size)
                     else:
-                        person = _person(landmarker.process({"image": arr, "detection": _scaled(det, f)}), (sw, sh), scale, image.size)
+                        result = landmarker.process({"image": arr, "detection": _scaled(det, f)})
+                        if result.landmarks is None and not thorough:
+                            break  # the landmark model sees nobody in the region: most often no person at all
+                        person = _person(result, (sw, sh), scale, image.size)
                     if person is not None and not any(_same_person(person, p) for p in people):
                         people.append(person)
                         if f != roi_scales[0]:
