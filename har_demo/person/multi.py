@@ -27,7 +27,7 @@ A detection whose landmark run gives no new body - the landmark score or the tor
 it, or it is a body already found - gets a second run on a smaller region about the same hip centre
 (``ROI_SCALES``); a run where the landmark model sees nobody in the region ends the tries (such
 detections are most often no person: on COCO mini, second runs after them found 2 of the 91 people
-and about 8 false ones, for ~2.6 extra landmark runs per photo; ``thorough`` runs them anyway, with
+and 9 false ones, for ~0.05 s more CPU per photo (median); ``thorough`` runs them anyway, with
 more regions). A body found by a later region that lies inside another person's box is dropped
 (``MAX_INSIDE``: most often a part of that person).
 
