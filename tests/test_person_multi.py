@@ -369,6 +369,10 @@ def test_the_smaller_region_finds_the_man_beside_the_elephant():
     assert multi.detect_people(im, reuse=False, roi_scales=(1.0,)) == []
     (man,) = multi.detect_people(im, reuse=False)
     assert accuracy.iou(man.body_box, (230, 28, 512, 325)) > 0.7
+    # the same with the single finder's landmark run reused for BlazePose's region (as in the app)
+    finder.find_person(im)
+    assert finder.cached_person(im)[0]
+    assert [p.box for p in multi.detect_people(im)] == [man.box]
 
 
 @needs_finder

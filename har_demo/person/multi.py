@@ -330,7 +330,7 @@ def detect_people(image: Image.Image, max_people: int = MAX_PEOPLE, grids=None, 
     landmark model saw nobody (more people, more false ones, more runs: README "The person finder").
 
     With ``reuse``, when the single-person finder already ran on these pixels (its cache: the app
-    runs it first), its landmarks and mask stand in for the landmark run on the whole photo's first
+    runs it first) and found someone, its landmarks and mask stand in for the landmark run on the whole photo's first
     detection: its graph ran the same detector on the same array and the same landmark model on
     that detection, so the result is the same (tested), one landmark run (~19 ms CPU) cheaper."""
     grids = TILES if grids is None else grids
@@ -348,9 +348,10 @@ def detect_people(image: Image.Image, max_people: int = MAX_PEOPLE, grids=None, 
                 if _already_found(det, people, sw * scale, sh * scale):
                     continue  # the same body again (another tile's view of it): no landmark run
                 for f in roi_scales:  # the next region only while this detection finds nobody new
-                    if f == 1.0 and known and det is primary and (single is None or single.has_mask):
-                        # the single finder's person (None: its landmark set scored < 0.2, below MIN_BODY_SCORE too)
-                        person = None if single is None else _checked(single.keypoints, single.world, single.mask, image.size)
+                    if f == 1.0 and known and det is primary and single is not None and single.has_mask:
+                        # the single finder's person (when it found none, its landmark run is redone here:
+                        # whether the landmark model saw anybody decides about the next region)
+                        person = _checked(single.keypoints, single.world, single.mask, image.size)
                     else:
                         result = landmarker.process({"image": arr, "detection": _scaled(det, f)})
                         if result.landmarks is None and not thorough:
