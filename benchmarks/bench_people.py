@@ -14,9 +14,10 @@
    and with the multi-person step switched off (what the app did before): median wall times,
    interleaved run by run. The ratio of (1) to the app's analysis without the people step is
    printed too: it holds when other jobs slow both alike.
-3. ``find_people`` alone on both photos with today's settings and the previous ones (``PREVIOUS``:
-   detector threshold 0.3, 2 x 2 and 3 x 3 tiles, no reuse of the single finder's landmark run),
-   CPU time, interleaved; the single finder's result is cached first, as in the app.
+3. ``find_people`` alone on both photos with today's settings, those before the second landmark
+   region (``ONE_REGION``) and the older ones (``PREVIOUS``: 2 x 2 and 3 x 3 tiles, no reuse of the
+   single finder's landmark run), CPU time, interleaved; the single finder's result is cached first,
+   as in the app. ``--settings-only``: only this part (a few seconds).
 """
 
 from __future__ import annotations
@@ -97,15 +98,17 @@ def bench_single(runs: int) -> dict:
 
 
 # the multi-person finder's settings before the box / tile / threshold follow-up (README "The person finder")
-PREVIOUS = {"MIN_SCORE": 0.3, "TILES": ((1, 1), (2, 2), (3, 3))}
+PREVIOUS = {"MIN_SCORE": 0.3, "TILES": ((1, 1), (2, 2), (3, 3)), "ROI_SCALES": (1.0,)}
+# before the second landmark region (ROI_SCALES): one region per detection
+ONE_REGION = {"MIN_SCORE": 0.3, "TILES": ((1, 1), (3, 3)), "ROI_SCALES": (1.0,)}
 
 
 def bench_settings(runs: int, photos: list[Path]) -> dict:
-    """``detect_people`` CPU time per photo with today's settings and with ``PREVIOUS``, interleaved
-    run by run (the detector's threshold is fixed when its graph is built: one graph pair each)."""
+    """``detect_people`` CPU time per photo with today's settings, ``ONE_REGION`` and ``PREVIOUS``,
+    interleaved run by run (the detector's threshold is fixed when its graph is built: one graph pair each)."""
     now = {k: getattr(multi, k) for k in PREVIOUS}
     graphs = {}
-    for label, settings in (("previous", PREVIOUS), ("now", now)):
+    for label, settings in (("previous", PREVIOUS), ("one_region", ONE_REGION), ("now", now)):
         for k, v in settings.items():
             setattr(multi, k, v)
         multi._GRAPHS = None
@@ -123,7 +126,7 @@ def bench_settings(runs: int, photos: list[Path]) -> dict:
             multi._GRAPHS = pair
             for path, image in zip(photos, images):
                 c = time.process_time()
-                count[label][path.name] = len(multi.detect_people(image, reuse=label == "now"))
+                count[label][path.name] = len(multi.detect_people(image, reuse=label != "previous"))
                 cpu[label][path.name].append(time.process_time() - c)
     return {label: {name: {"people": count[label][name], "cpu_s": _median(v)} for name, v in per.items()} for label, per in cpu.items()}
 
@@ -133,8 +136,15 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--photo", help="crowded photo (default: see the module doc)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--settings-only", action="store_true", help="only part 3: find_people CPU with each setting")
     args = ap.parse_args()
     photo = Path(args.photo) if args.photo else (CROWD if CROWD.is_file() else ROOT / "examples" / "sitting_stands.jpg")
+    if args.settings_only:
+        result = bench_settings(args.runs, [SINGLE, photo])
+        print(json.dumps(result, indent=1) if args.json else "\n".join(
+            f"find_people with the {label} settings: " + ", ".join(f"{n} {v['people']} people {v['cpu_s']:.3f} s CPU" for n, v in per.items())
+            for label, per in result.items()))  # fmt: skip
+        return 0
     result = {"crowd": bench_crowd(photo, args.runs), "single": bench_single(args.runs), "settings": bench_settings(args.runs, [SINGLE, photo])}
     if args.json:
         print(json.dumps(result, indent=1))

@@ -10,6 +10,12 @@
    tiles; with and without a mirrored whole-photo pass) gets its landmark run, and a labelled person
    counts when *any* of those landmark sets' body boxes reaches IoU 0.5 - what a perfect choice
    among the candidates would find. Takes a few minutes (several hundred landmark runs).
+4. With ``--seeds``: would other seeds for the landmark model help? For every labelled person:
+   whether any detector candidate (as in 2, no mirror) boxes it, whether a region seeded from
+   OpenCV's HOG people detector (``cv2.HOGDescriptor_getDefaultPeopleDetector``, on the photo and
+   on it upscaled 2 x) does, and whether an upright region seeded from its own labelled box does
+   (an oracle: the best any person detector could do for this landmark model; region side 1.0,
+   1.2 and 1.5 x the box's long side).
 3. With ``--threshold-check``: the shipped finder vs the same at detector threshold 0.2 - PCK@0.2
    of the people both match, and of the people only the lower threshold matches (are they really
    found, or only boxed?).
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +117,73 @@ def threshold_check(recs, threshold: float = 0.2) -> dict:
     return {label: {"matched_by_both": rate(d, both), "matched_only_here": rate(d, set(d) - both)} for label, d in per.items()}
 
 
+def _upright(cx: float, cy: float, radius: float, w: int, h: int):
+    """A detection (array-relative) whose hip centre is (cx, cy) px and whose body circle has
+    ``radius`` px, pointing straight up: the landmark model's region is then a square of side
+    2.5 x radius (PoseDetectionToRoi's 1.25 x the circle) about (cx, cy)."""
+    from mediapipe.framework.formats import detection_pb2
+
+    det = detection_pb2.Detection()
+    det.score.append(1.0)
+    loc = det.location_data
+    loc.format = loc.RELATIVE_BOUNDING_BOX
+    loc.relative_bounding_box.xmin, loc.relative_bounding_box.ymin = (cx - radius) / w, (cy - radius) / h
+    loc.relative_bounding_box.width, loc.relative_bounding_box.height = 2 * radius / w, 2 * radius / h
+    for x, y in ((cx, cy), (cx, cy - radius), (cx, cy - radius / 2), (cx, cy - radius)):
+        kp = loc.relative_keypoints.add()
+        kp.x, kp.y = x / w, y / h
+    return det
+
+
+def seeds(recs) -> dict:
+    import cv2
+
+    hog = cv2.HOGDescriptor()
+    hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+    saved = multi.MIN_SCORE, multi._GRAPHS
+    multi.MIN_SCORE, multi._GRAPHS = 0.1, None
+    hog_cpu = {1.0: [], 2.0: []}
+    out = dict.fromkeys(("people", "candidates", "hog", "candidates_or_hog", "labelled_box_1.0", "labelled_box_any", "candidates_or_labelled_box"), 0)
+    try:
+        with multi._LOCK:
+            detector, landmarker = multi._graphs()
+            for r in recs:
+                image = load_image(r["path"])
+                arr, scale = _reduce(image)
+                h, w = arr.shape[:2]
+
+                def body(det, arr=arr, w=w, h=h, scale=scale, size=image.size):
+                    p = multi._person(landmarker.process({"image": arr, "detection": det}), (w, h), scale, size)
+                    return None if p is None else p.body_box
+
+                cand = [body(d) for d in _all(detector, arr, GRIDS)]
+                hogs = []
+                for up in (1.0, 2.0):
+                    big = arr if up == 1 else cv2.resize(arr, None, fx=up, fy=up)
+                    t = time.process_time()
+                    rects, _ = hog.detectMultiScale(big, winStride=(8, 8), padding=(8, 8), scale=1.05)
+                    hog_cpu[up].append(time.process_time() - t)
+                    for x, y, bw, bh in (np.asarray(rects) / up if len(rects) else []):
+                        # the window holds a person ~0.75 of its height, hips a little below its middle
+                        hogs.append(body(_upright(x + bw / 2, y + 0.55 * bh, 0.41 * bh, w, h)))
+                for g, _ in r["evaluated"]:
+                    def hit(boxes, g=g):
+                        return max((iou(b, g) for b in boxes if b is not None), default=0.0) >= 0.5
+
+                    side = max(g[2] - g[0], g[3] - g[1]) / scale
+                    cx, cy = (g[0] + g[2]) / 2 / scale, (g[1] + g[3]) / 2 / scale
+                    oracle = [hit([body(_upright(cx, cy, f * side / 2.5, w, h))]) for f in (1.0, 1.2, 1.5)]
+                    c, hg = hit(cand), hit(hogs)
+                    for key, ok in (("people", True), ("candidates", c), ("hog", hg), ("candidates_or_hog", c or hg),
+                                    ("labelled_box_1.0", oracle[0]), ("labelled_box_any", any(oracle)),
+                                    ("candidates_or_labelled_box", c or any(oracle))):  # fmt: skip
+                        out[key] += ok
+    finally:
+        multi.MIN_SCORE, multi._GRAPHS = saved
+    out["hog_cpu_s_median"] = {f"{up:g}x": round(float(np.median(v)), 3) for up, v in hog_cpu.items()}
+    return out
+
+
 def _all(detector, arr, grids) -> list:
     h, w = arr.shape[:2]
     out = []
@@ -124,9 +198,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--coco", default=str(ROOT.parent / "shared" / "data" / "coco" / "mini"))
     ap.add_argument("--threshold-check", action="store_true", help="only part 3 (about a minute)")
+    ap.add_argument("--seeds", action="store_true", help="only part 4 (a few minutes)")
     args = ap.parse_args()
     recs = [r for r in coco_people(args.coco) if r["evaluated"]]
-    if args.threshold_check:
+    if args.seeds:
+        result = seeds(recs)
+    elif args.threshold_check:
         result = threshold_check(recs)
     else:
         result = {"people": sum(len(r["evaluated"]) for r in recs), "shipped": bins(recs), "any_candidate": upper_bound(recs)}

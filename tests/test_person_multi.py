@@ -17,6 +17,12 @@ from har_demo.testing import REPO_ROOT, person_photo
 needs_finder = pytest.mark.skipif(finder.available() is not None, reason="mediapipe not installed")
 
 
+def load_example(name: str):
+    from har_demo.data.io import load_image
+
+    return load_image(REPO_ROOT / "examples" / name)
+
+
 # --- metrics, against hand-made boxes and keypoints ---------------------------------------------
 
 
@@ -250,3 +256,141 @@ def test_person_all_json_lists_every_person(capsys):
     assert rec["count"] == 2
     assert [p["index"] for p in rec["people"]] == [1, 2]
     assert all(len(p["keypoints"]) == 33 and len(p["box"]) == 4 for p in rec["people"])
+
+
+# --- a second, smaller landmark region per detection (ROI_SCALES) --------------------------------
+
+
+def _stub_person(x0, y0, x1, y1, score=0.8):
+    """A found person whose visible landmarks outline (x0, y0)-(x1, y1) (no mask: ``body_box`` is
+    that outline), on a 400 x 300 photo."""
+    kp = np.zeros((33, 3), np.float32)
+    kp[:, :2] = (x0 + x1) / 2, (y0 + y1) / 2
+    kp[:, 2] = 0.9
+    kp[0, :2], kp[15, :2], kp[27, :2], kp[28, :2] = (x0, y0), (x1, y0), (x0, y1), (x1, y1)
+    return finder.Person(kp, np.zeros((33, 3), np.float32), (x0, y0, x1, y1), np.zeros((1, 1), np.float32), score, (400, 300))
+
+
+NOBODY = "nobody"  # a landmark run where the landmark model sees no one in the region (no landmarks)
+
+
+def _stubbed_run(monkeypatch, runs, scales=(1.0, 0.8), thorough=False):
+    """``detect_people`` with the graphs stubbed: detections "a", "b", ... in that order, and
+    ``runs[(detection, factor)]`` the landmark run's person (None: a body rejected by the checks;
+    ``NOBODY``: no landmarks at all). Returns (people, the (detection, factor) runs made)."""
+    from PIL import Image
+
+    made = []
+
+    def process(inputs):
+        made.append(inputs["detection"])
+        return SimpleNamespace(key=inputs["detection"], landmarks=None if runs.get(inputs["detection"]) == NOBODY else "some")
+
+    monkeypatch.setattr(multi, "_graphs", lambda: (None, SimpleNamespace(process=process)))
+    dets = sorted({d for d, _ in runs})
+    monkeypatch.setattr(multi, "_candidates", lambda detector, arr, grids: (dets, None))
+    monkeypatch.setattr(multi, "_already_found", lambda det, people, w, h: False)
+    monkeypatch.setattr(multi, "_scaled", lambda det, f: (det, f))
+    monkeypatch.setattr(multi, "_person", lambda result, *a: None if result.landmarks is None else runs.get(result.key))
+    people = multi.detect_people(Image.new("RGB", (400, 300)), reuse=False, roi_scales=scales, thorough=thorough)
+    return people, made
+
+
+def test_a_second_region_runs_only_for_a_detection_that_found_nobody_new(monkeypatch):
+    left, right = _stub_person(10, 10, 110, 290), _stub_person(250, 20, 350, 290)
+    crouched = _stub_person(150, 150, 220, 290)
+    runs = {
+        ("a", 1.0): left, ("a", 0.8): _stub_person(20, 10, 100, 150),  # found at once: its 0.8 run never happens
+        ("b", 1.0): None, ("b", 0.8): crouched,  # a body the checks reject in BlazePose's region, a good one in the smaller
+        ("c", 1.0): _stub_person(12, 10, 112, 290), ("c", 0.8): right,  # a duplicate of "left" first
+        ("d", 1.0): None, ("d", 0.8): None,  # rejected either way
+    }  # fmt: skip
+    people, made = _stubbed_run(monkeypatch, runs)
+    assert made == [("a", 1.0), ("b", 1.0), ("b", 0.8), ("c", 1.0), ("c", 0.8), ("d", 1.0), ("d", 0.8)]
+    assert {p.box for p in people} == {left.box, right.box, crouched.box}
+    # with BlazePose's region alone, "crouched" and "right" are lost
+    people, made = _stubbed_run(monkeypatch, runs, scales=(1.0,))
+    assert {p.box for p in people} == {left.box} and made == [("a", 1.0), ("b", 1.0), ("c", 1.0), ("d", 1.0)]
+
+
+def test_a_region_where_the_landmark_model_sees_nobody_ends_the_tries_unless_thorough(monkeypatch):
+    body = _stub_person(150, 20, 250, 290)
+    runs = {("a", 1.0): NOBODY, ("a", 0.8): body}
+    people, made = _stubbed_run(monkeypatch, runs)
+    assert people == [] and made == [("a", 1.0)]
+    people, made = _stubbed_run(monkeypatch, runs, thorough=True)
+    assert [p.box for p in people] == [body.box] and made == [("a", 1.0), ("a", 0.8)]
+
+
+def test_the_same_body_from_two_regions_is_returned_once(monkeypatch):
+    body = _stub_person(10, 10, 110, 290)
+    runs = {("a", 1.0): body, ("b", 1.0): None, ("b", 0.8): _stub_person(14, 12, 108, 286)}  # "b" finds "a" again
+    people, _ = _stubbed_run(monkeypatch, runs)
+    assert [p.box for p in people] == [body.box]
+
+
+def test_a_second_regions_body_inside_another_persons_box_is_dropped(monkeypatch):
+    """A part of a found person (its upper half: all of its box inside that person's) found by the
+    smaller region is not a new person; a body found at once in BlazePose's region is kept even so
+    (a child in front of an adult), and a second region's body that only overlaps is kept."""
+    adult = _stub_person(100, 10, 300, 290)
+    runs = {
+        ("a", 1.0): adult,
+        ("b", 1.0): None, ("b", 0.8): _stub_person(110, 12, 280, 120),  # inside the adult: dropped
+        ("c", 1.0): _stub_person(150, 150, 200, 280),  # inside too, but BlazePose's own region: kept
+        ("d", 1.0): None, ("d", 0.8): _stub_person(250, 20, 390, 290),  # (300-250)/(390-250) = 0.36 inside: kept
+    }  # fmt: skip
+    people, _ = _stubbed_run(monkeypatch, runs)
+    assert sorted(p.box for p in people) == sorted([adult.box, (150, 150, 200, 280), (250, 20, 390, 290)])
+
+
+@needs_finder
+def test_scaled_detection_keeps_the_hip_centre_and_scales_the_body_radius():
+    from mediapipe.framework.formats import detection_pb2
+
+    det = detection_pb2.Detection()
+    for x, y in ((0.5, 0.6), (0.5, 0.2), (0.5, 0.4), (0.5, 0.3)):
+        kp = det.location_data.relative_keypoints.add()
+        kp.x, kp.y = x, y
+    small = multi._scaled(det, 0.8)
+    k = small.location_data.relative_keypoints
+    assert (k[0].x, k[0].y) == (0.5, pytest.approx(0.6))
+    assert (k[1].x, k[1].y) == (0.5, pytest.approx(0.6 - 0.8 * 0.4))  # radius 0.4 -> 0.32, still straight up
+    assert det.location_data.relative_keypoints[1].y == pytest.approx(0.2)  # the original is left alone
+    assert multi._scaled(det, 1.0) is det
+
+
+@needs_finder
+def test_the_smaller_region_finds_the_man_beside_the_elephant():
+    """``examples/standing_elephant.jpg`` (CC BY 2.0, examples/LICENSES.md): a man beside an
+    elephant's head. The landmark run on BlazePose's own region for his detection gives no body;
+    the 0.8 region gives him (his body by eye: x 230..512, y 28..325 of the 512 x 325 photo)."""
+    im = load_example("standing_elephant.jpg")
+    assert multi.detect_people(im, reuse=False, roi_scales=(1.0,)) == []
+    (man,) = multi.detect_people(im, reuse=False)
+    assert accuracy.iou(man.body_box, (230, 28, 512, 325)) > 0.7
+    # the same with the single finder's landmark run reused for BlazePose's region (as in the app)
+    finder.find_person(im)
+    assert finder.cached_person(im)[0]
+    assert [p.box for p in multi.detect_people(im)] == [man.box]
+
+
+@needs_finder
+def test_thorough_adds_a_walker_on_the_street_and_no_duplicates():
+    """``examples/walking_street.jpg`` (CC BY 2.0): people crossing a street. BlazePose's region
+    alone finds two walkers, and so does the default (the landmark model sees nobody in the region
+    of the third walker's detection, which ends the tries); ``thorough`` tries the smaller region
+    anyway and adds the woman walking between them (by eye x 247..281, y 95..170 of the 480 x 300
+    photo). No two people returned are one body."""
+    im = load_example("walking_street.jpg")
+    before = multi.detect_people(im, reuse=False, roi_scales=(1.0,))
+    default = multi.detect_people(im, reuse=False)
+    after = multi.detect_people(im, reuse=False, thorough=True)
+    walker = (247, 95, 281, 170)
+    assert max(accuracy.iou(p.body_box, walker) for p in before + default) < 0.3
+    assert max(accuracy.iou(p.body_box, walker) for p in after) > 0.7
+    assert len(after) > len(before)
+    for i, a in enumerate(after):
+        for b in after[i + 1 :]:
+            assert accuracy.iou(a.box, b.box) < multi.DUPLICATE_IOU
+            assert not multi._same_person(a, b)
