@@ -213,7 +213,7 @@ def test_gpu_train_peak_table():
     assert gt.peak_tflops("cpu") is None and gt.peak_tflops("cpu", 5.0) == 5.0
 
 
-@pytest.mark.parametrize("name", [n for n, spec in __import__("har_demo.models.registry", fromlist=["MODELS"]).MODELS.items() if spec.needs_training])
+@pytest.mark.parametrize("name", [n for n, spec in __import__("har_demo.models.registry", fromlist=["MODELS"]).MODELS.items() if spec.trainable])
 def test_training_section_runs_for_every_trainable_registry_model(name):
     """The training benchmark builds its synthetic set from the model's own facts (input size,
     pose vector), so every registry line that trains - a new one too - can be timed."""

@@ -61,6 +61,27 @@ def line(name: str, correct: dict[str, np.ndarray], sources: list[str]) -> str:
     return f"{name:<28} pooled {every.mean():.3f} [{lo:.3f}, {hi:.3f}] n={len(every)} | {per}"
 
 
+def paired_delta(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Accuracy of ``b`` minus that of ``a`` on the same photos (0/1 arrays), with a 95 % paired
+    bootstrap CI (photos resampled together): the honest test of "TTA / the ensemble helps"."""
+    d = b.astype(float) - a.astype(float)
+    rng = np.random.default_rng(seed)
+    boots = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(1)
+    return float(d.mean()), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+
+
+def report(correct: dict[str, dict[str, np.ndarray]], sources: list[str], common: list[str] | None) -> None:
+    base = next(iter(correct))
+    for key, hits in correct.items():
+        print(line(key, hits, sources))
+        for name, group in (("all", sources), ("common", common)):
+            if group and key != base:
+                d, lo, hi = paired_delta(np.concatenate([correct[base][s] for s in group]), np.concatenate([hits[s] for s in group]))
+                print(f"    vs {base} ({name}): {d:+.3f} [{lo:+.3f}, {hi:+.3f}] paired")
+        if common:
+            print(line(f"  {key} (common)", hits, common))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
@@ -69,13 +90,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sources", default=None, help="comma-separated folds (default: every fold of RUN)")
     ap.add_argument("--common", default=None, help="comma-separated sources for a second pooled figure")
     ap.add_argument("--out", type=Path, default=None, help="write every fold's probabilities here (.npz)")
+    ap.add_argument("--load", type=Path, default=None, help="report from probabilities an earlier --out wrote (no model runs)")
     args = ap.parse_args(argv)
     sources = args.sources.split(",") if args.sources else sorted(p.name for p in (args.run / "loso").iterdir() if p.is_dir())
+    common = args.common.split(",") if args.common else None
+    if args.load:
+        saved = np.load(args.load)
+        correct: dict[str, dict[str, np.ndarray]] = {}
+        for name in saved.files:
+            source, key = name.split("/", 1)
+            if key != "y" and source in sources:
+                correct.setdefault(key, {})[source] = (saved[name].argmax(1) == saved[f"{source}/y"]).astype(int)
+        report(correct, sources, common)
+        return 0
     runs = [(args.run, args.model)]
     if args.other:
         other_run, other_model = args.other.rsplit(":", 1)
         runs.append((Path(other_run), other_model))
-    correct: dict[str, dict[str, np.ndarray]] = {}
+    correct = {}
     saved = {}
     for source in sources:
         ys, probs = None, {}
@@ -97,10 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             saved[f"{source}/{key}"] = p
         saved[f"{source}/y"] = ys
         print(f"{source}: {len(ys)} photos done", file=sys.stderr, flush=True)
-    for key, hits in correct.items():
-        print(line(key, hits, sources))
-        if args.common:
-            print(line(f"  {key} (common)", hits, args.common.split(",")))
+    report(correct, sources, common)
     if args.out:
         np.savez_compressed(args.out, **saved)
     return 0

@@ -175,7 +175,7 @@ def bench_training(names: Sequence[str], build: Callable[[str], Any], prof: Prof
 
     rows = []
     for name in names:
-        if not MODELS[name].needs_training:
+        if not MODELS[name].trainable:
             continue
         model = build(name)
         extra = {"epochs": 2, "lp_epochs": 0, "patience": 0, "wise_ft": False, "calibrate": False, "precision": "no"}

@@ -68,6 +68,12 @@ class ModelSpec:
     train: Mapping[str, Any] = field(default_factory=dict)  # training defaults (TrainConfig fields)
     hint: str = ""  # how to enable it when unavailable; "{name}" is replaced by the model name
     config: Mapping[str, Any] = field(default_factory=dict)  # default builder config (e.g. person_crop), under the caller's
+    composed_of: tuple[str, ...] = ()  # made from these models' trained checkpoints (tools/make_ensemble.py), never trained itself
+
+    @property
+    def trainable(self) -> bool:
+        """What ``train.py`` trains: a model that needs training and is not put together from others."""
+        return self.needs_training and not self.composed_of
 
     def __post_init__(self) -> None:
         if self.init not in INITS:
@@ -191,6 +197,14 @@ _register(ModelSpec("effnet_person", "person:build_effnet_person", "person",
 _register(ModelSpec("pose_mlp", "person:build_pose_mlp", "person", "BlazePose landmarks + joint angles only -> small MLP",
                     check="person:check_person", default_method="landmarks", tiny={"input_size": 16, "hidden": 8},
                     train={"epochs": 80, "lr": 3e-3, "augment": ("hflip",), "patience": 15}, hint=_HINT_PERSON))
+# The two above averaged, with flip test-time averaging (``models/ensemble.py`` says why; measured in
+# README "Results"): put together from their checkpoints by ``tools/make_ensemble.py``.
+_register(ModelSpec("person_ensemble", "ensemble:build_person_ensemble", "person",
+                    "Mean of effnet_person and pose_mlp, each averaged with the mirrored photo",
+                    check="ensemble:check_person_ensemble", init="imagenet", tiny={"input_size": 32, "hidden": 8},
+                    hint="needs the person finder (`pip install mediapipe==0.10.14`) and a folder {name}/ under " + _CKPT
+                    + " (`python tools/make_ensemble.py`)", config={"person_crop": True, "tta": "flip"},
+                    composed_of=("effnet_person", "pose_mlp")))
 
 
 # ---- lookups ----------------------------------------------------------------------------------

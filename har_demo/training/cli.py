@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one fold per source with >= MIN photos (default 10): train on the others, test on it (OUT/loso.md)")
 
     m = p.add_argument_group("models and runs")
-    m.add_argument("--models", default=",".join(model_names()), help="comma-separated registry names (default: all)")
+    m.add_argument("--models", default=",".join(n for n in model_names() if not get_spec(n).composed_of),
+                   help="comma-separated registry names (default: all but those put together from others, e.g. person_ensemble)")
     m.add_argument("--seeds", type=int, default=1, help="number of model seeds (0..N-1 from --seed-start)")
     m.add_argument("--seed-start", type=int, default=0)
     m.add_argument("--out", required=True, help="run directory, e.g. runs/NAME")
@@ -172,7 +173,9 @@ def run(args, argv: Sequence[str]) -> int:
 
     names = [n.strip() for n in (args.models or "").split(",") if n.strip()]
     for n in names:
-        get_spec(n)
+        if get_spec(n).composed_of:
+            raise ConfigError(f"{n} is put together from trained {' + '.join(get_spec(n).composed_of)} checkpoints, not trained: "
+                              "python tools/make_ensemble.py")
     if len(set(names)) != len(names):
         raise ConfigError(f"--models lists a model twice: {args.models}")
     ablation = args.augment_ablation or (args.augment or "").strip() == "ablation"
