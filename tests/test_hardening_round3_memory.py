@@ -63,7 +63,7 @@ def test_the_session_state_is_a_key_not_the_analysis(app):
     assert isinstance(cb.store.get(key), an.Analysis)
     redrawn = cb.redraw(key, 0.3, "", True, False)  # the redraw finds the maps through the key
     assert any(v is not None for v in redrawn.values())
-    assert cb.redraw("no-such-key", 0.3, "", True, False) == cbm.NOTHING
+    assert (cb.redraw("no-such-key", 0.3, "", True, False)) == {cb.ui.status: cbm.gr.skip()}
 
 
 def test_memory_is_trimmed_after_predict_and_explain(bank, monkeypatch):

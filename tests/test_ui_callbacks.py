@@ -120,7 +120,7 @@ def test_method_dropdown_reruns_only_that_model(app, analysed, monkeypatch):
     new = cb.held(out[ui.state])
     assert new.cards["cnn_base"].method == "occlusion" and new.cards["fnn"] is state.cards["fnn"]
     assert "**occlusion**" in card_values(out, ui, "cnn_base")["info"]
-    assert cb.method_changed("cnn_base")(None, "occlusion", PREDICTED, 0.5, "") == cbm.NOTHING  # nothing analysed yet
+    assert (cb.method_changed("cnn_base")(None, "occlusion", PREDICTED, 0.5, "")) == {cb.ui.status: cbm.gr.skip()}  # nothing analysed yet
 
 
 def test_target_class_reruns_all_maps_for_that_class(app, analysed):
@@ -143,7 +143,7 @@ def test_opacity_reblends_stored_maps_without_running_models(app, analysed, monk
         overlay = ui.cards[name].overlay
         assert not np.array_equal(low[overlay], high[overlay])
         assert np.array_equal(high[overlay], an.blend(state, name, 0.9, None, True, False))
-    assert cb.redraw(None, 0.3, "", True, False) == cbm.NOTHING
+    assert (cb.redraw(None, 0.3, "", True, False)) == {cb.ui.status: cbm.gr.skip()}
 
 
 @pytest.mark.parametrize("probs, flagged", [((0.45, 0.44, 0.11), True), ((0.8, 0.1, 0.1), False), ((0.1, 0.45, 0.45), True)])
@@ -238,7 +238,7 @@ def test_headline_and_skeleton_toggle_redraw_without_models(app, analysed, monke
         assert not np.array_equal(with_skeleton[ui.photo_view], without[ui.photo_view])
         for name in ui.cards:
             assert not np.array_equal(with_skeleton[ui.cards[name].overlay], without[ui.cards[name].overlay])
-    assert cb.redraw(None, 0.5, "", True, False) == cbm.NOTHING
+    assert (cb.redraw(None, 0.5, "", True, False)) == {cb.ui.status: cbm.gr.skip()}
 
 
 def test_events_with_nothing_to_change_pass_through_gradio(app):

@@ -78,9 +78,6 @@ def click_point(index: Any) -> tuple[float, float]:
     return x, y
 
 
-NOTHING = gr.skip()  # what a callback returns when it changes nothing
-
-
 def guarded(action: str) -> Callable:
     """Turn any exception of a callback into one readable line in the status Markdown; inputs are
     bounded first (``bounded_inputs``)."""
@@ -92,8 +89,9 @@ def guarded(action: str) -> Callable:
                 bounded_inputs(args)
                 out = method(self, *args, **kwargs)
                 # "nothing to change" (e.g. a redraw before any photo was analysed): Gradio refuses an
-                # empty dict for an event with several outputs ("didn't return enough output values")
-                return NOTHING if isinstance(out, dict) and not out else out
+                # empty dict for an event with several outputs ("didn't return enough output values");
+                # a fresh dict each time (callers add to what another callback returned)
+                return {self.status_for(method.__name__): gr.skip()} if isinstance(out, dict) and not out else out
             except HarError as err:
                 message = redact_paths(err)
             except Exception as err:
