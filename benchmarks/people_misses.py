@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -63,35 +64,47 @@ def bins(recs) -> dict:
     return out
 
 
-def upper_bound(recs) -> dict:
+@contextlib.contextmanager
+def _loose_graphs(min_score: float = 0.1):
+    """The detector / landmark graphs with a low detector threshold (every candidate), restored after."""
     saved = multi.MIN_SCORE, multi._GRAPHS
-    multi.MIN_SCORE, multi._GRAPHS = 0.1, None
-    found = {"no_mirror": 0, "with_mirror": 0}
+    multi.MIN_SCORE, multi._GRAPHS = min_score, None
     try:
         with multi._LOCK:
-            detector, landmarker = multi._graphs()
-            for r in recs:
-                image = load_image(r["path"])
-                arr, scale = _reduce(image)
-                h, w = arr.shape[:2]
-                sets = {"no_mirror": [], "with_mirror": []}
-                runs = [(det, False) for det in _all(detector, arr, GRIDS)]
-                mirrored = np.ascontiguousarray(arr[:, ::-1])
-                for det in detector.process(mirrored).detections or []:
-                    box = det.location_data.relative_bounding_box
-                    box.xmin = 1 - box.xmin - box.width
-                    for kp in det.location_data.relative_keypoints:
-                        kp.x = 1 - kp.x
-                    runs.append((det, True))
-                for det, is_mirror in runs:
-                    person = multi._person(landmarker.process({"image": arr, "detection": det}), (w, h), scale, image.size)
-                    if person is not None:
-                        for key in ("with_mirror",) if is_mirror else ("no_mirror", "with_mirror"):
-                            sets[key].append(person.body_box)
-                for key, boxes in sets.items():
-                    found[key] += sum(max((iou(b, g) for b in boxes), default=0.0) >= 0.5 for g, _ in r["evaluated"])
+            yield multi._graphs()
     finally:
         multi.MIN_SCORE, multi._GRAPHS = saved
+
+
+def _photos(recs):
+    """(record, image, reduced array, scale, width, height) per photo, as the finder sees it."""
+    for r in recs:
+        image = load_image(r["path"])
+        arr, scale = _reduce(image)
+        h, w = arr.shape[:2]
+        yield r, image, arr, scale, w, h
+
+
+def upper_bound(recs) -> dict:
+    found = {"no_mirror": 0, "with_mirror": 0}
+    with _loose_graphs() as (detector, landmarker):
+        for r, image, arr, scale, w, h in _photos(recs):
+            sets = {"no_mirror": [], "with_mirror": []}
+            runs = [(det, False) for det in _all(detector, arr, GRIDS)]
+            mirrored = np.ascontiguousarray(arr[:, ::-1])
+            for det in detector.process(mirrored).detections or []:
+                box = det.location_data.relative_bounding_box
+                box.xmin = 1 - box.xmin - box.width
+                for kp in det.location_data.relative_keypoints:
+                    kp.x = 1 - kp.x
+                runs.append((det, True))
+            for det, is_mirror in runs:
+                person = multi._person(landmarker.process({"image": arr, "detection": det}), (w, h), scale, image.size)
+                if person is not None:
+                    for key in ("with_mirror",) if is_mirror else ("no_mirror", "with_mirror"):
+                        sets[key].append(person.body_box)
+            for key, boxes in sets.items():
+                found[key] += sum(max((iou(b, g) for b in boxes), default=0.0) >= 0.5 for g, _ in r["evaluated"])
     return found
 
 
@@ -140,46 +153,37 @@ def seeds(recs) -> dict:
 
     hog = cv2.HOGDescriptor()
     hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
-    saved = multi.MIN_SCORE, multi._GRAPHS
-    multi.MIN_SCORE, multi._GRAPHS = 0.1, None
     hog_cpu = {1.0: [], 2.0: []}
     out = dict.fromkeys(("people", "candidates", "hog", "candidates_or_hog", "labelled_box_1.0", "labelled_box_any", "candidates_or_labelled_box"), 0)
-    try:
-        with multi._LOCK:
-            detector, landmarker = multi._graphs()
-            for r in recs:
-                image = load_image(r["path"])
-                arr, scale = _reduce(image)
-                h, w = arr.shape[:2]
+    with _loose_graphs() as (detector, landmarker):
+        for r, image, arr, scale, w, h in _photos(recs):
 
-                def body(det, arr=arr, w=w, h=h, scale=scale, size=image.size):
-                    p = multi._person(landmarker.process({"image": arr, "detection": det}), (w, h), scale, size)
-                    return None if p is None else p.body_box
+            def body(det, arr=arr, w=w, h=h, scale=scale, size=image.size):
+                p = multi._person(landmarker.process({"image": arr, "detection": det}), (w, h), scale, size)
+                return None if p is None else p.body_box
 
-                cand = [body(d) for d in _all(detector, arr, GRIDS)]
-                hogs = []
-                for up in (1.0, 2.0):
-                    big = arr if up == 1 else cv2.resize(arr, None, fx=up, fy=up)
-                    t = time.process_time()
-                    rects, _ = hog.detectMultiScale(big, winStride=(8, 8), padding=(8, 8), scale=1.05)
-                    hog_cpu[up].append(time.process_time() - t)
-                    for x, y, bw, bh in (np.asarray(rects) / up if len(rects) else []):
-                        # the window holds a person ~0.75 of its height, hips a little below its middle
-                        hogs.append(body(_upright(x + bw / 2, y + 0.55 * bh, 0.41 * bh, w, h)))
-                for g, _ in r["evaluated"]:
-                    def hit(boxes, g=g):
-                        return max((iou(b, g) for b in boxes if b is not None), default=0.0) >= 0.5
+            cand = [body(d) for d in _all(detector, arr, GRIDS)]
+            hogs = []
+            for up in (1.0, 2.0):
+                big = arr if up == 1 else cv2.resize(arr, None, fx=up, fy=up)
+                t = time.process_time()
+                rects, _ = hog.detectMultiScale(big, winStride=(8, 8), padding=(8, 8), scale=1.05)
+                hog_cpu[up].append(time.process_time() - t)
+                for x, y, bw, bh in (np.asarray(rects) / up if len(rects) else []):
+                    # the window holds a person ~0.75 of its height, hips a little below its middle
+                    hogs.append(body(_upright(x + bw / 2, y + 0.55 * bh, 0.41 * bh, w, h)))
+            for g, _ in r["evaluated"]:
+                def hit(boxes, g=g):
+                    return max((iou(b, g) for b in boxes if b is not None), default=0.0) >= 0.5
 
-                    side = max(g[2] - g[0], g[3] - g[1]) / scale
-                    cx, cy = (g[0] + g[2]) / 2 / scale, (g[1] + g[3]) / 2 / scale
-                    oracle = [hit([body(_upright(cx, cy, f * side / 2.5, w, h))]) for f in (1.0, 1.2, 1.5)]
-                    c, hg = hit(cand), hit(hogs)
-                    for key, ok in (("people", True), ("candidates", c), ("hog", hg), ("candidates_or_hog", c or hg),
-                                    ("labelled_box_1.0", oracle[0]), ("labelled_box_any", any(oracle)),
-                                    ("candidates_or_labelled_box", c or any(oracle))):  # fmt: skip
-                        out[key] += ok
-    finally:
-        multi.MIN_SCORE, multi._GRAPHS = saved
+                side = max(g[2] - g[0], g[3] - g[1]) / scale
+                cx, cy = (g[0] + g[2]) / 2 / scale, (g[1] + g[3]) / 2 / scale
+                oracle = [hit([body(_upright(cx, cy, f * side / 2.5, w, h))]) for f in (1.0, 1.2, 1.5)]
+                c, hg = hit(cand), hit(hogs)
+                for key, ok in (("people", True), ("candidates", c), ("hog", hg), ("candidates_or_hog", c or hg),
+                                ("labelled_box_1.0", oracle[0]), ("labelled_box_any", any(oracle)),
+                                ("candidates_or_labelled_box", c or any(oracle))):  # fmt: skip
+                    out[key] += ok
     out["hog_cpu_s_median"] = {f"{up:g}x": round(float(np.median(v)), 3) for up, v in hog_cpu.items()}
     return out
 

@@ -47,8 +47,6 @@ def people_app(tmp_path_factory):
 def test_numbered_people_and_their_verdicts_in_the_page(people_app, tmp_path):
     from PIL import Image
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
     from har_demo.ui import analysis as an
 
@@ -59,13 +57,7 @@ def test_numbered_people_and_their_verdicts_in_the_page(people_app, tmp_path):
     assert len(ref.everyone) >= 3 and line.startswith("1: ") and "3: " in line
     driver = start_chrome(binary, driver_path, tmp_path / "chrome-profile")
     try:
-        wait = WebDriverWait(driver, 120)
-        driver.get(url)
-        upload = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#photo input[type=file]")))
-        upload.send_keys(photo)
-        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#photo img")))
-        driver.find_element(By.CSS_SELECTOR, "#analyse").click()
-        wait.until(lambda d: "1: " in d.find_element(By.ID, "verdict").text)
+        _analyse_stands(driver, url, photo)
         note = driver.find_element(By.ID, "verdict").text  # the per-person list sits in the headline
         assert line in note, note
         driver.execute_script("window.scrollTo(0, 0)")
