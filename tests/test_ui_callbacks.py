@@ -101,7 +101,7 @@ def test_raw_upload_payloads_are_accepted_only_from_the_upload_folder(app, tmp_p
 
 def test_unexpected_errors_are_logged_and_shown_as_one_line(app, monkeypatch, caplog):
     _, ui, cb = app
-    monkeypatch.setattr(cbm, "_analyse", lambda *a: (_ for _ in ()).throw(KeyError("secret detail")))
+    monkeypatch.setattr(cbm, "_analyse", lambda *a, **k: (_ for _ in ()).throw(KeyError("secret detail")))
     with caplog.at_level(logging.ERROR):
         out = cb.analyse(example_photo("sitting_table.jpg"), ["fnn"], PREDICTED, 0.5, "", True, False, *_methods(ui))
     line = out[ui.status]
@@ -212,7 +212,7 @@ def test_examples_are_cached_lazily_per_setting(app, monkeypatch):
     photo = example_photo("walking_street.jpg")
     calls = []
     real = cbm._analyse
-    monkeypatch.setattr(cbm, "_analyse", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(cbm, "_analyse", lambda *a, **k: calls.append(1) or real(*a, **k))
     first = cb.analyse(photo, ["fnn"], PREDICTED, 0.5, "", True, False, *_methods(ui))
     second = cb.analyse(photo, ["fnn"], PREDICTED, 0.3, "", True, False, *_methods(ui))
     assert len(calls) == 1 and cb.held(second[ui.state]) is cb.held(first[ui.state])
@@ -254,3 +254,40 @@ def test_events_with_nothing_to_change_pass_through_gradio(app):
     inputs = [None, 0.5, "", True, False][: len(block_fn.inputs)]
     result = asyncio.run(demo.process_api(block_fn=block_fn, inputs=inputs, state=None))
     assert all(v == {"__type__": "update"} for v in result["data"]) and len(result["data"]) == len(block_fn.outputs)
+
+
+def test_the_people_follow_up_is_wired_after_analyse_and_changes_nothing_for_one_person(app, tmp_path, monkeypatch):
+    """Analyse answers first; its follow-up event (``people``) finds everyone. On a one-person photo
+    (tests/assets/sitting_motorcycle.jpg, CC BY 2.0: one person for both finders) or without an
+    analysis the follow-up changes nothing - through Gradio's own output processing."""
+    import asyncio
+
+    from har_demo.person import finder
+
+    demo, ui, cb = app
+    fns = list(demo.fns.values() if isinstance(demo.fns, dict) else demo.fns)
+    people = [f for f in fns if getattr(f.fn, "__name__", "") == "people"]
+    analyse = [f for f in fns if getattr(f.fn, "__name__", "") == "analyse"]
+    assert len(people) == len(analyse) == 2  # the Analyse button and an example click, each followed by the people step
+    for follow, first in zip(people, analyse):
+        assert follow.trigger_after == fns.index(first) and follow.concurrency_id == first.concurrency_id == "models"
+        assert set(follow.outputs) < set(first.outputs)  # it redraws a part of what Analyse drew
+    from gradio.state_holder import SessionState
+
+    block_fn = people[0]
+    session = SessionState(demo)
+    session[ui.state._id] = "a key the store does not hold"
+    result = asyncio.run(demo.process_api(block_fn=block_fn, inputs=[None, 0.5, "", True, False], state=session))
+    shown = [v for block, v in zip(block_fn.outputs, result["data"]) if not block.stateful]  # a State's value stays on the server
+    assert shown and all(v == {"__type__": "update"} for v in shown) and len(result["data"]) == len(block_fn.outputs)
+    assert session[ui.state._id] == "a key the store does not hold"  # the session's state is kept
+    if finder.available() is not None:
+        pytest.skip("mediapipe not installed: no person to follow up")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    upload = tmp_path / "h" / "one.jpg"
+    upload.parent.mkdir()
+    upload.write_bytes((cbm.Path(__file__).parent / "assets" / "sitting_motorcycle.jpg").read_bytes())
+    out = cb.analyse({"path": str(upload)}, ["fnn"], PREDICTED, 0.5, "", True, False, *_methods(ui))
+    assert cb.held(out[ui.state]).person is not None
+    assert cb.people(out[ui.state], 0.5, "", True, False) == {ui.status: cbm.gr.skip()}
+    assert not cb.held(out[ui.state]).everyone

@@ -195,6 +195,7 @@ def test_a_click_on_person_2_in_the_app_sets_the_choice_and_the_choice_remakes_t
 
     _demo, ui, cb = build_demo(people_bank)
     out = cb.analyse(example_photo("sitting_stands.jpg"), list(ui.cards), PREDICTED, 0.5, "", True, False, *[None] * len(ui.cards))
+    out = cb.people(out[ui.state], 0.5, "", True, False)  # the follow-up event: everyone in the photo
     key = out[ui.state]
     assert out[ui.person_pick]["visible"] and out[ui.person_pick]["choices"][:3] == [pk.auto_choice(), "1", "2"]
     state = cb.held(key)
@@ -216,3 +217,40 @@ def test_a_click_on_person_2_in_the_app_sets_the_choice_and_the_choice_remakes_t
     assert cb.held(back[ui.state]).selected is None and "Cards about" not in back[ui.verdict]
     assert cb.person_picked(back[ui.state], pk.auto_choice(), PREDICTED, 0.5, "", True, False) == gr.skip()  # nothing to remake
     assert cb.person_picked(back[ui.state], "9", PREDICTED, 0.5, "", True, False)[ui.status].startswith("no person")
+
+
+@needs_finder
+def test_analyse_answers_without_the_people_step_and_the_follow_up_adds_everyone(people_bank, stands, monkeypatch):
+    """The app's Analyse shows the cards and verdict before ``find_people`` runs (issue 23: one-person
+    photos no slower than before the people step); its follow-up event numbers everyone, fills the
+    per-person list and the "Person" choice - as the library's one-call ``analyse`` does - on a copy."""
+    from har_demo.person import multi
+    from har_demo.ui.layout import build_demo
+
+    _demo, ui, cb = build_demo(people_bank)
+    real, calls = multi.find_people, []
+    # counted, not made to raise: the app's finder call logs and swallows a failure (``an.locate_people``)
+    monkeypatch.setattr(multi, "find_people", lambda *a, **k: calls.append(1) or real(*a, **k))
+    out = cb.analyse(example_photo("sitting_stands.jpg"), list(ui.cards), PREDICTED, 0.5, "", True, False, *[None] * len(ui.cards))
+    first = cb.held(out[ui.state])
+    assert calls == [], "find_people ran before the answer was shown"
+    assert set(first.cards) == set(ui.cards) and not first.everyone and not first.people
+    assert "1: " not in out[ui.verdict] and out[ui.person_pick]["visible"] is False  # no list, no choice yet
+    for name in first.cards:  # the same answers as the one-call analysis
+        assert first.cards[name].probs == pytest.approx(stands.cards[name].probs, abs=1e-6)
+
+    after = cb.people(out[ui.state], 0.5, "", True, False)
+    assert calls == [1]  # the follow-up finds everyone
+    assert set(after) == {ui.state, ui.verdict, ui.photo_view, ui.photo_note, ui.person_pick}  # only what the people change
+    new = cb.held(after[ui.state])
+    assert after[ui.verdict].split("  \n")[0] == out[ui.verdict].split("  \n")[0]  # the answer itself stays
+    assert len(new.everyone) == len(stands.everyone) >= 3 and [p.box for p in new.everyone] == [p.box for p in stands.everyone]
+    line = an.people_line(stands.people, "effnet_person")
+    assert line.startswith("1: ") and "3: " in line and line in after[ui.verdict]
+    assert after[ui.person_pick]["choices"] == [pk.auto_choice(), *map(str, range(1, len(stands.everyone) + 1))]
+    assert after[ui.person_pick]["visible"] and after[ui.person_pick]["value"] == pk.auto_choice()
+    numbered = an.photo_view(stands, None, None, True, False)
+    assert np.array_equal(after[ui.photo_view], numbered) and not np.array_equal(out[ui.photo_view], numbered)
+    assert not first.everyone and not first.people and cb.held(out[ui.state]) is first  # the stored analysis is untouched
+    assert cb.people(after[ui.state], 0.5, "", True, False) == {ui.status: gr.skip()}  # people already there: nothing changes
+    assert cb.people(None, 0.5, "", True, False) == {ui.status: gr.skip()}  # no analysis: nothing changes

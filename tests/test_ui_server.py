@@ -20,7 +20,7 @@ def test_app_is_queued_with_bounded_size_and_shared_model_group(bank, monkeypatc
     assert demo.analytics_enabled is False
     assert demo._queue.max_size == server.QUEUE_SIZE
     named = {fn.api_name: fn for fn in demo.fns.values() if fn.api_name}
-    model_events = ["predict", "explain", "batch", "ui_analyse", "ui_target", "ui_batch"] + [f"ui_method_{n}" for n in bank.available_names()]
+    model_events = ["predict", "explain", "batch", "ui_analyse", "ui_people", "ui_target", "ui_batch"] + [f"ui_method_{n}" for n in bank.available_names()]
     for name in model_events:
         assert named[name].concurrency_id == "models" and named[name].concurrency_limit == layout.CONCURRENCY, name
     assert named["ui_opacity"].concurrency_id != "models"  # re-blending never waits behind model runs

@@ -150,8 +150,13 @@ def opacity_value(value: Any, default: float = 0.5) -> float:
 
 
 @gpu
-def _analyse(bank: ModelBank, image: str, names: list[str], methods: dict, target: str | None) -> an.Analysis:
-    return an.analyse(bank, image, names, methods, target)
+def _analyse(bank: ModelBank, image: str, names: list[str], methods: dict, target: str | None, people: bool = True) -> an.Analysis:
+    return an.analyse(bank, image, names, methods, target, people=people)
+
+
+@gpu
+def _add_people(bank: ModelBank, analysis: an.Analysis) -> an.Analysis | None:
+    return an.add_people(bank, analysis)
 
 
 @gpu
@@ -234,22 +239,24 @@ class Callbacks:
             out[card_ui.info] = card_info(analysis, card, view.box)
         return out
 
-    def _headline(self, analysis: an.Analysis, view: View, corner=None, cards: dict | None = None) -> dict:
+    def _headline(self, analysis: an.Analysis, view: View, corner=None, cards: dict | None = None, best_map: bool = True) -> dict:
         """Verdict, the marked photo and the leading model's map (taken from ``cards``, the card
-        updates just made, when the lead's overlay is among them: not blended twice)."""
+        updates just made, when the lead's overlay is among them: not blended twice; left out
+        without ``best_map``)."""
         analysis = pk.shown(analysis)
         lead = headline([n for n in analysis.cards if not analysis.cards[n].error], self.ui.accuracy) or next(iter(analysis.cards), None)
-        key = self.ui.cards[lead].overlay if lead in self.ui.cards else None
-        if cards and key in cards:
-            best = cards[key]
-        else:
-            best = an.blend(analysis, lead, view.opacity, view.box, view.skeleton, view.mask) if lead else None
-        return {
+        out = {
             self.ui.verdict: verdict_markdown(analysis, lead, self.ui.accuracy, view.box),
             self.ui.photo_view: an.photo_view(analysis, view.box, corner, view.skeleton, view.mask),
-            self.ui.best_map: best,
             self.ui.photo_note: photo_note(analysis, view.box),
         }
+        if best_map:
+            key = self.ui.cards[lead].overlay if lead in self.ui.cards else None
+            if cards and key in cards:
+                out[self.ui.best_map] = cards[key]
+            else:
+                out[self.ui.best_map] = an.blend(analysis, lead, view.opacity, view.box, view.skeleton, view.mask) if lead else None
+        return out
 
     def _view(self, analysis: an.Analysis | None, opacity, box_text, skeleton, mask) -> tuple[View, str]:
         """The display settings; a bad box is reported (returned message + toast), not fatal."""
@@ -266,6 +273,8 @@ class Callbacks:
 
     @guarded("analysing the photo")
     def analyse(self, image, models, target, opacity, box_text, skeleton, mask, *method_values) -> dict:
+        """The answer first: every card and the verdict without the people step (``find_people``
+        costs ~0.1 s CPU even on a one-person photo); ``people`` follows as its own event."""
         image = upload_path(image)
         if not image:
             raise HarError(msg("no_image"))
@@ -279,7 +288,7 @@ class Callbacks:
         analysis = self.cache.get(key)
         cached = analysis is not None
         if analysis is None:
-            analysis = _analyse(self.bank, image, names, methods, target_cls)
+            analysis = _analyse(self.bank, image, names, methods, target_cls, people=False)
             self.cache.put(key, analysis)
             trim_after_burst()  # the decode's and the models' freed buffers go back to the OS, as after /predict
         return self._full_update(analysis, opacity, box_text, skeleton, mask, time.perf_counter() - start, cached=cached)
@@ -293,6 +302,25 @@ class Callbacks:
         options = pk.choices(analysis)
         out[self.ui.person_pick] = gr.update(choices=options, value=pk.choice_value(analysis.selected) if options else None, visible=bool(options))
         out[self.ui.status] = " ".join(filter(None, [status_line(analysis, seconds, cached=cached), box_msg]))
+        return out
+
+    @guarded("finding the people")
+    def people(self, state, opacity, box_text, skeleton, mask) -> dict:
+        """Analyse's follow-up: everyone in the photo found on the stored analysis (``an.add_people``,
+        a copy), and only what that changes redrawn - the verdict with the per-person list, the
+        photo view with the numbered people, the photo note, the "Person" choice and the state key.
+        No analysis, no person or a single person: nothing changes."""
+        state = self.held(state)
+        if state is None:
+            return {}
+        new = _add_people(self.bank, state)
+        if new is None:
+            return {}
+        view, _ = self._view(new, opacity, box_text, skeleton, mask)
+        out = self._headline(new, view, best_map=False)  # the lead's map is about the same person: not redrawn
+        out[self.ui.state] = self.store.put(new)
+        options = pk.choices(new)
+        out[self.ui.person_pick] = gr.update(choices=options, value=pk.choice_value(new.selected), visible=bool(options))
         return out
 
     def _redraw(self, state: an.Analysis, view: View, corner=None) -> dict:
