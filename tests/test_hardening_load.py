@@ -93,8 +93,11 @@ def test_burst_over_the_queue_limit_is_refused_with_one_line(tmp_path, monkeypat
             hold.set()
             demo.close()
     assert report.other == [], report.other[:3]
-    assert report.ok == concurrency + queue  # every accepted request answered, and well-formed
-    assert report.queue_full == n - concurrency - queue
+    assert report.ok + report.queue_full == n  # every accepted request answered, and well-formed; the rest refused
+    # The queue never holds more than its limit; it can hold one less: a join that arrives while
+    # Gradio moves a job from its queue to a worker is counted against the full queue (seen in ~1
+    # of 15 runs: 5 answered, 7 refused).
+    assert concurrency + queue - 1 <= report.ok <= concurrency + queue, (report.ok, report.queue_full)
     assert all("\n" not in m and "queue is full" in m.lower() for m in report.messages)
 
 
