@@ -215,7 +215,7 @@ def test_a_click_on_person_2_in_the_app_sets_the_choice_and_the_choice_remakes_t
     assert ui.person_pick not in nobody and nobody[ui.corner] is not None  # nobody there: a box corner, the pick is kept
     back = cb.person_picked(picked[ui.state], pk.auto_choice(), PREDICTED, 0.5, "", True, False)
     assert cb.held(back[ui.state]).selected is None and "Cards about" not in back[ui.verdict]
-    assert cb.person_picked(back[ui.state], pk.auto_choice(), PREDICTED, 0.5, "", True, False) == gr.skip()  # nothing to remake
+    assert cb.person_picked(back[ui.state], pk.auto_choice(), PREDICTED, 0.5, "", True, False) == {ui.status: gr.skip()}  # nothing to remake
     assert cb.person_picked(back[ui.state], "9", PREDICTED, 0.5, "", True, False)[ui.status].startswith("no person")
 
 

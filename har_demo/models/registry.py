@@ -201,7 +201,7 @@ _register(ModelSpec("pose_mlp", "person:build_pose_mlp", "person", "BlazePose la
 # README "Results"): put together from their checkpoints by ``tools/make_ensemble.py``.
 _register(ModelSpec("person_ensemble", "ensemble:build_person_ensemble", "person",
                     "Mean of effnet_person and pose_mlp, each averaged with the mirrored photo",
-                    check="ensemble:check_person_ensemble", init="imagenet", tiny={"input_size": 32, "hidden": 8},
+                    check="person:check_effnet_person", init="imagenet", tiny={"input_size": 32, "hidden": 8},
                     hint="needs the person finder (`pip install mediapipe==0.10.14`) and a folder {name}/ under " + _CKPT
                     + " (`python tools/make_ensemble.py`)", config={"person_crop": True, "tta": "flip"},
                     composed_of=("effnet_person", "pose_mlp")))

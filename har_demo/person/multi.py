@@ -45,7 +45,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .accuracy import iou
+from .accuracy import intersection, iou
 from .finder import (
     MIN_DETECTION,
     N_LANDMARKS,
@@ -307,9 +307,7 @@ def _already_found(detection, people: list[Person], width: float, height: float)
 
 def _inside(a, b) -> float:
     """The share of box ``a`` that lies inside box ``b``."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    return float(ix * iy / max(1.0, float((a[2] - a[0]) * (a[3] - a[1]))))
+    return float(intersection(a, b) / max(1.0, float((a[2] - a[0]) * (a[3] - a[1]))))
 
 
 def prominence(person: Person) -> float:

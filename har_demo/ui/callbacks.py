@@ -299,8 +299,7 @@ class Callbacks:
         out.update(self._headline(analysis, view, cards=out))
         out[self.ui.state] = self.store.put(analysis)
         out[self.ui.corner] = None
-        options = pk.choices(analysis)
-        out[self.ui.person_pick] = gr.update(choices=options, value=pk.choice_value(analysis.selected) if options else None, visible=bool(options))
+        out[self.ui.person_pick] = self._person_choice(analysis)
         out[self.ui.status] = " ".join(filter(None, [status_line(analysis, seconds, cached=cached), box_msg]))
         return out
 
@@ -319,9 +318,14 @@ class Callbacks:
         view, _ = self._view(new, opacity, box_text, skeleton, mask)
         out = self._headline(new, view, best_map=False)  # the lead's map is about the same person: not redrawn
         out[self.ui.state] = self.store.put(new)
-        options = pk.choices(new)
-        out[self.ui.person_pick] = gr.update(choices=options, value=pk.choice_value(new.selected), visible=bool(options))
+        out[self.ui.person_pick] = self._person_choice(new)
         return out
+
+    @staticmethod
+    def _person_choice(analysis: an.Analysis) -> dict:
+        """The "Person" row for ``analysis``: auto and 1..N with the pick, hidden for fewer than two people."""
+        options = pk.choices(analysis)
+        return gr.update(choices=options, value=pk.choice_value(analysis.selected) if options else None, visible=bool(options))
 
     def _redraw(self, state: an.Analysis, view: View, corner=None) -> dict:
         out = self._card_updates(state, view, names=[n for n in state.cards if n in self.ui.cards], labels=False)
@@ -435,13 +439,11 @@ class Callbacks:
         """The "Person" choice (set by a click on a person, or chosen): remake the person-centred
         cards for that person (``picking.focus``; made once per photo and person), redraw the rest."""
         state = self.held(state)
-        # nothing to remake (e.g. Analyse setting the choice back to auto): gr.skip() leaves every output
-        # as it is - Gradio reads an empty dict as one value for all the outputs, and fails
-        if state is None:
-            return gr.skip()
+        if state is None:  # nothing to remake (e.g. Analyse setting the choice back to auto)
+            return {}
         index = pk.choice_index(state, choice)
         if index == state.selected:
-            return gr.skip()
+            return {}
         start = time.perf_counter()
         new = _focus(self.bank, state, index, target_value(target))
         view, box_msg = self._view(new, opacity, box_text, skeleton, mask)
