@@ -31,17 +31,22 @@ from har_demo.person.store import person_for_file
 from har_demo.training.stats import bootstrap_accuracy_ci
 
 
-def fold_probs(run: Path, model_name: str, source: str, chunk: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def stored_views(model, samples, chunk: int = 32):
+    """``model``'s views of ``samples``, ``chunk`` photos at a time, each photo with the person
+    training found in it (the finder's disk store, not a fresh finder run)."""
+    for start in range(0, len(samples), chunk):
+        part = samples[start : start + chunk]
+        images = [load_image(s.path, sandbox=False) for s in part]  # the run's own photos
+        yield [model.person_view(im, person_for_file(s.path, image=im)) for s, im in zip(part, images)]
+
+
+def fold_probs(run: Path, model_name: str, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(y_true, probs as trained, probs with flip averaging) of one fold on its held-out source."""
     fold = run / "loso" / source
     samples = load_splits(fold / "splits_cross.json")["test"]
     model = load_checkpoint(fold / model_name / "seed0", expected_name=model_name)
     plain, flip = [], []
-    for start in range(0, len(samples), chunk):
-        part = samples[start : start + chunk]
-        images = [load_image(s.path, sandbox=False) for s in part]  # the run's own photos
-        # the person each photo had in training (the finder's disk store), not a fresh finder run
-        views = [model.person_view(im, person_for_file(s.path, image=im)) for s, im in zip(part, images)]
+    for views in stored_views(model, samples):
         model.config["tta"] = "none"
         plain.append(model.predict_views(views))
         model.config["tta"] = "flip"

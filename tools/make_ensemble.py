@@ -19,42 +19,43 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from loso_tta import stored_views  # tools/, beside this file
+
 from har_demo.evaluate import classification_report
 from har_demo.labels import CLASSES
 from har_demo.models.checkpoint import load_checkpoint, read_card, save_checkpoint
 from har_demo.models.registry import build_model
+from har_demo.training.card import unseen_source_record
+from har_demo.training.runner import per_source_accuracy
 from har_demo.training.stats import bootstrap_accuracy_ci
 
 KEY = "mean(effnet_person, pose_mlp) +flip"  # the row of tools/loso_tta.py's probabilities this model is
 
 
 def unseen_record(probs_file: Path, runs: list[str]) -> dict:
+    """The card's ``unseen_source_accuracy`` (``training.card.unseen_source_record``, the one writer
+    of its shape) from the folds' averaged probabilities."""
     saved = np.load(probs_file)
     sources = sorted({k.split("/", 1)[0] for k in saved.files})
     y = np.concatenate([saved[f"{s}/y"] for s in sources])
     pred = np.concatenate([saved[f"{s}/{KEY}"].argmax(1) for s in sources])
     rep = classification_report(y.tolist(), pred.tolist())
-    lo, hi = bootstrap_accuracy_ci((pred == y).astype(int))
-    return {
-        "accuracy": round(float((pred == y).mean()), 4), "std": 0.0, "ci95": [round(lo, 4), round(hi, 4)],
-        "macro_f1": round(float(rep["macro_f1"]), 4),
-        "per_class_recall": {c: round(float(rep["per_class"][c]["recall"]), 4) for c in CLASSES},
-        "n": len(y),
-        "per_source": {s: {"n": len(saved[f"{s}/y"]), "accuracy": round(float((saved[f"{s}/{KEY}"].argmax(1) == saved[f"{s}/y"]).mean()), 4)}
-                       for s in sources},
-        "how": (f"leave-one-source-out over {len(sources)} sources: each fold's effnet_person and pose_mlp (runs {', '.join(runs)}), "
-                "each averaged with the mirrored photo, then with each other, on the photos of the source neither saw; "
-                "95% CI by bootstrap over photos"),
-        "command": f"python tools/loso_tta.py {runs[0]} --model effnet_person --with {runs[1]}:pose_mlp --out {probs_file}",
-    }
+    pooled = {"accuracy": {"mean": float((pred == y).mean()), "std": 0.0}, "ci95": bootstrap_accuracy_ci((pred == y).astype(int)),
+              "macro_f1": {"mean": rep["macro_f1"]}, "per_class_recall": {c: rep["per_class"][c]["recall"] for c in CLASSES}, "n": len(y)}
+    per_source = {s: {"n": len(saved[f"{s}/y"]), "accuracy": {"mean": float((saved[f"{s}/{KEY}"].argmax(1) == saved[f"{s}/y"]).mean())}}
+                  for s in sources}
+    record = unseen_source_record({"pooled": pooled, "sources": per_source}, sources, [0], "")
+    record["how"] = (f"leave-one-source-out over {len(sources)} sources: each fold's effnet_person and pose_mlp (runs {', '.join(runs)}), "
+                     "each averaged with the mirrored photo, then with each other, on the photos of the source neither saw; "
+                     "95% CI by bootstrap over photos")
+    record["command"] = f"python tools/loso_tta.py {runs[0]} --model effnet_person --with {runs[1]}:pose_mlp --out {probs_file}"
+    return record
 
 
 def split_metrics(model, splits_file: Path, expected: dict) -> dict:
     """The ensemble's metrics on the members' own val / test photos (their ``splits.json``; each
     photo's person as training found it), in the cards' format (report + per-source accuracy)."""
-    from har_demo.data.io import load_image
     from har_demo.data.splits import load_splits
-    from har_demo.person.store import person_for_file
 
     out = {}
     splits = load_splits(splits_file)
@@ -62,18 +63,10 @@ def split_metrics(model, splits_file: Path, expected: dict) -> dict:
         samples = splits[name]
         if len(samples) != expected[name]["n"]:
             raise SystemExit(f"error: {splits_file} has {len(samples)} {name} photos, the members' cards {expected[name]['n']}")
-        probs = []
-        for start in range(0, len(samples), 32):
-            part = samples[start : start + 32]
-            images = [load_image(s.path, sandbox=False) for s in part]
-            probs.append(model.predict_views([model.person_view(im, person_for_file(s.path, image=im)) for s, im in zip(part, images)]))
         y = np.asarray([CLASSES.index(s.label) for s in samples])
-        pred = np.concatenate(probs).argmax(1)
+        pred = np.concatenate([model.predict_views(views) for views in stored_views(model, samples)]).argmax(1)
         rep = classification_report(y.tolist(), pred.tolist())
-        sources = sorted({s.source for s in samples})
-        rep["per_source"] = {src: {"n": int(sum(s.source == src for s in samples)),
-                                   "accuracy": float(np.mean([p == t for p, t, s in zip(pred, y, samples) if s.source == src]))}
-                             for src in sources}
+        rep["per_source"] = per_source_accuracy(pred == y, samples)
         out[name] = rep
     return out
 

@@ -156,14 +156,18 @@ def _round_to_half(model: HarModel, keys: Sequence[str]) -> None:
 
 
 # ---- one run -------------------------------------------------------------------------------------
-def _report(logits: np.ndarray, y: np.ndarray, temperature: float, samples) -> dict:
-    rep = classification_report(y, logits.argmax(1))
+def per_source_accuracy(correct: np.ndarray, samples) -> dict:
+    """``{source: {"n", "accuracy"}}`` of per-photo hits ``correct`` (the cards' ``per_source``)."""
     src = Counter(s.source or "(none)" for s in samples)
-    correct = logits.argmax(1) == y
-    rep["per_source"] = {
+    return {
         name: {"n": n, "accuracy": float(np.mean([c for c, s in zip(correct, samples) if (s.source or "(none)") == name]))}
         for name, n in sorted(src.items())
     }
+
+
+def _report(logits: np.ndarray, y: np.ndarray, temperature: float, samples) -> dict:
+    rep = classification_report(y, logits.argmax(1))
+    rep["per_source"] = per_source_accuracy(logits.argmax(1) == y, samples)
     rep["calibration"] = calibration_summary(logits, y, temperature)
     return rep
 
